@@ -1,0 +1,1365 @@
+# coding=utf-8
+"""Run BERT on SQuAD 1.1 and SQuAD 2.0 (TensorFlow 2 port of the original script).
+
+Reads the SQuAD JSON, splits each context into overlapping windows of WordPiece tokens
+("doc spans"), fine-tunes a start/end pointer head on top of BERT and writes
+`predictions.json`, `nbest_predictions.json` and (SQuAD 2.0) `null_odds.json` in the
+format the official evaluation scripts read.
+
+Behaviour follows the original `run_squad.py`; the differences are:
+  * the SQuAD 2.0 crash when a question has no non-null n-best entry is fixed
+    (the prediction is "" and its null odds are `score_null + 10000`, see
+    `_NO_SPAN_SCORE`);
+  * `--drop_out_of_span_chunks` (default off) drops training windows that do not
+    contain the answer instead of labelling them (0, 0);
+  * `--do_eval` scores predictions against a predict_file with answers (EM/F1 as
+    the official v1.1 / v2.0 scripts), `--null_threshold_search` reports the best
+    `null_score_diff_threshold`;
+  * bad input (malformed JSON, missing fields, answers that do not match their
+    context, impossible flag combinations) gives one-line errors.
+"""
+
+import collections
+import json
+import math
+import os
+import random
+import re
+import string
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+import tokenization
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+  """Defines the original run_squad flags plus the new ones (call once)."""
+  ## Required parameters
+  flags.DEFINE_string(
+      "bert_config_file", None,
+      "The config json file corresponding to the pre-trained BERT model. "
+      "This specifies the model architecture.")
+  flags.DEFINE_string("vocab_file", None,
+                      "The vocabulary file that the BERT model was trained on.")
+  flags.DEFINE_string(
+      "output_dir", None,
+      "The output directory where the model checkpoints will be written.")
+
+  ## Other parameters
+  flags.DEFINE_string("train_file", None,
+                      "SQuAD json for training. E.g., train-v1.1.json")
+  flags.DEFINE_string(
+      "predict_file", None,
+      "SQuAD json for predictions. E.g., dev-v1.1.json or test-v1.1.json")
+  flags.DEFINE_string(
+      "init_checkpoint", None,
+      "Initial checkpoint (usually from a pre-trained BERT model).")
+  flags.DEFINE_bool(
+      "do_lower_case", True,
+      "Whether to lower case the input text. Should be True for uncased "
+      "models and False for cased models.")
+  flags.DEFINE_integer(
+      "max_seq_length", 384,
+      "The maximum total input sequence length after WordPiece tokenization. "
+      "Sequences longer than this will be truncated, and sequences shorter "
+      "than this will be padded.")
+  flags.DEFINE_integer(
+      "doc_stride", 128,
+      "When splitting up a long document into chunks, how much stride to "
+      "take between chunks.")
+  flags.DEFINE_integer(
+      "max_query_length", 64,
+      "The maximum number of tokens for the question. Questions longer than "
+      "this will be truncated to this length.")
+  flags.DEFINE_bool("do_train", False, "Whether to run training.")
+  flags.DEFINE_bool("do_predict", False,
+                    "Whether to run eval on the dev set.")
+  flags.DEFINE_integer("train_batch_size", 32, "Total batch size for training.")
+  flags.DEFINE_integer("predict_batch_size", 8,
+                       "Total batch size for predictions.")
+  flags.DEFINE_float("learning_rate", 5e-5,
+                     "The initial learning rate for Adam.")
+  flags.DEFINE_float("num_train_epochs", 3.0,
+                     "Total number of training epochs to perform.")
+  flags.DEFINE_float(
+      "warmup_proportion", 0.1,
+      "Proportion of training to perform linear learning rate warmup for. "
+      "E.g., 0.1 = 10% of training.")
+  flags.DEFINE_integer(
+      "n_best_size", 20,
+      "The total number of n-best predictions to generate in the "
+      "nbest_predictions.json output file.")
+  flags.DEFINE_integer(
+      "max_answer_length", 30,
+      "The maximum length of an answer that can be generated. This is needed "
+      "because the start and end predictions are not conditioned on one "
+      "another.")
+  flags.DEFINE_bool(
+      "verbose_logging", False,
+      "If true, all of the warnings related to data processing will be "
+      "printed. A number of warnings are expected for a normal SQuAD "
+      "evaluation.")
+  flags.DEFINE_bool(
+      "version_2_with_negative", False,
+      "If true, the SQuAD examples contain some that do not have an answer.")
+  flags.DEFINE_float(
+      "null_score_diff_threshold", 0.0,
+      "If null_score - best_non_null is greater than the threshold predict "
+      "null.")
+
+  ## New flags (defaults keep the original behaviour)
+  flags.DEFINE_bool(
+      "drop_out_of_span_chunks", False,
+      "Training: drop document windows that do not contain the whole answer "
+      "instead of training them to point at [CLS] (0, 0) as the original "
+      "does (google-research/bert#540). Impossible (SQuAD 2.0) questions "
+      "keep their (0, 0) windows.")
+  flags.DEFINE_bool(
+      "do_eval", False,
+      "Score predictions.json (and null_odds.json for SQuAD 2.0) in "
+      "output_dir against the answers in predict_file, computing what the "
+      "official v1.1 / v2.0 evaluation scripts compute; writes "
+      "eval_results.json. Runs after --do_predict, or alone on existing "
+      "prediction files.")
+  flags.DEFINE_bool(
+      "null_threshold_search", False,
+      "SQuAD 2.0 with a predict_file that has answers: report the "
+      "null_score_diff_threshold that maximises F1 and the EM/F1 at it "
+      "(added to eval_results.json).")
+
+  import runner  # pylint: disable=g-import-not-at-top
+  runner.define_runtime_flags()
+
+
+def _flag_value(name, default):
+  """Value of a parsed flag `name`, or `default` when used as a library."""
+  try:
+    if name in FLAGS and FLAGS.is_parsed():
+      return FLAGS[name].value
+  except flags.Error:
+    pass
+  return default
+
+
+# ---------------------------------------------------------------------------
+# Examples and features
+# ---------------------------------------------------------------------------
+
+
+class SquadExample(object):
+  """A single training/test example for simple sequence classification.
+
+  For examples without an answer, the start and end position are -1.
+  """
+
+  def __init__(self,
+               qas_id,
+               question_text,
+               doc_tokens,
+               orig_answer_text=None,
+               start_position=None,
+               end_position=None,
+               is_impossible=False):
+    self.qas_id = qas_id
+    self.question_text = question_text
+    self.doc_tokens = doc_tokens
+    self.orig_answer_text = orig_answer_text
+    self.start_position = start_position
+    self.end_position = end_position
+    self.is_impossible = is_impossible
+
+  def __str__(self):
+    return self.__repr__()
+
+  def __repr__(self):
+    # The original printed the positions only when start_position was truthy,
+    # hiding a start of 0 (google-research/bert#191); here "is not None" decides.
+    s = "qas_id: %s" % (tokenization.printable_text(self.qas_id))
+    s += ", question_text: %s" % (
+        tokenization.printable_text(self.question_text))
+    s += ", doc_tokens: [%s]" % (" ".join(self.doc_tokens))
+    if self.start_position is not None:
+      s += ", start_position: %d" % (self.start_position)
+    if self.end_position is not None:
+      s += ", end_position: %d" % (self.end_position)
+    if self.start_position is not None:
+      s += ", is_impossible: %r" % (self.is_impossible)
+    return s
+
+
+class InputFeatures(object):
+  """A single set of features of data."""
+
+  def __init__(self,
+               unique_id,
+               example_index,
+               doc_span_index,
+               tokens,
+               token_to_orig_map,
+               token_is_max_context,
+               input_ids,
+               input_mask,
+               segment_ids,
+               start_position=None,
+               end_position=None,
+               is_impossible=None):
+    self.unique_id = unique_id
+    self.example_index = example_index
+    self.doc_span_index = doc_span_index
+    self.tokens = tokens
+    self.token_to_orig_map = token_to_orig_map
+    self.token_is_max_context = token_is_max_context
+    self.input_ids = input_ids
+    self.input_mask = input_mask
+    self.segment_ids = segment_ids
+    self.start_position = start_position
+    self.end_position = end_position
+    self.is_impossible = is_impossible
+
+
+def _is_context_whitespace(c):
+  return c == " " or c == "\t" or c == "\r" or c == "\n" or ord(c) == 0x202F
+
+
+def _split_context(paragraph_text):
+  """Returns (doc_tokens, char_to_word_offset) as the original computes them."""
+  doc_tokens = []
+  char_to_word_offset = []
+  prev_is_whitespace = True
+  for c in paragraph_text:
+    if _is_context_whitespace(c):
+      prev_is_whitespace = True
+    else:
+      if prev_is_whitespace:
+        doc_tokens.append(c)
+      else:
+        doc_tokens[-1] += c
+      prev_is_whitespace = False
+    char_to_word_offset.append(len(doc_tokens) - 1)
+  return doc_tokens, char_to_word_offset
+
+
+def _field(obj, key, where, input_file, kind=None):
+  """obj[key] with a one-line error naming the field and its place."""
+  if not isinstance(obj, dict):
+    raise ValueError("%s: %s is not a JSON object (got %s)" %
+                     (input_file, where, type(obj).__name__))
+  if key not in obj:
+    raise ValueError("%s: missing field '%s' in %s" % (input_file, key, where))
+  value = obj[key]
+  if kind is not None and not isinstance(value, kind):
+    raise ValueError("%s: field '%s' in %s has type %s, expected %s" %
+                     (input_file, key, where, type(value).__name__,
+                      kind.__name__ if isinstance(kind, type) else
+                      "/".join(k.__name__ for k in kind)))
+  return value
+
+
+def _load_squad_json(input_file):
+  """Loads a SQuAD file's "data" list with clear errors for bad files."""
+  if not tf.io.gfile.exists(input_file):
+    raise FileNotFoundError("SQuAD file %s not found" % input_file)
+  with tf.io.gfile.GFile(input_file, "rb") as reader:
+    raw = reader.read()
+  try:
+    text = raw.decode("utf-8")
+  except UnicodeDecodeError as e:
+    raise ValueError("%s is not valid UTF-8 (byte offset %d): %s" %
+                     (input_file, e.start, e.reason)) from None
+  try:
+    obj = json.loads(text)
+  except json.JSONDecodeError as e:
+    raise ValueError("%s is not valid JSON: %s at line %d column %d" %
+                     (input_file, e.msg, e.lineno, e.colno)) from None
+  return _field(obj, "data", "the top-level object", input_file, list)
+
+
+_ReadStats = collections.namedtuple(
+    "ReadStats", ["num_questions", "num_skipped", "skipped_qas_ids"])
+
+
+def _read_squad_examples(input_file, is_training, version_2_with_negative):
+  """read_squad_examples plus statistics about skipped questions."""
+  input_data = _load_squad_json(input_file)
+  examples = []
+  num_questions = 0
+  skipped = []
+  for article_index, entry in enumerate(input_data):
+    title = entry.get("title") if isinstance(entry, dict) else None
+    article = "article %d%s" % (article_index, " (%r)" % title if title else "")
+    paragraphs = _field(entry, "paragraphs", article, input_file, list)
+    for paragraph_index, paragraph in enumerate(paragraphs):
+      where = "%s, paragraph %d" % (article, paragraph_index)
+      paragraph_text = _field(paragraph, "context", where, input_file, str)
+      qas = _field(paragraph, "qas", where, input_file, list)
+      doc_tokens, char_to_word_offset = _split_context(paragraph_text)
+
+      for qa_index, qa in enumerate(qas):
+        qwhere = "%s, question %d" % (where, qa_index)
+        qas_id = _field(qa, "id", qwhere, input_file)
+        qwhere = "%s, question %d (id %s)" % (where, qa_index, qas_id)
+        question_text = _field(qa, "question", qwhere, input_file, str)
+        num_questions += 1
+        start_position = None
+        end_position = None
+        orig_answer_text = None
+        is_impossible = False
+        if is_training:
+          if version_2_with_negative:
+            is_impossible = _field(qa, "is_impossible", qwhere, input_file)
+          answers = _field(qa, "answers", qwhere, input_file, list)
+          if (len(answers) != 1) and (not is_impossible):
+            raise ValueError(
+                "For training, each question should have exactly 1 answer. "
+                "(%s: %s has %d)" % (input_file, qwhere, len(answers)))
+          if not is_impossible:
+            answer = answers[0]
+            awhere = "the answer of " + qwhere
+            orig_answer_text = _field(answer, "text", awhere, input_file, str)
+            answer_offset = _field(answer, "answer_start", awhere, input_file,
+                                   int)
+            answer_length = len(orig_answer_text)
+            end_char = answer_offset + answer_length - 1
+            if (answer_offset < 0 or answer_offset >= len(char_to_word_offset)
+                or end_char < 0 or end_char >= len(char_to_word_offset)):
+              logging.warning(
+                  "Could not find answer: answer_start %d + length %d is "
+                  "outside the context of %d characters (%s)", answer_offset,
+                  answer_length, len(paragraph_text), qwhere)
+              skipped.append(qas_id)
+              continue
+            start_position = char_to_word_offset[answer_offset]
+            end_position = char_to_word_offset[end_char]
+            # Only add answers where the text can be exactly recovered from the
+            # document. If this CAN'T happen it's likely due to weird Unicode
+            # stuff so we will just skip the example.
+            actual_text = " ".join(doc_tokens[start_position:(end_position + 1)])
+            cleaned_answer_text = " ".join(
+                tokenization.whitespace_tokenize(orig_answer_text))
+            if actual_text.find(cleaned_answer_text) == -1:
+              logging.warning("Could not find answer: '%s' vs. '%s'",
+                              actual_text, cleaned_answer_text)
+              skipped.append(qas_id)
+              continue
+          else:
+            start_position = -1
+            end_position = -1
+            orig_answer_text = ""
+
+        example = SquadExample(
+            qas_id=qas_id,
+            question_text=question_text,
+            doc_tokens=doc_tokens,
+            orig_answer_text=orig_answer_text,
+            start_position=start_position,
+            end_position=end_position,
+            is_impossible=is_impossible)
+        examples.append(example)
+
+  if skipped:
+    logging.warning(
+        "%s: skipped %d of %d training questions whose answer does not match "
+        "the context at answer_start (as the original does), e.g. id %s",
+        input_file, len(skipped), num_questions, skipped[0])
+  return examples, _ReadStats(num_questions, len(skipped), skipped)
+
+
+def read_squad_examples(input_file, is_training, version_2_with_negative=None):
+  """Read a SQuAD json file into a list of SquadExample."""
+  if version_2_with_negative is None:
+    version_2_with_negative = _flag_value("version_2_with_negative", False)
+  examples, _ = _read_squad_examples(input_file, is_training,
+                                     version_2_with_negative)
+  return examples
+
+
+class _TokenizeCache(object):
+  """Memoises tokenizer.tokenize for whitespace words (a pure function)."""
+
+  def __init__(self, tokenizer):
+    self._tokenize = tokenizer.tokenize
+    self._cache = {}
+
+  def __call__(self, word):
+    pieces = self._cache.get(word)
+    if pieces is None:
+      pieces = self._tokenize(word)
+      self._cache[word] = pieces
+    return pieces
+
+
+def _max_context_owner(doc_spans, num_tokens):
+  """For each doc sub-token, the index of the span where it has most context.
+
+  Same rule as `_check_is_max_context` (score = min(left, right) + 0.01 * span
+  length, the first span with the strictly highest score wins), computed for
+  all tokens at once in time linear in the total span length.
+  """
+  best_score = [None] * num_tokens
+  owner = [-1] * num_tokens
+  for span_index, doc_span in enumerate(doc_spans):
+    start = doc_span.start
+    end = doc_span.start + doc_span.length - 1
+    bonus = 0.01 * doc_span.length
+    for position in range(start, end + 1):
+      num_left_context = position - start
+      num_right_context = end - position
+      score = min(num_left_context, num_right_context) + bonus
+      if best_score[position] is None or score > best_score[position]:
+        best_score[position] = score
+        owner[position] = span_index
+  return owner
+
+
+_DocSpan = collections.namedtuple("DocSpan", ["start", "length"])
+
+
+def _make_doc_spans(num_tokens, max_tokens_for_doc, doc_stride):
+  """Sliding windows over the document, as the original builds them."""
+  doc_spans = []
+  start_offset = 0
+  while start_offset < num_tokens:
+    length = num_tokens - start_offset
+    if length > max_tokens_for_doc:
+      length = max_tokens_for_doc
+    doc_spans.append(_DocSpan(start=start_offset, length=length))
+    if start_offset + length == num_tokens:
+      break
+    start_offset += min(length, doc_stride)
+  return doc_spans
+
+
+def convert_examples_to_features(examples, tokenizer, max_seq_length,
+                                 doc_stride, max_query_length, is_training,
+                                 output_fn, drop_out_of_span_chunks=False):
+  """Loads a data file into a list of `InputBatch`s.
+
+  Calls `output_fn(feature)` for every feature, in order. Identical output to
+  the original; faster because each distinct word is tokenized once and the
+  max-context rule is evaluated once per document instead of per token and
+  span.
+
+  Returns the number of features written.
+  """
+  if doc_stride <= 0:
+    raise ValueError("doc_stride must be positive, got %d" % doc_stride)
+  tokenize_word = _TokenizeCache(tokenizer)
+  cls_id, sep_id = tokenizer.convert_tokens_to_ids(["[CLS]", "[SEP]"])
+  pad_ids = [0] * max_seq_length
+
+  unique_id = 1000000000
+  num_dropped = 0
+  last_doc = None  # (doc_tokens object, tok_to_orig, orig_to_tok, tokens, ids)
+  span_cache = {}
+
+  for (example_index, example) in enumerate(examples):
+    query_tokens = tokenizer.tokenize(example.question_text)
+
+    if len(query_tokens) > max_query_length:
+      query_tokens = query_tokens[0:max_query_length]
+
+    if last_doc is not None and last_doc[0] is example.doc_tokens:
+      _, tok_to_orig_index, orig_to_tok_index, all_doc_tokens, all_doc_ids = (
+          last_doc)
+    else:
+      tok_to_orig_index = []
+      orig_to_tok_index = []
+      all_doc_tokens = []
+      for (i, token) in enumerate(example.doc_tokens):
+        orig_to_tok_index.append(len(all_doc_tokens))
+        sub_tokens = tokenize_word(token)
+        tok_to_orig_index.extend([i] * len(sub_tokens))
+        all_doc_tokens.extend(sub_tokens)
+      all_doc_ids = tokenizer.convert_tokens_to_ids(all_doc_tokens)
+      last_doc = (example.doc_tokens, tok_to_orig_index, orig_to_tok_index,
+                  all_doc_tokens, all_doc_ids)
+      span_cache = {}
+
+    tok_start_position = None
+    tok_end_position = None
+    if is_training and example.is_impossible:
+      tok_start_position = -1
+      tok_end_position = -1
+    if is_training and not example.is_impossible:
+      tok_start_position = orig_to_tok_index[example.start_position]
+      if example.end_position < len(example.doc_tokens) - 1:
+        tok_end_position = orig_to_tok_index[example.end_position + 1] - 1
+      else:
+        tok_end_position = len(all_doc_tokens) - 1
+      (tok_start_position, tok_end_position) = _improve_answer_span(
+          all_doc_tokens, tok_start_position, tok_end_position, tokenizer,
+          example.orig_answer_text)
+
+    # The -3 accounts for [CLS], [SEP] and [SEP]
+    max_tokens_for_doc = max_seq_length - len(query_tokens) - 3
+    if max_tokens_for_doc <= 0:
+      raise ValueError(
+          "max_seq_length (%d) must be greater than the question length + 3 "
+          "(%d); lower --max_query_length or raise --max_seq_length" %
+          (max_seq_length, len(query_tokens) + 3))
+
+    # We can have documents that are longer than the maximum sequence length.
+    # To deal with this we do a sliding window approach, where we take chunks
+    # of the up to our max length with a stride of `doc_stride`.
+    cached = span_cache.get(max_tokens_for_doc)
+    if cached is None:
+      doc_spans = _make_doc_spans(len(all_doc_tokens), max_tokens_for_doc,
+                                  doc_stride)
+      owner = _max_context_owner(doc_spans, len(all_doc_tokens))
+      span_maps = []
+      for span_index, doc_span in enumerate(doc_spans):
+        end = doc_span.start + doc_span.length
+        span_maps.append(
+            (tok_to_orig_index[doc_span.start:end],
+             [o == span_index for o in owner[doc_span.start:end]]))
+      cached = (doc_spans, span_maps)
+      span_cache[max_tokens_for_doc] = cached
+    doc_spans, span_maps = cached
+
+    query_ids = tokenizer.convert_tokens_to_ids(query_tokens)
+    doc_offset = len(query_tokens) + 2
+    head_tokens = ["[CLS]"] + query_tokens + ["[SEP]"]
+    head_ids = [cls_id] + query_ids + [sep_id]
+
+    for (doc_span_index, doc_span) in enumerate(doc_spans):
+      span_start = doc_span.start
+      span_end = doc_span.start + doc_span.length
+      start_position = None
+      end_position = None
+      if is_training and not example.is_impossible:
+        # For training, if our document chunk does not contain an annotation
+        # we label it (0, 0) like the original, or drop it on request.
+        doc_start = span_start
+        doc_end = span_end - 1
+        out_of_span = not (tok_start_position >= doc_start and
+                           tok_end_position <= doc_end)
+        if out_of_span:
+          if drop_out_of_span_chunks:
+            num_dropped += 1
+            continue
+          start_position = 0
+          end_position = 0
+        else:
+          start_position = tok_start_position - doc_start + doc_offset
+          end_position = tok_end_position - doc_start + doc_offset
+
+      if is_training and example.is_impossible:
+        start_position = 0
+        end_position = 0
+
+      tokens = head_tokens + all_doc_tokens[span_start:span_end] + ["[SEP]"]
+      positions = range(doc_offset, doc_offset + doc_span.length)
+      orig_map, max_context = span_maps[doc_span_index]
+      token_to_orig_map = dict(zip(positions, orig_map))
+      token_is_max_context = dict(zip(positions, max_context))
+
+      input_ids = head_ids + all_doc_ids[span_start:span_end] + [sep_id]
+      num_real = len(input_ids)
+      # The mask has 1 for real tokens and 0 for padding tokens. Only real
+      # tokens are attended to.
+      input_mask = [1] * num_real
+      segment_ids = [0] * doc_offset + [1] * (doc_span.length + 1)
+      if num_real > max_seq_length:
+        raise ValueError("internal error: feature of %d tokens exceeds "
+                         "max_seq_length %d" % (num_real, max_seq_length))
+      # Zero-pad up to the sequence length.
+      pad = pad_ids[:max_seq_length - num_real]
+      input_ids += pad
+      input_mask += pad
+      segment_ids += pad
+
+      if example_index < 20:
+        _log_feature(unique_id, example_index, doc_span_index, tokens,
+                     token_to_orig_map, token_is_max_context, input_ids,
+                     input_mask, segment_ids, is_training, example,
+                     start_position, end_position)
+
+      feature = InputFeatures(
+          unique_id=unique_id,
+          example_index=example_index,
+          doc_span_index=doc_span_index,
+          tokens=tokens,
+          token_to_orig_map=token_to_orig_map,
+          token_is_max_context=token_is_max_context,
+          input_ids=input_ids,
+          input_mask=input_mask,
+          segment_ids=segment_ids,
+          start_position=start_position,
+          end_position=end_position,
+          is_impossible=example.is_impossible)
+
+      # Run callback
+      output_fn(feature)
+
+      unique_id += 1
+
+  if num_dropped:
+    logging.info("Dropped %d training windows that do not contain the answer "
+                 "(--drop_out_of_span_chunks)", num_dropped)
+  return unique_id - 1000000000
+
+
+def _log_feature(unique_id, example_index, doc_span_index, tokens,
+                 token_to_orig_map, token_is_max_context, input_ids,
+                 input_mask, segment_ids, is_training, example, start_position,
+                 end_position):
+  """The original's "*** Example ***" log block."""
+  logging.info("*** Example ***")
+  logging.info("unique_id: %s", unique_id)
+  logging.info("example_index: %s", example_index)
+  logging.info("doc_span_index: %s", doc_span_index)
+  logging.info("tokens: %s",
+               " ".join([tokenization.printable_text(x) for x in tokens]))
+  logging.info("token_to_orig_map: %s", " ".join(
+      ["%d:%d" % (x, y) for (x, y) in token_to_orig_map.items()]))
+  logging.info("token_is_max_context: %s", " ".join(
+      ["%d:%s" % (x, y) for (x, y) in token_is_max_context.items()]))
+  logging.info("input_ids: %s", " ".join([str(x) for x in input_ids]))
+  logging.info("input_mask: %s", " ".join([str(x) for x in input_mask]))
+  logging.info("segment_ids: %s", " ".join([str(x) for x in segment_ids]))
+  if is_training and example.is_impossible:
+    logging.info("impossible example")
+  if is_training and not example.is_impossible and start_position is not None:
+    answer_text = " ".join(tokens[start_position:(end_position + 1)])
+    logging.info("start_position: %d", start_position)
+    logging.info("end_position: %d", end_position)
+    logging.info("answer: %s", tokenization.printable_text(answer_text))
+
+
+def _improve_answer_span(doc_tokens, input_start, input_end, tokenizer,
+                         orig_answer_text):
+  """Returns tokenized answer spans that better match the annotated answer."""
+  # The SQuAD annotations are character based. We first project them to
+  # whitespace-tokenized words. But then after WordPiece tokenization, we can
+  # often find a "better match". For example:
+  #
+  #   Question: What year was John Smith born?
+  #   Context: The leader was John Smith (1895-1943).
+  #   Answer: 1895
+  #
+  # The original whitespace-tokenized answer will be "(1895-1943).". However
+  # after tokenization, our tokens will be "( 1895 - 1943 ) .". So we can match
+  # the exact answer, 1895.
+  tok_answer_text = " ".join(tokenizer.tokenize(orig_answer_text))
+
+  for new_start in range(input_start, input_end + 1):
+    for new_end in range(input_end, new_start - 1, -1):
+      text_span = " ".join(doc_tokens[new_start:(new_end + 1)])
+      if text_span == tok_answer_text:
+        return (new_start, new_end)
+
+  return (input_start, input_end)
+
+
+def _check_is_max_context(doc_spans, cur_span_index, position):
+  """Check if this is the 'max context' doc span for the token."""
+  # A token appears in several spans when they overlap; we score it in each
+  # by min(left context, right context) + 0.01 * span length and keep the span
+  # with the highest score (the first one on ties).
+  best_score = None
+  best_span_index = None
+  for (span_index, doc_span) in enumerate(doc_spans):
+    end = doc_span.start + doc_span.length - 1
+    if position < doc_span.start:
+      continue
+    if position > end:
+      continue
+    num_left_context = position - doc_span.start
+    num_right_context = end - position
+    score = min(num_left_context, num_right_context) + 0.01 * doc_span.length
+    if best_score is None or score > best_score:
+      best_score = score
+      best_span_index = span_index
+
+  return cur_span_index == best_span_index
+
+
+class FeatureWriter(object):
+  """Writes InputFeature to TF example file."""
+
+  def __init__(self, filename, is_training):
+    self.filename = filename
+    self.is_training = is_training
+    self.num_features = 0
+    self._writer = tf.io.TFRecordWriter(filename)
+
+  def process_feature(self, feature):
+    """Write a InputFeature to the TFRecordWriter as a tf.train.Example."""
+    self.num_features += 1
+
+    def create_int_feature(values):
+      return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
+
+    features = collections.OrderedDict()
+    features["unique_ids"] = create_int_feature([feature.unique_id])
+    features["input_ids"] = create_int_feature(feature.input_ids)
+    features["input_mask"] = create_int_feature(feature.input_mask)
+    features["segment_ids"] = create_int_feature(feature.segment_ids)
+
+    if self.is_training:
+      features["start_positions"] = create_int_feature([feature.start_position])
+      features["end_positions"] = create_int_feature([feature.end_position])
+      impossible = 0
+      if feature.is_impossible:
+        impossible = 1
+      features["is_impossible"] = create_int_feature([impossible])
+
+    tf_example = tf.train.Example(features=tf.train.Features(feature=features))
+    self._writer.write(tf_example.SerializeToString())
+
+  def close(self):
+    self._writer.close()
+
+
+def input_fn_builder(input_file, seq_length, is_training, drop_remainder):
+  """Creates an `input_fn` closure to be passed to the runner."""
+
+  name_to_features = {
+      "unique_ids": tf.io.FixedLenFeature([], tf.int64),
+      "input_ids": tf.io.FixedLenFeature([seq_length], tf.int64),
+      "input_mask": tf.io.FixedLenFeature([seq_length], tf.int64),
+      "segment_ids": tf.io.FixedLenFeature([seq_length], tf.int64),
+  }
+
+  if is_training:
+    name_to_features["start_positions"] = tf.io.FixedLenFeature([], tf.int64)
+    name_to_features["end_positions"] = tf.io.FixedLenFeature([], tf.int64)
+
+  def _decode_record(record):
+    """Decodes a record to a TensorFlow example."""
+    example = tf.io.parse_single_example(record, name_to_features)
+    # tf.Example only supports tf.int64, but the model wants tf.int32.
+    for name in list(example.keys()):
+      t = example[name]
+      if t.dtype == tf.int64:
+        t = tf.cast(t, tf.int32)
+      example[name] = t
+    return example
+
+  def input_fn(params):
+    """The actual input function."""
+    batch_size = params["batch_size"]
+    input_context = params.get("input_context")
+
+    # For training, we want a lot of parallel reading and shuffling.
+    # For eval, we want no shuffling and parallel reading doesn't matter.
+    d = tf.data.TFRecordDataset(input_file)
+    if is_training:
+      if input_context is not None and input_context.num_input_pipelines > 1:
+        d = d.shard(input_context.num_input_pipelines,
+                    input_context.input_pipeline_id)
+      d = d.repeat()
+      d = d.shuffle(buffer_size=100, seed=params.get("seed"))
+
+    d = d.map(_decode_record, num_parallel_calls=tf.data.AUTOTUNE,
+              deterministic=True)
+    d = d.batch(batch_size, drop_remainder=drop_remainder)
+    return d.prefetch(tf.data.AUTOTUNE)
+
+  return input_fn
+
+
+# ---------------------------------------------------------------------------
+# Predictions
+# ---------------------------------------------------------------------------
+
+RawResult = collections.namedtuple("RawResult",
+                                   ["unique_id", "start_logits", "end_logits"])
+
+_PrelimPrediction = collections.namedtuple(  # pylint: disable=invalid-name
+    "PrelimPrediction",
+    ["feature_index", "start_index", "end_index", "start_logit", "end_logit"])
+
+_NbestPrediction = collections.namedtuple(  # pylint: disable=invalid-name
+    "NbestPrediction", ["text", "start_logit", "end_logit"])
+
+# SQuAD 2.0, a question whose n-best list holds no non-null answer (the
+# original crashed here, #211/#476): the missing best non-null answer is given
+# this score (the same "impossible" value BERT adds to masked attention
+# logits), so its null odds are score_null + 10000, above any real question's,
+# and its prediction is "" at every threshold.
+_NO_SPAN_SCORE = -10000.0
+
+SquadPredictions = collections.namedtuple(
+    "SquadPredictions",
+    ["predictions", "nbest", "null_odds", "best_non_null_text"])
+
+
+def compute_predictions(all_examples, all_features, all_results, n_best_size,
+                        max_answer_length, do_lower_case,
+                        version_2_with_negative=False,
+                        null_score_diff_threshold=0.0, verbose_logging=False):
+  """The computation of write_predictions, returning a `SquadPredictions`.
+
+  predictions, nbest and null_odds are the three output files' objects (null_odds
+  is empty with v2 off); best_non_null_text maps qas_id to the best non-null
+  answer (None if there is none), which the threshold search needs.
+  """
+  example_index_to_features = collections.defaultdict(list)
+  for feature in all_features:
+    example_index_to_features[feature.example_index].append(feature)
+
+  unique_id_to_result = {}
+  for result in all_results:
+    unique_id_to_result[result.unique_id] = result
+
+  all_predictions = collections.OrderedDict()
+  all_nbest_json = collections.OrderedDict()
+  scores_diff_json = collections.OrderedDict()
+  best_non_null_text = collections.OrderedDict()
+
+  for (example_index, example) in enumerate(all_examples):
+    features = example_index_to_features[example_index]
+
+    prelim_predictions = []
+    # keep track of the minimum score of null start+end of position 0
+    score_null = 1000000  # large and positive
+    min_null_feature_index = 0  # the paragraph slice with min null score
+    null_start_logit = 0  # the start logit at the slice with min null score
+    null_end_logit = 0  # the end logit at the slice with min null score
+    for (feature_index, feature) in enumerate(features):
+      if feature.unique_id not in unique_id_to_result:
+        raise ValueError("no model result for feature unique_id %d (question "
+                         "%s)" % (feature.unique_id, example.qas_id))
+      result = unique_id_to_result[feature.unique_id]
+      start_logits = _as_float_list(result.start_logits)
+      end_logits = _as_float_list(result.end_logits)
+      start_indexes = _get_best_indexes(start_logits, n_best_size)
+      end_indexes = _get_best_indexes(end_logits, n_best_size)
+      # if we could have irrelevant answers, get the min score of irrelevant
+      if version_2_with_negative:
+        feature_null_score = start_logits[0] + end_logits[0]
+        if feature_null_score < score_null:
+          score_null = feature_null_score
+          min_null_feature_index = feature_index
+          null_start_logit = start_logits[0]
+          null_end_logit = end_logits[0]
+      num_tokens = len(feature.tokens)
+      token_to_orig_map = feature.token_to_orig_map
+      token_is_max_context = feature.token_is_max_context
+      for start_index in start_indexes:
+        # We could hypothetically create invalid predictions, e.g., predict
+        # that the start of the span is in the question. We throw out all
+        # invalid predictions.
+        if start_index >= num_tokens:
+          continue
+        if start_index not in token_to_orig_map:
+          continue
+        if not token_is_max_context.get(start_index, False):
+          continue
+        for end_index in end_indexes:
+          if end_index >= num_tokens:
+            continue
+          if end_index not in token_to_orig_map:
+            continue
+          if end_index < start_index:
+            continue
+          length = end_index - start_index + 1
+          if length > max_answer_length:
+            continue
+          prelim_predictions.append(
+              _PrelimPrediction(
+                  feature_index=feature_index,
+                  start_index=start_index,
+                  end_index=end_index,
+                  start_logit=start_logits[start_index],
+                  end_logit=end_logits[end_index]))
+
+    if version_2_with_negative:
+      if not features:
+        # An empty context has no windows; the original crashed (IndexError).
+        score_null = 0.0
+        null_start_logit = 0.0
+        null_end_logit = 0.0
+      prelim_predictions.append(
+          _PrelimPrediction(
+              feature_index=min_null_feature_index,
+              start_index=0,
+              end_index=0,
+              start_logit=null_start_logit,
+              end_logit=null_end_logit))
+    prelim_predictions = sorted(
+        prelim_predictions,
+        key=lambda x: (x.start_logit + x.end_logit),
+        reverse=True)
+
+    seen_predictions = {}
+    nbest = []
+    final_text_cache = {}
+    for pred in prelim_predictions:
+      if len(nbest) >= n_best_size:
+        break
+      if pred.start_index > 0:  # this is a non-null prediction
+        feature = features[pred.feature_index]
+        tok_tokens = feature.tokens[pred.start_index:(pred.end_index + 1)]
+        orig_doc_start = feature.token_to_orig_map[pred.start_index]
+        orig_doc_end = feature.token_to_orig_map[pred.end_index]
+        orig_tokens = example.doc_tokens[orig_doc_start:(orig_doc_end + 1)]
+        tok_text = " ".join(tok_tokens)
+
+        # De-tokenize WordPieces that have been split off.
+        tok_text = tok_text.replace(" ##", "")
+        tok_text = tok_text.replace("##", "")
+
+        # Clean whitespace
+        tok_text = tok_text.strip()
+        tok_text = " ".join(tok_text.split())
+        orig_text = " ".join(orig_tokens)
+
+        key = (tok_text, orig_text)
+        final_text = final_text_cache.get(key)
+        if final_text is None:
+          final_text = get_final_text(tok_text, orig_text, do_lower_case,
+                                      verbose_logging=verbose_logging)
+          final_text_cache[key] = final_text
+        if final_text in seen_predictions:
+          continue
+
+        seen_predictions[final_text] = True
+      else:
+        final_text = ""
+        seen_predictions[final_text] = True
+
+      nbest.append(
+          _NbestPrediction(
+              text=final_text,
+              start_logit=pred.start_logit,
+              end_logit=pred.end_logit))
+
+    # if we didn't include the empty option in the n-best, include it
+    if version_2_with_negative:
+      if "" not in seen_predictions:
+        nbest.append(
+            _NbestPrediction(
+                text="", start_logit=null_start_logit,
+                end_logit=null_end_logit))
+    # In very rare edge cases we could have no valid predictions. So we
+    # just create a nonce prediction in this case to avoid failure.
+    if not nbest:
+      nbest.append(
+          _NbestPrediction(text="empty", start_logit=0.0, end_logit=0.0))
+
+    total_scores = []
+    best_non_null_entry = None
+    for entry in nbest:
+      total_scores.append(entry.start_logit + entry.end_logit)
+      if best_non_null_entry is None and entry.text:
+        best_non_null_entry = entry
+
+    probs = _compute_softmax(total_scores)
+
+    nbest_json = []
+    for (i, entry) in enumerate(nbest):
+      output = collections.OrderedDict()
+      output["text"] = entry.text
+      output["probability"] = probs[i]
+      output["start_logit"] = entry.start_logit
+      output["end_logit"] = entry.end_logit
+      nbest_json.append(output)
+
+    if not version_2_with_negative:
+      all_predictions[example.qas_id] = nbest_json[0]["text"]
+      best_non_null_text[example.qas_id] = nbest_json[0]["text"]
+    else:
+      if best_non_null_entry is None:
+        # The original crashed here; see _NO_SPAN_SCORE.
+        score_diff = score_null - _NO_SPAN_SCORE
+        all_predictions[example.qas_id] = ""
+        best_non_null_text[example.qas_id] = None
+      else:
+        # predict "" iff the null score - the score of best non-null >
+        # threshold
+        score_diff = score_null - best_non_null_entry.start_logit - (
+            best_non_null_entry.end_logit)
+        if score_diff > null_score_diff_threshold:
+          all_predictions[example.qas_id] = ""
+        else:
+          all_predictions[example.qas_id] = best_non_null_entry.text
+        best_non_null_text[example.qas_id] = best_non_null_entry.text
+      scores_diff_json[example.qas_id] = score_diff
+
+    all_nbest_json[example.qas_id] = nbest_json
+
+  return SquadPredictions(all_predictions, all_nbest_json, scores_diff_json,
+                          best_non_null_text)
+
+
+def _as_float_list(values):
+  if isinstance(values, np.ndarray):
+    return [float(x) for x in values]
+  return values
+
+
+def _write_text_atomic(path, text):
+  """Writes `text` to `path` through a temporary name (no half-written file)."""
+  tmp = "%s.tmp-%d" % (path, os.getpid())
+  with tf.io.gfile.GFile(tmp, "w") as writer:
+    writer.write(text)
+  tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
+def write_predictions(all_examples, all_features, all_results, n_best_size,
+                      max_answer_length, do_lower_case, output_prediction_file,
+                      output_nbest_file, output_null_log_odds_file,
+                      version_2_with_negative=None,
+                      null_score_diff_threshold=None, verbose_logging=None):
+  """Write final predictions to the json file and log-odds of null if needed.
+
+  The three flags the original read from FLAGS can be passed as arguments; left
+  at None they come from the parsed flags (or the original defaults). Returns
+  the `SquadPredictions` that were written.
+  """
+  if version_2_with_negative is None:
+    version_2_with_negative = _flag_value("version_2_with_negative", False)
+  if null_score_diff_threshold is None:
+    null_score_diff_threshold = _flag_value("null_score_diff_threshold", 0.0)
+  if verbose_logging is None:
+    verbose_logging = _flag_value("verbose_logging", False)
+  logging.info("Writing predictions to: %s", output_prediction_file)
+  logging.info("Writing nbest to: %s", output_nbest_file)
+
+  result = compute_predictions(
+      all_examples, all_features, all_results, n_best_size, max_answer_length,
+      do_lower_case, version_2_with_negative=version_2_with_negative,
+      null_score_diff_threshold=null_score_diff_threshold,
+      verbose_logging=verbose_logging)
+
+  _write_text_atomic(output_prediction_file,
+                     json.dumps(result.predictions, indent=4) + "\n")
+  _write_text_atomic(output_nbest_file,
+                     json.dumps(result.nbest, indent=4) + "\n")
+  if version_2_with_negative:
+    _write_text_atomic(output_null_log_odds_file,
+                       json.dumps(result.null_odds, indent=4) + "\n")
+  return result
+
+
+def _strip_spaces(text):
+  """Removes U+0020 characters, mapping stripped index -> original index."""
+  ns_chars = []
+  ns_to_s_map = {}
+  for (i, c) in enumerate(text):
+    if c == " ":
+      continue
+    ns_to_s_map[len(ns_chars)] = i
+    ns_chars.append(c)
+  ns_text = "".join(ns_chars)
+  return (ns_text, ns_to_s_map)
+
+
+def get_final_text(pred_text, orig_text, do_lower_case, verbose_logging=None):
+  """Project the tokenized prediction back to the original text."""
+
+  # When we created the data, we kept track of the alignment between original
+  # (whitespace tokenized) tokens and our WordPiece tokenized tokens. So
+  # now `orig_text` contains the span of our original text corresponding to the
+  # span that we predicted.
+  #
+  # However, `orig_text` may contain extra characters that we don't want in
+  # our prediction (e.g. "Steve Smith's" where we predicted "steve smith").
+  # We re-tokenize `orig_text` with the basic tokenizer, find `pred_text` in
+  # it, and map the match back through the two space-free strings, which must
+  # have the same length (otherwise we give up and return `orig_text`).
+  if verbose_logging is None:
+    verbose_logging = _flag_value("verbose_logging", False)
+
+  tokenizer = tokenization.BasicTokenizer(do_lower_case=do_lower_case)
+
+  tok_text = " ".join(tokenizer.tokenize(orig_text))
+
+  start_position = tok_text.find(pred_text)
+  if start_position == -1:
+    if verbose_logging:
+      logging.info("Unable to find text: '%s' in '%s'", pred_text, orig_text)
+    return orig_text
+  end_position = start_position + len(pred_text) - 1
+
+  (orig_ns_text, orig_ns_to_s_map) = _strip_spaces(orig_text)
+  (tok_ns_text, tok_ns_to_s_map) = _strip_spaces(tok_text)
+
+  if len(orig_ns_text) != len(tok_ns_text):
+    if verbose_logging:
+      logging.info("Length not equal after stripping spaces: '%s' vs '%s'",
+                   orig_ns_text, tok_ns_text)
+    return orig_text
+
+  # We then project the characters in `pred_text` back to `orig_text` using
+  # the character-to-character alignment.
+  tok_s_to_ns_map = {}
+  for (i, tok_index) in tok_ns_to_s_map.items():
+    tok_s_to_ns_map[tok_index] = i
+
+  orig_start_position = None
+  if start_position in tok_s_to_ns_map:
+    ns_start_position = tok_s_to_ns_map[start_position]
+    if ns_start_position in orig_ns_to_s_map:
+      orig_start_position = orig_ns_to_s_map[ns_start_position]
+
+  if orig_start_position is None:
+    if verbose_logging:
+      logging.info("Couldn't map start position")
+    return orig_text
+
+  orig_end_position = None
+  if end_position in tok_s_to_ns_map:
+    ns_end_position = tok_s_to_ns_map[end_position]
+    if ns_end_position in orig_ns_to_s_map:
+      orig_end_position = orig_ns_to_s_map[ns_end_position]
+
+  if orig_end_position is None:
+    if verbose_logging:
+      logging.info("Couldn't map end position")
+    return orig_text
+
+  output_text = orig_text[orig_start_position:(orig_end_position + 1)]
+  return output_text
+
+
+def _get_best_indexes(logits, n_best_size):
+  """Get the n-best logits from a list."""
+  index_and_score = sorted(enumerate(logits), key=lambda x: x[1], reverse=True)
+
+  best_indexes = []
+  for i in range(len(index_and_score)):
+    if i >= n_best_size:
+      break
+    best_indexes.append(index_and_score[i][0])
+  return best_indexes
+
+
+def _compute_softmax(scores):
+  """Compute softmax probability over raw logits."""
+  if not scores:
+    return []
+
+  max_score = None
+  for score in scores:
+    if max_score is None or score > max_score:
+      max_score = score
+
+  exp_scores = []
+  total_sum = 0.0
+  for score in scores:
+    x = math.exp(score - max_score)
+    exp_scores.append(x)
+    total_sum += x
+
+  probs = []
+  for score in exp_scores:
+    probs.append(score / total_sum)
+  return probs
+
+
+# ---------------------------------------------------------------------------
+# EM / F1 (what the official SQuAD v1.1 and v2.0 evaluation scripts compute)
+# ---------------------------------------------------------------------------
+
+_PUNCTUATION = frozenset(string.punctuation)
+_ARTICLES_RE = re.compile(r"\b(a|an|the)\b", re.UNICODE)
+
+
+def normalize_answer(s):
+  """Lower case, drop ASCII punctuation and the articles a/an/the, squash spaces."""
+  s = s.lower()
+  s = "".join(ch for ch in s if ch not in _PUNCTUATION)
+  s = _ARTICLES_RE.sub(" ", s)
+  return " ".join(s.split())
+
+
+def _exact_score(prediction, gold):
+  return int(normalize_answer(prediction) == normalize_answer(gold))
+
+
+def _f1_score(prediction, gold, version_2):
+  """Token-overlap F1 of the normalised strings.
+
+  SQuAD 2.0 scores an empty prediction or empty gold answer 1 if both are
+  empty, else 0; SQuAD 1.1 has no such rule (no overlap gives 0).
+  """
+  pred_tokens = normalize_answer(prediction).split()
+  gold_tokens = normalize_answer(gold).split()
+  if version_2 and (not pred_tokens or not gold_tokens):
+    return float(pred_tokens == gold_tokens)
+  common = (collections.Counter(pred_tokens) &
+            collections.Counter(gold_tokens))
+  num_same = sum(common.values())
+  if num_same == 0:
+    return 0
+  precision = 1.0 * num_same / len(pred_tokens)
+  recall = 1.0 * num_same / len(gold_tokens)
+  return (2 * precision * recall) / (precision + recall)
+
+
+def _gold_questions(articles, input_file="predict_file"):
+  """[(qas_id, [gold answer texts])] in file order, from a SQuAD "data" list."""
+  out = []
+  for article_index, article in enumerate(articles):
+    where = "article %d" % article_index
+    for paragraph_index, paragraph in enumerate(
+        _field(article, "paragraphs", where, input_file, list)):
+      pwhere = "%s, paragraph %d" % (where, paragraph_index)
+      for qa_index, qa in enumerate(
+          _field(paragraph, "qas", pwhere, input_file, list)):
+        qwhere = "%s, question %d" % (pwhere, qa_index)
+        qas_id = _field(qa, "id", qwhere, input_file)
+        answers = _field(qa, "answers", "%s (id %s)" % (qwhere, qas_id),
+                         input_file, list)
+        out.append((qas_id, [_field(a, "text", "an answer of question id %s" %
+                                    qas_id, input_file, str)
+                             for a in answers]))
+  return out
+
+
+def _raw_scores(gold, predictions, version_2):
+  """Per-question EM and F1 (max over gold answers), missing predictions 0."""
+  exact = collections.OrderedDict()
+  f1 = collections.OrderedDict()
+  missing = 0
+  for qas_id, answers in gold:
+    if version_2:
+      answers = [a for a in answers if normalize_answer(a)]
+      if not answers:
+        answers = [""]
+    if qas_id not in predictions:
+      missing += 1
+      exact[qas_id] = 0
+      f1[qas_id] = 0
+      continue
+    prediction = predictions[qas_id]
+    exact[qas_id] = max(_exact_score(prediction, a) for a in answers)
+    f1[qas_id] = max(_f1_score(prediction, a, version_2) for a in answers)
+  if missing:
+    logging.warning("%d of %d questions have no prediction; they score 0",
+                    missing, len(gold))
+  return exact, f1
+
+
+def evaluate_v1(articles, predictions):
+  """SQuAD v1.1 exact_match and f1 (percent) over every question of the file."""
+  gold = _gold_questions(articles)
+  exact, f1 = _raw_scores(gold, predictions, version_2=False)
+  total = len(gold)
+  return collections.OrderedDict([
+      ("exact_match", 100.0 * sum(exact.values()) / total if total else 0.0),
+      ("f1", 100.0 * sum(f1.values()) / total if total else 0.0),
+  ])
+
+
+def _summary(exact, f1, qids=None):
+  qids = list(exact) if qids is None else qids
+  total = len(qids)
+  return collections.OrderedDict([
+      ("exact", 100.0 * sum(exact[k] for k in qids) / total if total else 0.0),
+      ("f1", 100.0 * sum(f1[k] for k in qids) / total if total else 0.0),
+      ("total", total),
+  ])
+
+
+def _official_best_thresh(predictions, scores, na_probs, has_ans):
+  """The v2.0 script's threshold sweep over na_probs (its best_* numbers)."""
+  num_no_ans = sum(1 for k in has_ans if not has_ans[k])
+  cur_score = num_no_ans
+  best_score = cur_score
+  best_thresh = 0.0
+  for qas_id in sorted(na_probs, key=lambda k: na_probs[k]):
+    if qas_id not in scores:
+      continue
+    if has_ans[qas_id]:
+      diff = scores[qas_id]
+    elif predictions.get(qas_id):
+      diff = -1
+    else:
+      diff = 0
+    cur_score += diff
+    if cur_score > best_score:
+      best_score = cur_score
+      best_thresh = na_probs[qas_id]
+  return 100.0 * best_score / len(scores) if scores else 0.0, best_thresh
+
+
+def evaluate_v2(articles, predictions, na_probs=None, na_prob_thresh=1.0):
+  """SQuAD v2.0 metrics, as the official script with `--na-prob-file`.
+
+  A question whose na_prob (here: null odds) exceeds `na_prob_thresh` counts
+  as answered "no answer"; with na_probs the best_exact/best_f1 sweep is added.
+  """
+  gold = _gold_questions(articles)
+  has_ans = collections.OrderedDict(
+      (qas_id, bool(answers)) for qas_id, answers in gold)
+  exact_raw, f1_raw = _raw_scores(gold, predictions, version_2=True)
+  probs = na_probs if na_probs is not None else {k: 0.0 for k in exact_raw}
+  exact = collections.OrderedDict()
+  f1 = collections.OrderedDict()
+  for qas_id in exact_raw:
+    if probs.get(qas_id, 0.0) > na_prob_thresh:
+      exact[qas_id] = f1[qas_id] = float(not has_ans[qas_id])
+    else:
+      exact[qas_id] = exact_raw[qas_id]
+      f1[qas_id] = f1_raw[qas_id]
+  out = _summary(exact, f1)
+  has_ans_qids = [k for k, v in has_ans.items() if v]
+  no_ans_qids = [k for k, v in has_ans.items() if not v]
+  if has_ans_qids:
+    for k, v in _summary(exact, f1, has_ans_qids).items():
+      out["HasAns_" + k] = v
+  if no_ans_qids:
+    for k, v in _summary(exact, f1, no_ans_qids).items():
+      out["NoAns_" + k] = v
+  if na_probs is not None:
+    out["best_exact"], out["best_exact_thresh"] = _official_best_thresh(
+        predictions, exact_raw, na_probs, has_ans)
+    out["best_f1"], out["best_f1_thresh"] = _official_best_thresh(
+        predictions, f1_raw, na_probs, has_ans)
+  return out
+
+
+def search_null_threshold(articles, best_non_null_text, null_odds):
+  """Best null_score_diff_threshold for F1, with the EM/F1 it gives.
+
+  Exact: at threshold t a question is answered "" iff its null odds > t, else
+  with its best non-null answer (never available for the questions the original
+  crashed on, which stay ""). Every distinct odds value is tried, plus one
+  below all of them (everything null). Returns an OrderedDict with
+  best_null_score_diff_threshold, exact, f1, HasAns_*/NoAns_* at it.
+  """
+  gold = _gold_questions(articles)
+  answered = {k: v for k, v in best_non_null_text.items() if v is not None}
+  null_preds = {k: "" for k, _ in gold}
+  e_ans, f_ans = _raw_scores(gold, dict(null_preds, **answered),
+                             version_2=True)
+  e_null, f_null = _raw_scores(gold, null_preds, version_2=True)
+  qids = [k for k, _ in gold]
+  odds = {k: null_odds.get(k, float("inf")) for k in qids}
+  order = sorted(qids, key=lambda k: odds[k])
+  # Start with every question null, then let them answer in odds order.
+  cur_f1 = sum(f_null.values())
+  cur_em = sum(e_null.values())
+  candidates = [(cur_f1, cur_em, (odds[order[0]] - 1.0) if order else 0.0)]
+  i = 0
+  while i < len(order):
+    t = odds[order[i]]
+    while i < len(order) and odds[order[i]] == t:
+      k = order[i]
+      if k in answered:
+        cur_f1 += f_ans[k] - f_null[k]
+        cur_em += e_ans[k] - e_null[k]
+      i += 1
+    if t != float("inf"):
+      candidates.append((cur_f1, cur_em, t))
+  best_f1, _, best_t = max(candidates, key=lambda c: c[0])
+  preds = {k: ("" if odds[k] > best_t or k not in answered else answered[k])
+           for k in qids}
+  at_best = evaluate_v2(articles, preds)
+  out = collections.OrderedDict(
+      [("best_null_score_diff_threshold", best_t)])
+  for k, v in at_best.items():
+    out[k] = v
+  del best_f1
+  return out

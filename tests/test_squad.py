@@ -1,0 +1,519 @@
+"""run_squad.py: data side against the original's outputs, predictions, EM/F1."""
+import collections
+import gzip
+import hashlib
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import REFERENCE, require
+
+import run_squad
+import tokenization
+
+SQUAD = REFERENCE / "data" / "squad"
+VOCAB = REFERENCE / "data" / "vocab.txt"
+
+# name -> (input, is_training, v2, max_seq_length, doc_stride, max_query_length)
+FEATURE_RUNS = {
+    "v1_dev_first3_eval": ("squad_v1.1_dev_first3.json", False, False, 384,
+                           128, 64),
+    "v2_fixture_eval": ("squad_v2_fixture_dev.json", False, True, 384, 128, 64),
+    "v2_fixture_train": ("squad_v2_fixture_dev.json", True, True, 384, 128, 64),
+    "v2_fixture_eval_msl96": ("squad_v2_fixture_dev.json", False, True, 96, 32,
+                              24),
+    "v2_fixture_train_msl96": ("squad_v2_fixture_dev.json", True, True, 96, 32,
+                               24),
+}
+
+
+def _open(path):
+  path = str(path)
+  if not os.path.exists(path) and os.path.exists(path + ".gz"):
+    path += ".gz"
+  require(path)
+  if path.endswith(".gz"):
+    return gzip.open(path, "rt", encoding="utf-8")
+  return open(path, encoding="utf-8")
+
+
+def _read_bytes(path):
+  path = str(path)
+  if not os.path.exists(path) and os.path.exists(path + ".gz"):
+    with gzip.open(path + ".gz", "rb") as f:
+      return f.read()
+  with open(require(path), "rb") as f:
+    return f.read()
+
+
+def _jsonl(path):
+  with _open(path) as f:
+    return [json.loads(line) for line in f]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+  return tokenization.FullTokenizer(str(require(VOCAB)), do_lower_case=True)
+
+
+_CACHE = {}
+
+
+def _convert(name, tokenizer, tmp_dir=None):
+  """Our examples and features for a reference run (memoised)."""
+  if name not in _CACHE:
+    inp, is_training, v2, msl, stride, mql = FEATURE_RUNS[name]
+    examples = run_squad.read_squad_examples(
+        str(require(SQUAD / "inputs" / inp)), is_training,
+        version_2_with_negative=v2)
+    features = []
+    n = run_squad.convert_examples_to_features(
+        examples, tokenizer, msl, stride, mql, is_training, features.append)
+    assert n == len(features)
+    _CACHE[name] = (examples, features)
+  return _CACHE[name]
+
+
+def _feature_dict(f):
+  return collections.OrderedDict([
+      ("unique_id", f.unique_id),
+      ("example_index", f.example_index),
+      ("doc_span_index", f.doc_span_index),
+      ("tokens", f.tokens),
+      ("token_to_orig_map", [[str(k), v] for k, v in
+                             f.token_to_orig_map.items()]),
+      ("token_is_max_context", [[str(k), v] for k, v in
+                                f.token_is_max_context.items()]),
+      ("input_ids", f.input_ids),
+      ("input_mask", f.input_mask),
+      ("segment_ids", f.segment_ids),
+      ("start_position", f.start_position),
+      ("end_position", f.end_position),
+      ("is_impossible", f.is_impossible),
+  ])
+
+
+@pytest.mark.parametrize("name", sorted(FEATURE_RUNS))
+def test_examples_match_reference(name, tokenizer):
+  examples, _ = _convert(name, tokenizer)
+  ref = _jsonl(SQUAD / ("%s.examples.jsonl" % name))
+  assert len(examples) == len(ref)
+  for ex, r in zip(examples, ref):
+    assert ex.qas_id == r["qas_id"]
+    assert ex.question_text == r["question_text"]
+    assert ex.doc_tokens == r["doc_tokens"]
+    assert ex.orig_answer_text == r["orig_answer_text"]
+    assert ex.start_position == r["start_position"]
+    assert ex.end_position == r["end_position"]
+    assert ex.is_impossible == r["is_impossible"]
+
+
+@pytest.mark.parametrize("name", sorted(FEATURE_RUNS))
+def test_features_match_reference(name, tokenizer):
+  _, features = _convert(name, tokenizer)
+  ref = _jsonl(SQUAD / ("%s.features.jsonl" % name))
+  assert len(features) == len(ref)
+  for f, r in zip(features, ref):
+    r = dict(r)
+    r["token_to_orig_map"] = [list(x) for x in r["token_to_orig_map"].items()]
+    r["token_is_max_context"] = [list(x) for x in
+                                 r["token_is_max_context"].items()]
+    assert _feature_dict(f) == r, "feature %d differs" % f.unique_id
+
+
+def _parse_records(path):
+  out = []
+  for raw in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():
+    ex = tf.train.Example.FromString(raw)
+    out.append({k: list(v.int64_list.value)
+                for k, v in ex.features.feature.items()})
+  return out
+
+
+@pytest.mark.parametrize("name", sorted(FEATURE_RUNS))
+def test_tfrecords_parse_identically(name, tokenizer, tmp_path):
+  _, features = _convert(name, tokenizer)
+  is_training = FEATURE_RUNS[name][1]
+  path = tmp_path / "out.tf_record"
+  writer = run_squad.FeatureWriter(str(path), is_training=is_training)
+  for f in features:
+    writer.process_feature(f)
+  writer.close()
+  assert writer.num_features == len(features)
+  ours = _parse_records(path)
+  ref = _parse_records(require(SQUAD / ("%s.tfrecord" % name)))
+  assert ours == ref
+
+
+def test_input_fn_reads_the_records(tokenizer, tmp_path):
+  _, features = _convert("v2_fixture_train_msl96", tokenizer)
+  path = tmp_path / "train.tf_record"
+  writer = run_squad.FeatureWriter(str(path), is_training=True)
+  for f in features:
+    writer.process_feature(f)
+  writer.close()
+  fn = run_squad.input_fn_builder(str(path), 96, False, drop_remainder=False)
+  batches = list(fn({"batch_size": 8}).as_numpy_iterator())
+  assert sum(len(b["unique_ids"]) for b in batches) == len(features)
+  assert batches[0]["input_ids"].dtype == np.int32
+  assert list(batches[0]["input_ids"][1]) == features[1].input_ids
+  train_fn = run_squad.input_fn_builder(str(path), 96, True, True)
+  batch = next(iter(train_fn({"batch_size": 4})))
+  assert set(batch) == {"unique_ids", "input_ids", "input_mask", "segment_ids",
+                        "start_positions", "end_positions"}
+  assert batch["start_positions"].shape == (4,)
+
+
+def test_check_is_max_context_matches_fast_rule():
+  spans = run_squad._make_doc_spans(50, 12, 5)
+  owner = run_squad._max_context_owner(spans, 50)
+  for span_index, span in enumerate(spans):
+    for pos in range(span.start, span.start + span.length):
+      assert run_squad._check_is_max_context(spans, span_index, pos) == (
+          owner[pos] == span_index)
+
+
+# ---------------------------------------------------------------------------
+# write_predictions with the reference's synthetic logits
+# ---------------------------------------------------------------------------
+
+
+def _summary():
+  with open(require(SQUAD / "squad_summary.json")) as f:
+    return json.load(f)
+
+
+def _v1_logits(features):
+  rng = np.random.RandomState(0)
+  arr = np.zeros([len(features), 2, 384], np.float32)
+  for i in range(len(features)):
+    arr[i, 0] = rng.standard_normal(384).astype(np.float32)
+    arr[i, 1] = rng.standard_normal(384).astype(np.float32)
+  return arr
+
+
+def _logits(name, features):
+  if name == "v1_dev_first3_eval":
+    arr = _v1_logits(features)
+  else:
+    arr = np.load(str(require(SQUAD / ("%s.synthetic_logits.npy" % name))))
+  digest = hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
+  assert digest == _summary()[name]["synthetic_logits_float32_sha256"]
+  return arr
+
+
+def _results(features, arr):
+  return [run_squad.RawResult(unique_id=f.unique_id,
+                              start_logits=[float(x) for x in arr[i, 0]],
+                              end_logits=[float(x) for x in arr[i, 1]])
+          for i, f in enumerate(features)]
+
+
+def _crafted_no_valid_span(features, arr):
+  arr = arr.copy()
+  for i, f in enumerate(features):
+    if f.example_index == 0:
+      row = np.full([arr.shape[2]], -10.0, np.float32)
+      row[0] = 0.0
+      row[364:384] = 5.0
+      arr[i, 0] = row
+      arr[i, 1] = row
+  return arr
+
+
+def _write(tmp_path, examples, features, results, v2):
+  out = tmp_path / ("v2on" if v2 else "v2off")
+  out.mkdir()
+  result = run_squad.write_predictions(
+      examples, features, results, 20, 30, True,
+      str(out / "predictions.json"), str(out / "nbest_predictions.json"),
+      str(out / "null_odds.json"), version_2_with_negative=v2,
+      null_score_diff_threshold=0.0, verbose_logging=False)
+  return out, result
+
+
+PRED_RUNS = {
+    "pred_v1_dev_first3_v2off": ("v1_dev_first3_eval", False, None),
+    "pred_v1_dev_first3_v2on_without_crashing": ("v1_dev_first3_eval", True,
+                                                 "drop_crashing"),
+    "pred_v2_fixture_v2off": ("v2_fixture_eval", False, None),
+    "pred_v2_fixture_v2on": ("v2_fixture_eval", True, None),
+    "pred_v2_fixture_msl96_v2off": ("v2_fixture_eval_msl96", False, None),
+    "pred_v2_fixture_msl96_v2on": ("v2_fixture_eval_msl96", True, None),
+    "pred_v2_fixture_no_valid_span_v2off": ("v2_fixture_eval", False,
+                                            "no_valid_span"),
+}
+
+
+@pytest.mark.parametrize("folder", sorted(PRED_RUNS))
+def test_write_predictions_byte_identical(folder, tokenizer, tmp_path):
+  name, v2, variant = PRED_RUNS[folder]
+  examples, features = _convert(name, tokenizer)
+  arr = _logits(name, features)
+  if variant == "no_valid_span":
+    arr = _crafted_no_valid_span(features, arr)
+  results = _results(features, arr)
+  if variant == "drop_crashing":
+    crashing = set(_summary()["predictions/pred_v1_dev_first3_v2on"]
+                   ["crashing_qas_ids"])
+    keep = [i for i, e in enumerate(examples) if e.qas_id not in crashing]
+    renumber = {old: new for new, old in enumerate(keep)}
+    examples = [examples[i] for i in keep]
+    features = [run_squad.InputFeatures(
+        f.unique_id, renumber[f.example_index], f.doc_span_index, f.tokens,
+        f.token_to_orig_map, f.token_is_max_context, f.input_ids,
+        f.input_mask, f.segment_ids) for f in features
+                if f.example_index in renumber]
+  out, _ = _write(tmp_path, examples, features, results, v2)
+  names = ["predictions.json", "nbest_predictions.json"]
+  if v2:
+    names.append("null_odds.json")
+  else:
+    assert not (out / "null_odds.json").exists()
+  for fname in names:
+    assert (out / fname).read_bytes() == _read_bytes(SQUAD / folder / fname), (
+        fname)
+
+
+def test_v2_no_crash_on_questions_that_crashed_the_original(tokenizer,
+                                                            tmp_path):
+  examples, features = _convert("v1_dev_first3_eval", tokenizer)
+  results = _results(features, _logits("v1_dev_first3_eval", features))
+  summary = _summary()["predictions/pred_v1_dev_first3_v2on"]
+  crashing = summary["crashing_qas_ids"]
+  _, result = _write(tmp_path, examples, features, results, True)
+  ref_dir = SQUAD / "pred_v1_dev_first3_v2on_without_crashing"
+  ref_preds = json.loads(_read_bytes(ref_dir / "predictions.json"))
+  ref_odds = json.loads(_read_bytes(ref_dir / "null_odds.json"))
+  assert len(result.predictions) == 1169
+  for qas_id in crashing:
+    assert result.predictions[qas_id] == ""
+    assert [e["text"] for e in result.nbest[qas_id]] == [""]
+    assert result.best_non_null_text[qas_id] is None
+    # score_null + 10000: above every real question's odds.
+    assert result.null_odds[qas_id] > 9000
+    assert result.null_odds[qas_id] > max(ref_odds.values())
+  for qas_id, text in ref_preds.items():
+    assert result.predictions[qas_id] == text
+    assert result.null_odds[qas_id] == ref_odds[qas_id]
+  # With v2 off the same 57 questions fall back to "empty" (the original's
+  # consistency check).
+  off = json.loads(_read_bytes(SQUAD / "pred_v1_dev_first3_v2off" /
+                               "predictions.json"))
+  assert sorted(k for k, v in off.items() if v == "empty") == sorted(crashing)
+
+
+def test_v2_no_crash_no_valid_span(tokenizer, tmp_path):
+  examples, features = _convert("v2_fixture_eval", tokenizer)
+  arr = _crafted_no_valid_span(features, _logits("v2_fixture_eval", features))
+  _, result = _write(tmp_path, examples, features, _results(features, arr),
+                     True)
+  first = examples[0].qas_id
+  assert result.predictions[first] == ""
+  assert result.nbest[first] == [collections.OrderedDict(
+      [("text", ""), ("probability", 1.0), ("start_logit", 0.0),
+       ("end_logit", 0.0)])]
+  assert result.null_odds[first] == 0.0 + 10000.0
+  ref = json.loads(_read_bytes(SQUAD / "pred_v2_fixture_v2on" /
+                               "predictions.json"))
+  for ex in examples[1:]:
+    assert result.predictions[ex.qas_id] == ref[ex.qas_id]
+
+
+def test_empty_context_does_not_crash(tokenizer, tmp_path):
+  examples = [run_squad.SquadExample("q1", "what?", []),
+              run_squad.SquadExample("q2", "who?", ["Bob", "ran"])]
+  features = []
+  run_squad.convert_examples_to_features(examples, tokenizer, 32, 8, 8, False,
+                                         features.append)
+  assert [f.example_index for f in features] == [1]
+  results = [run_squad.RawResult(features[0].unique_id, [0.0] * 32,
+                                 [0.0] * 32)]
+  for v2 in (False, True):
+    _, result = _write(tmp_path, examples, features, results, v2)
+    assert result.predictions["q1"] == ("" if v2 else "empty")
+
+
+def test_get_final_text_reference():
+  cases = _jsonl(SQUAD / "get_final_text.jsonl")
+  assert len(cases) == 77
+  for c in cases:
+    got = run_squad.get_final_text(c["pred_text"], c["orig_text"],
+                                   c["do_lower_case"], verbose_logging=False)
+    assert got == c["result"], c
+
+
+def test_softmax_and_best_indexes():
+  assert run_squad._compute_softmax([]) == []
+  probs = run_squad._compute_softmax([1.0, 2.0, 3.0])
+  ref = np.exp([1.0, 2.0, 3.0]) / np.exp([1.0, 2.0, 3.0]).sum()
+  np.testing.assert_allclose(probs, ref, rtol=1e-15)
+  assert run_squad._get_best_indexes([0.5, 2.0, 2.0, -1.0, 2.0], 3) == [1, 2, 4]
+
+
+# ---------------------------------------------------------------------------
+# Fixes, flags and bad input
+# ---------------------------------------------------------------------------
+
+
+def test_drop_out_of_span_chunks(tokenizer):
+  inp, _, _, msl, stride, mql = FEATURE_RUNS["v2_fixture_train_msl96"]
+  examples = run_squad.read_squad_examples(
+      str(require(SQUAD / "inputs" / inp)), True, version_2_with_negative=True)
+  dropped = []
+  run_squad.convert_examples_to_features(examples, tokenizer, msl, stride, mql,
+                                         True, dropped.append,
+                                         drop_out_of_span_chunks=True)
+  ref = _jsonl(SQUAD / "v2_fixture_train_msl96.features.jsonl")
+  kept = [r for r in ref
+          if r["is_impossible"] or (r["start_position"], r["end_position"]) !=
+          (0, 0)]
+  assert len(dropped) == len(kept) < len(ref)
+  for i, (f, r) in enumerate(zip(dropped, kept)):
+    assert f.unique_id == 1000000000 + i
+    assert (f.example_index, f.doc_span_index, f.tokens, f.start_position,
+            f.end_position) == (r["example_index"], r["doc_span_index"],
+                                r["tokens"], r["start_position"],
+                                r["end_position"])
+  # every possible question keeps at least one window, labelled inside it
+  for f in dropped:
+    if not f.is_impossible:
+      assert 0 < f.start_position <= f.end_position
+
+
+def _write_json(tmp_path, obj, name="in.json"):
+  path = tmp_path / name
+  path.write_text(obj if isinstance(obj, str) else json.dumps(obj),
+                  encoding="utf-8")
+  return str(path)
+
+
+def test_bad_input_messages(tmp_path):
+  with pytest.raises(ValueError, match=r"not valid JSON.*line 1 column"):
+    run_squad.read_squad_examples(_write_json(tmp_path, '{"data": ['), False)
+  with pytest.raises(ValueError, match=r"missing field 'data'"):
+    run_squad.read_squad_examples(_write_json(tmp_path, {"x": 1}), False)
+  doc = {"data": [{"title": "T", "paragraphs": [
+      {"context": "Bob ran home.", "qas": [{"id": "q1"}]}]}]}
+  with pytest.raises(ValueError, match=r"missing field 'question' in article "
+                     r"0 \('T'\), paragraph 0, question 0 \(id q1\)"):
+    run_squad.read_squad_examples(_write_json(tmp_path, doc), False)
+  doc["data"][0]["paragraphs"][0]["qas"][0]["question"] = "Who?"
+  with pytest.raises(ValueError, match=r"missing field 'is_impossible'.*q1"):
+    run_squad.read_squad_examples(_write_json(tmp_path, doc), True,
+                                  version_2_with_negative=True)
+  with pytest.raises(ValueError, match="exactly 1 answer"):
+    run_squad.read_squad_examples(
+        str(require(SQUAD / "inputs" / "squad_v1.1_dev_first3.json")), True,
+        version_2_with_negative=False)
+  with pytest.raises(FileNotFoundError, match="nope.json"):
+    run_squad.read_squad_examples(str(tmp_path / "nope.json"), False)
+
+
+def test_mismatched_answers_are_counted_and_skipped(tmp_path):
+  qas = [
+      {"id": "ok", "question": "Who?",
+       "answers": [{"text": "Bob", "answer_start": 0}]},
+      {"id": "wrong_text", "question": "Who?",
+       "answers": [{"text": "Alice", "answer_start": 0}]},
+      {"id": "out_of_range", "question": "Who?",
+       "answers": [{"text": "home", "answer_start": 400}]},
+  ]
+  path = _write_json(tmp_path, {"data": [{"paragraphs": [
+      {"context": "Bob ran home.", "qas": qas}]}]})
+  examples, stats = run_squad._read_squad_examples(path, True, False)
+  assert [e.qas_id for e in examples] == ["ok"]
+  assert stats.num_questions == 3
+  assert stats.num_skipped == 2
+  assert stats.skipped_qas_ids == ["wrong_text", "out_of_range"]
+
+
+def test_query_too_long_for_sequence(tokenizer):
+  ex = run_squad.SquadExample("q", "one two three four five", ["a", "b"])
+  with pytest.raises(ValueError, match="max_seq_length"):
+    run_squad.convert_examples_to_features([ex], tokenizer, 8, 4, 64, False,
+                                           lambda f: None)
+
+
+def test_repr_shows_position_zero():
+  ex = run_squad.SquadExample("q", "Who?", ["Bob"], "Bob", 0, 0, False)
+  assert "start_position: 0" in repr(ex)
+
+
+# ---------------------------------------------------------------------------
+# EM / F1
+# ---------------------------------------------------------------------------
+
+
+def test_normalize_answer():
+  assert run_squad.normalize_answer("The  Cat's, hat!") == "cats hat"
+  assert run_squad.normalize_answer("an apple a day") == "apple day"
+  assert run_squad.normalize_answer("Theatre") == "theatre"
+  assert run_squad.normalize_answer(" A ") == ""
+
+
+def _articles(qas):
+  return [{"paragraphs": [{"context": "x", "qas": [
+      {"id": k, "question": "?", "answers": [{"text": t, "answer_start": 0}
+                                             for t in answers]}
+      for k, answers in qas]}]}]
+
+
+def test_evaluate_v1_by_hand():
+  arts = _articles([("a", ["Denver Broncos", "The Broncos"]),
+                    ("b", ["Santa Clara, California"]),
+                    ("c", ["1990"])])
+  preds = {"a": "broncos", "b": "Santa Clara", "c": ""}
+  res = run_squad.evaluate_v1(arts, preds)
+  # a: EM 1 ("the broncos" -> "broncos"), b: F1 2*(1*2/3)/(1+2/3) = 0.8, c: 0
+  assert res["exact_match"] == pytest.approx(100.0 / 3)
+  assert res["f1"] == pytest.approx(100.0 * (1 + 0.8 + 0) / 3)
+  # a missing prediction scores 0 and still counts in the total
+  res = run_squad.evaluate_v1(arts, {"a": "Denver Broncos"})
+  assert res["exact_match"] == pytest.approx(100.0 / 3)
+
+
+def test_evaluate_v2_by_hand():
+  arts = _articles([("a", ["Denver"]), ("b", []), ("c", []),
+                    ("d", ["the cat sat"])])
+  preds = {"a": "Denver", "b": "", "c": "something", "d": "cat"}
+  res = run_squad.evaluate_v2(arts, preds)
+  # d: P=1, R=1/2 -> F1 2/3; no-answer b right, c wrong
+  assert res["exact"] == pytest.approx(100.0 * 2 / 4)
+  assert res["f1"] == pytest.approx(100.0 * (1 + 1 + 0 + 2 / 3) / 4)
+  assert (res["HasAns_total"], res["NoAns_total"]) == (2, 2)
+  assert res["NoAns_exact"] == pytest.approx(50.0)
+  assert res["HasAns_f1"] == pytest.approx(100.0 * (1 + 2 / 3) / 2)
+  # na_probs above 1.0 turn a prediction into "no answer"
+  odds = {"a": -3.0, "b": 0.5, "c": 2.0, "d": 5.0}
+  res = run_squad.evaluate_v2(arts, preds, na_probs=odds)
+  assert res["exact"] == pytest.approx(100.0 * 3 / 4)   # c right, d wrong
+  # sweep: null for odds > t; best: answer a only (t=-3): a, b, c right, d wrong
+  assert res["best_exact"] == pytest.approx(75.0)
+  assert res["best_exact_thresh"] == -3.0
+
+
+def test_null_threshold_search_matches_brute_force():
+  rng = np.random.RandomState(1)
+  qas, best, odds = [], {}, {}
+  for i in range(40):
+    k = "q%d" % i
+    has = rng.rand() < 0.5
+    qas.append((k, ["red apple pie"] if has else []))
+    best[k] = rng.choice(["red apple pie", "apple", "blue", "pie tin"])
+    odds[k] = float(rng.randint(-6, 6))
+  best["q0"] = None
+  arts = _articles(qas)
+  got = run_squad.search_null_threshold(arts, best, odds)
+
+  def f1_at(t):
+    preds = {k: ("" if odds[k] > t or best[k] is None else best[k])
+             for k, _ in qas}
+    return run_squad.evaluate_v2(arts, preds)["f1"]
+
+  brute = max(f1_at(t) for t in sorted(set(odds.values())) + [-100.0])
+  assert got["f1"] == pytest.approx(brute)
+  assert f1_at(got["best_null_score_diff_threshold"]) == pytest.approx(brute)
