@@ -1,0 +1,498 @@
+# coding=utf-8
+# Copyright 2018 The Google AI Language Team Authors and the TF2 port authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Name-based checkpoint I/O in the original BERT format.
+
+Reads the released `bert_model.ckpt` bundles and the training checkpoints the
+original's Estimator wrote; writes `model.ckpt-<step>.index` +
+`.data-00000-of-00001` and the `checkpoint` state file holding exactly the
+given plain names (model variables, `<var>/adam_m`, `<var>/adam_v`,
+`global_step` int64) - no object graph, no foreign keys - so the original code,
+`tf.train.load_checkpoint` and converters (e.g. HuggingFace's) read them.
+
+All file access goes through `tf.io.gfile`, so `gs://` paths work.
+"""
+
+import collections
+import os
+import posixpath
+import re
+import uuid
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+_DATA_SUFFIX_RE = re.compile(r"\.data-(\d{5})-of-(\d{5})$")
+_STATE_FILE = "checkpoint"
+
+
+class LoadReport(collections.namedtuple(
+    "LoadReport", ["path", "loaded", "missing", "unused"])):
+  """What `init_from_checkpoint` did.
+
+  Attributes:
+    path: the checkpoint prefix read.
+    loaded: names assigned from the checkpoint (model order).
+    missing: model variable names not in the checkpoint (kept their
+      initialisers).
+    unused: checkpoint variable names the model does not have.
+  """
+
+  def summary(self, max_names=20):
+    """A human-readable multi-line summary."""
+    def _names(names):
+      shown = ", ".join(names[:max_names])
+      if len(names) > max_names:
+        shown += ", ... (%d more)" % (len(names) - max_names)
+      return shown
+    lines = ["Initialized %d of %d model variables from %s" %
+             (len(self.loaded), len(self.loaded) + len(self.missing),
+              self.path)]
+    if self.missing:
+      lines.append("  %d model variables not in the checkpoint (kept their "
+                   "initializers): %s" % (len(self.missing),
+                                          _names(self.missing)))
+    if self.unused:
+      lines.append("  %d checkpoint variables not used by the model: %s" %
+                   (len(self.unused), _names(self.unused)))
+    return "\n".join(lines)
+
+  def __str__(self):
+    return self.summary()
+
+
+def _join(directory, name):
+  if "://" in directory:
+    return posixpath.join(directory, name)
+  return os.path.join(directory, name)
+
+
+def _dirname(path):
+  if "://" in path:
+    return posixpath.dirname(path)
+  return os.path.dirname(path)
+
+
+def _basename(path):
+  if "://" in path:
+    return posixpath.basename(path)
+  return os.path.basename(path)
+
+
+def _list_dir(directory):
+  try:
+    return sorted(tf.io.gfile.listdir(directory))
+  except tf.errors.OpError:
+    return []
+
+
+def _found_files_text(directory, basename=None, limit=30):
+  """Describes what is in `directory`, for error messages."""
+  if not tf.io.gfile.isdir(directory):
+    return "directory %s does not exist" % directory
+  names = [n.rstrip("/") for n in _list_dir(directory)]
+  if basename:
+    related = [n for n in names if n.startswith(basename)]
+    if related:
+      names = related
+  if not names:
+    return "directory %s is empty" % directory
+  shown = names[:limit]
+  text = ", ".join(shown)
+  if len(names) > limit:
+    text += ", ... (%d more)" % (len(names) - limit)
+  return "found in %s: %s" % (directory, text)
+
+
+def _read_state_paths(directory):
+  """(model_checkpoint_path, [all_model_checkpoint_paths]) of `checkpoint`."""
+  state_file = _join(directory, _STATE_FILE)
+  if not tf.io.gfile.exists(state_file):
+    return None, []
+  with tf.io.gfile.GFile(state_file, "r") as f:
+    text = f.read()
+  latest = None
+  all_paths = []
+  for line in text.splitlines():
+    m = re.match(r'^\s*(model_checkpoint_path|all_model_checkpoint_paths)'
+                 r'\s*:\s*"((?:[^"\\]|\\.)*)"\s*$', line)
+    if not m:
+      continue
+    value = _unescape(m.group(2))
+    if m.group(1) == "model_checkpoint_path":
+      latest = value
+    else:
+      all_paths.append(value)
+  return latest, all_paths
+
+
+def _unescape(text):
+  return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(
+      m.group(1), m.group(1)), text)
+
+
+def _escape(text):
+  return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _absolute(directory, path):
+  if "://" in path or os.path.isabs(path):
+    return path
+  return _join(directory, path)
+
+
+def _bundle_files(prefix):
+  """(index_path, [data paths found]) for a prefix."""
+  index = prefix + ".index"
+  data = sorted(tf.io.gfile.glob(prefix + ".data-?????-of-?????"))
+  return index, data
+
+
+def _check_bundle(prefix):
+  """Raises FileNotFoundError unless the V2 bundle at `prefix` is complete."""
+  index, data = _bundle_files(prefix)
+  expected = [index]
+  num_shards = None
+  for path in data:
+    m = _DATA_SUFFIX_RE.search(path)
+    num_shards = int(m.group(2))
+    break
+  if num_shards is None:
+    expected.append(prefix + ".data-00000-of-00001")
+  else:
+    expected.extend("%s.data-%05d-of-%05d" % (prefix, i, num_shards)
+                    for i in range(num_shards))
+  missing = [p for p in expected if not tf.io.gfile.exists(p)]
+  if missing:
+    directory = _dirname(prefix) or "."
+    raise FileNotFoundError(
+        "Checkpoint %s is incomplete or absent: expected the files %s; missing "
+        "%s; %s. A TF checkpoint is a prefix of several files: pass the "
+        "prefix (e.g. .../bert_model.ckpt), one of its files, or its "
+        "directory." % (prefix, ", ".join(_basename(p) for p in expected),
+                        ", ".join(_basename(p) for p in missing),
+                        _found_files_text(directory, _basename(prefix))))
+  return prefix
+
+
+def normalize_checkpoint_path(path):
+  """Returns the checkpoint prefix for a prefix, file or directory.
+
+  Accepts `.../bert_model.ckpt`, `.../bert_model.ckpt.index`,
+  `.../bert_model.ckpt.data-00000-of-00001`, `.../model.ckpt-20.meta`, or a
+  directory (its `checkpoint` state file's latest entry; otherwise the single
+  `*.index` prefix in it).
+
+  Raises:
+    FileNotFoundError: listing the files expected and the files found.
+    ValueError: a directory holds several checkpoints and no state file.
+  """
+  if path is None or not str(path):
+    raise FileNotFoundError("No checkpoint path given")
+  path = os.fspath(path)
+  if len(path) > 1 and path.endswith("/"):
+    path = path.rstrip("/")
+  if tf.io.gfile.isdir(path):
+    latest, _ = _read_state_paths(path)
+    if latest:
+      prefix = _absolute(path, latest)
+      if tf.io.gfile.exists(prefix + ".index"):
+        return _check_bundle(prefix)
+    indexes = sorted(tf.io.gfile.glob(_join(path, "*.index")))
+    if len(indexes) == 1:
+      return _check_bundle(indexes[0][:-len(".index")])
+    if not indexes:
+      raise FileNotFoundError(
+          "No checkpoint in directory %s: expected a `checkpoint` state file "
+          "or a <prefix>.index + <prefix>.data-00000-of-00001 pair; %s" %
+          (path, _found_files_text(path)))
+    raise ValueError(
+        "Directory %s holds several checkpoints (%s) and no usable "
+        "`checkpoint` state file: pass one prefix explicitly." %
+        (path, ", ".join(_basename(p)[:-len(".index")] for p in indexes)))
+  if path.endswith(".index"):
+    prefix = path[:-len(".index")]
+  elif path.endswith(".meta"):
+    prefix = path[:-len(".meta")]
+  else:
+    m = _DATA_SUFFIX_RE.search(path)
+    prefix = path[:m.start()] if m else path
+  return _check_bundle(prefix)
+
+
+def list_variables(path):
+  """List of (name, shape) in the checkpoint, like tf.train.list_variables."""
+  prefix = normalize_checkpoint_path(path)
+  return tf.train.list_variables(prefix)
+
+
+def latest_checkpoint(output_dir):
+  """The latest checkpoint prefix in `output_dir` (by its state file) or None."""
+  if not tf.io.gfile.isdir(output_dir):
+    return None
+  return tf.train.latest_checkpoint(output_dir)
+
+
+def _likely_cause(name):
+  if name.endswith("word_embeddings") or name == "cls/predictions/output_bias":
+    return ("the vocabulary size differs: bert_config.json's vocab_size does "
+            "not match this checkpoint (wrong bert_config.json or vocab.txt)")
+  if name.endswith("position_embeddings"):
+    return ("max_position_embeddings in bert_config.json does not match this "
+            "checkpoint")
+  if name.endswith("token_type_embeddings"):
+    return ("type_vocab_size in bert_config.json does not match this "
+            "checkpoint")
+  if name in ("output_weights", "output_bias") or "/output_weights" in name \
+      or name.endswith("output_bias"):
+    return ("the number of labels/outputs of the task head differs from the "
+            "checkpoint (different task or label list)")
+  return ("hidden_size / intermediate_size / num_attention_heads in "
+          "bert_config.json do not match this checkpoint (wrong "
+          "bert_config.json for this model)")
+
+
+def _var_shape(variable):
+  return [int(d) for d in variable.shape]
+
+
+def _check_shapes(named_variables, shape_map, prefix):
+  errors = []
+  for name, variable in named_variables.items():
+    if name not in shape_map:
+      continue
+    want = _var_shape(variable)
+    got = [int(d) for d in shape_map[name]]
+    if want != got:
+      errors.append((name, want, got))
+  if errors:
+    name, want, got = errors[0]
+    more = ""
+    if len(errors) > 1:
+      more = " (and %d more mismatches: %s)" % (
+          len(errors) - 1, ", ".join("%s model %s vs checkpoint %s" % e
+                                     for e in errors[1:6]))
+    raise ValueError(
+        "Shape mismatch for variable %s: the model has shape %s but checkpoint "
+        "%s has shape %s. Likely cause: %s.%s" %
+        (name, want, prefix, got, _likely_cause(name), more))
+
+
+def _assign(variable, value):
+  value = np.asarray(value)
+  dtype = variable.dtype.base_dtype
+  if value.dtype != dtype.as_numpy_dtype:
+    value = value.astype(dtype.as_numpy_dtype)
+  variable.assign(value)
+
+
+def init_from_checkpoint(named_variables, path, log=True):
+  """Initialises the given variables from the checkpoint where present.
+
+  The original `init_from_checkpoint` rule: every given variable whose name is
+  in the checkpoint is assigned (callers pass only the trainable model
+  variables, so Adam slots and `global_step` never come from an init
+  checkpoint); the others keep their initialisers; extra checkpoint variables
+  are ignored. All shapes are checked before anything is assigned.
+
+  Args:
+    named_variables: mapping original name -> tf.Variable (works for
+      tf.distribute variables; assign in cross-replica context).
+    path: checkpoint prefix, file or directory.
+    log: log the original per-variable lines and a summary.
+
+  Returns:
+    A `LoadReport`.
+
+  Raises:
+    FileNotFoundError: the checkpoint files are missing.
+    ValueError: a shape mismatch (naming the variable, both shapes and the
+      likely cause).
+  """
+  prefix = normalize_checkpoint_path(path)
+  reader = tf.train.load_checkpoint(prefix)
+  shape_map = reader.get_variable_to_shape_map()
+  _check_shapes(named_variables, shape_map, prefix)
+  loaded, missing = [], []
+  for name, variable in named_variables.items():
+    if name in shape_map:
+      _assign(variable, reader.get_tensor(name))
+      loaded.append(name)
+    else:
+      missing.append(name)
+  used = set(loaded)
+  unused = sorted(n for n in shape_map if n not in used)
+  report = LoadReport(path=prefix, loaded=loaded, missing=missing,
+                      unused=unused)
+  if log:
+    logging.info("**** Trainable Variables ****")
+    for name, variable in named_variables.items():
+      init_string = ", *INIT_FROM_CKPT*" if name in used else ""
+      logging.info("  name = %s, shape = %s%s", name,
+                   tuple(_var_shape(variable)), init_string)
+    for line in report.summary().splitlines():
+      logging.info("%s", line)
+  return report
+
+
+def restore(named_tensors, path):
+  """Restores ALL given names from a checkpoint, exactly (for resuming).
+
+  Args:
+    named_tensors: mapping checkpoint name -> tf.Variable (model weights,
+      `<var>/adam_m`, `<var>/adam_v`, `global_step`, ...).
+    path: checkpoint prefix, file or directory.
+
+  Returns:
+    The checkpoint prefix restored from.
+
+  Raises:
+    FileNotFoundError: checkpoint files missing.
+    ValueError: names missing from the checkpoint or shape mismatches.
+  """
+  prefix = normalize_checkpoint_path(path)
+  reader = tf.train.load_checkpoint(prefix)
+  shape_map = reader.get_variable_to_shape_map()
+  missing = [n for n in named_tensors if n not in shape_map]
+  if missing:
+    hint = ""
+    if any(n.endswith("/adam_m") or n.endswith("/adam_v") or
+           n == "global_step" for n in missing):
+      hint = (" A checkpoint without optimizer slots/global_step (e.g. a "
+              "released bert_model.ckpt) is an --init_checkpoint, not a "
+              "training directory to resume from.")
+    raise ValueError(
+        "Cannot resume from %s: %d of %d variables are missing from it: %s%s."
+        "%s" % (prefix, len(missing), len(named_tensors),
+                ", ".join(missing[:10]),
+                " ..." if len(missing) > 10 else "", hint))
+  _check_shapes(named_tensors, shape_map, prefix)
+  for name, variable in named_tensors.items():
+    _assign(variable, reader.get_tensor(name))
+  logging.info("Restored %d variables from %s", len(named_tensors), prefix)
+  return prefix
+
+
+def _read_value(value):
+  """A tensor for a variable (incl. tf.distribute ones) or array-like."""
+  if isinstance(value, tf.Variable) or hasattr(value, "read_value"):
+    try:
+      return value.read_value()
+    except (ValueError, RuntimeError, NotImplementedError):
+      return tf.convert_to_tensor(value)
+  return tf.convert_to_tensor(value)
+
+
+def _to_save_tensor(name, value):
+  tensor = _read_value(value)
+  if name == "global_step":
+    return tf.cast(tensor, tf.int64)
+  if tensor.dtype.is_floating and tensor.dtype != tf.float32:
+    return tf.cast(tensor, tf.float32)
+  return tensor
+
+
+def _step_int(global_step):
+  if isinstance(global_step, (int, np.integer)):
+    return int(global_step)
+  return int(np.asarray(_read_value(global_step)))
+
+
+def _delete_bundle(prefix):
+  for p in [prefix + ".index", prefix + ".meta"] + tf.io.gfile.glob(
+      prefix + ".data-?????-of-?????"):
+    try:
+      if tf.io.gfile.exists(p):
+        tf.io.gfile.remove(p)
+    except tf.errors.OpError as e:
+      logging.warning("Could not delete old checkpoint file %s: %s", p, e)
+
+
+def _write_state(output_dir, latest, all_paths):
+  lines = ['model_checkpoint_path: "%s"' % _escape(latest)]
+  lines.extend('all_model_checkpoint_paths: "%s"' % _escape(p)
+               for p in all_paths)
+  state_file = _join(output_dir, _STATE_FILE)
+  tmp = state_file + ".tmp" + uuid.uuid4().hex
+  with tf.io.gfile.GFile(tmp, "w") as f:
+    f.write("\n".join(lines) + "\n")
+  tf.io.gfile.rename(tmp, state_file, overwrite=True)
+
+
+def save(output_dir, global_step, named_tensors, keep_checkpoint_max=5):
+  """Writes `model.ckpt-<step>` in the original format and updates `checkpoint`.
+
+  The bundle holds exactly the given names (floats as float32, `global_step`
+  int64). It is written under a temporary prefix in `output_dir` and renamed;
+  the `checkpoint` state file is then rewritten via a temporary file and a
+  rename, so it never names a half-written checkpoint.
+
+  Args:
+    output_dir: directory (local or gs://), created if needed.
+    global_step: int (or scalar tensor/variable) used in the file name.
+    named_tensors: mapping checkpoint name -> tf.Variable / tensor / array.
+      tf.distribute variables are read in cross-replica context.
+    keep_checkpoint_max: keep this many newest checkpoints listed in the state
+      file and delete older ones; 0 or None keeps all.
+
+  Returns:
+    The prefix written, e.g. `<output_dir>/model.ckpt-1000`.
+  """
+  if not named_tensors:
+    raise ValueError("No tensors to save")
+  step = _step_int(global_step)
+  tf.io.gfile.makedirs(output_dir)
+  basename = "model.ckpt-%d" % step
+  prefix = _join(output_dir, basename)
+  tmp_prefix = _join(output_dir, "%s_temp_%s" % (basename, uuid.uuid4().hex))
+
+  names = list(named_tensors.keys())
+  tensors = []
+  with tf.device("CPU:0"):
+    for name in names:
+      tensors.append(_to_save_tensor(name, named_tensors[name]))
+    tf.raw_ops.SaveV2(prefix=tmp_prefix, tensor_names=names,
+                      shape_and_slices=[""] * len(names), tensors=tensors)
+  tmp_index, tmp_data = _bundle_files(tmp_prefix)
+  try:
+    if not tmp_data or not tf.io.gfile.exists(tmp_index):
+      raise IOError("SaveV2 did not write %s.{index,data-*}" % tmp_prefix)
+    # A prefix that existed before (same step saved twice) is replaced: remove
+    # its data shards first so no stale shard survives.
+    for p in tf.io.gfile.glob(prefix + ".data-?????-of-?????"):
+      tf.io.gfile.remove(p)
+    for p in tmp_data:
+      suffix = _DATA_SUFFIX_RE.search(p).group(0)
+      tf.io.gfile.rename(p, prefix + suffix, overwrite=True)
+    # The index goes last: a prefix with an .index is complete.
+    tf.io.gfile.rename(tmp_index, prefix + ".index", overwrite=True)
+  except Exception:
+    _delete_bundle(tmp_prefix)
+    raise
+
+  _, all_paths = _read_state_paths(output_dir)
+  all_paths = [p for p in all_paths if p != basename and p != prefix]
+  all_paths.append(basename)
+  removed = []
+  if keep_checkpoint_max:
+    while len(all_paths) > keep_checkpoint_max:
+      removed.append(all_paths.pop(0))
+  # Update the state first, delete after: the state never names a deleted or
+  # half-written bundle.
+  _write_state(output_dir, basename, all_paths)
+  for old in removed:
+    _delete_bundle(_absolute(output_dir, old))
+  logging.info("Saved checkpoint %s (%d tensors)", prefix, len(names))
+  return prefix

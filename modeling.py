@@ -1,0 +1,1025 @@
+# coding=utf-8
+# Copyright 2018 The Google AI Language Team Authors and the TF2 port authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""The main BERT model and related functions, on TensorFlow 2.
+
+The model computes exactly what the original TF1 `modeling.py` computed (same
+math, same order of operations, same variable names), but it is a `tf.Module`
+that owns its variables:
+
+  * Every variable is created at construction time and is registered under its
+    original checkpoint name (e.g. `bert/encoder/layer_3/attention/self/query/
+    kernel`). `named_variables()` returns them in the original creation order.
+    Names never depend on Keras or `tf.Module` naming.
+  * `BertModel(config, is_training, input_ids=...)` runs the forward pass at
+    once and keeps the original accessors (`get_pooled_output()`, ...), so code
+    written against the original library keeps working.
+  * `model(input_ids, input_mask, token_type_ids, training)` is the reusable
+    call form for training loops; it returns `BertOutputs`.
+"""
+
+import collections
+import copy
+import json
+import math
+import re
+
+import numpy as np
+import tensorflow as tf
+
+
+class BertConfig(object):
+  """Configuration for `BertModel`."""
+
+  def __init__(self,
+               vocab_size,
+               hidden_size=768,
+               num_hidden_layers=12,
+               num_attention_heads=12,
+               intermediate_size=3072,
+               hidden_act="gelu",
+               hidden_dropout_prob=0.1,
+               attention_probs_dropout_prob=0.1,
+               max_position_embeddings=512,
+               type_vocab_size=16,
+               initializer_range=0.02):
+    """Constructs BertConfig.
+
+    Args:
+      vocab_size: Vocabulary size of `inputs_ids` in `BertModel`.
+      hidden_size: Size of the encoder layers and the pooler layer.
+      num_hidden_layers: Number of hidden layers in the Transformer encoder.
+      num_attention_heads: Number of attention heads for each attention layer in
+        the Transformer encoder.
+      intermediate_size: The size of the "intermediate" (i.e., feed-forward)
+        layer in the Transformer encoder.
+      hidden_act: The non-linear activation function (function or string) in the
+        encoder and pooler.
+      hidden_dropout_prob: The dropout probability for all fully connected
+        layers in the embeddings, encoder, and pooler.
+      attention_probs_dropout_prob: The dropout ratio for the attention
+        probabilities.
+      max_position_embeddings: The maximum sequence length that this model might
+        ever be used with. Typically set this to something large just in case
+        (e.g., 512 or 1024 or 2048).
+      type_vocab_size: The vocabulary size of the `token_type_ids` passed into
+        `BertModel`.
+      initializer_range: The stdev of the truncated_normal_initializer for
+        initializing all weight matrices.
+    """
+    # Same attribute order as the original (hidden_act before
+    # intermediate_size); only visible in `__dict__` order.
+    self.vocab_size = vocab_size
+    self.hidden_size = hidden_size
+    self.num_hidden_layers = num_hidden_layers
+    self.num_attention_heads = num_attention_heads
+    self.hidden_act = hidden_act
+    self.intermediate_size = intermediate_size
+    self.hidden_dropout_prob = hidden_dropout_prob
+    self.attention_probs_dropout_prob = attention_probs_dropout_prob
+    self.max_position_embeddings = max_position_embeddings
+    self.type_vocab_size = type_vocab_size
+    self.initializer_range = initializer_range
+
+  @classmethod
+  def from_dict(cls, json_object):
+    """Constructs a `BertConfig` from a Python dictionary of parameters.
+
+    Like the original, every key becomes an attribute (unknown keys such as the
+    Chinese model's `pooler_type` are kept and written back by `to_dict`), and
+    missing keys keep their defaults.
+    """
+    config = BertConfig(vocab_size=None)
+    for (key, value) in json_object.items():
+      config.__dict__[key] = value
+    return config
+
+  @classmethod
+  def from_json_file(cls, json_file):
+    """Constructs a `BertConfig` from a json file of parameters."""
+    with tf.io.gfile.GFile(json_file, "r") as reader:
+      text = reader.read()
+    try:
+      obj = json.loads(text)
+    except ValueError as e:
+      raise ValueError("Cannot parse the BERT config file %s as JSON: %s" %
+                       (json_file, e)) from e
+    if not isinstance(obj, dict):
+      raise ValueError("The BERT config file %s must hold a JSON object, got %s"
+                       % (json_file, type(obj).__name__))
+    return cls.from_dict(obj)
+
+  def to_dict(self):
+    """Serializes this instance to a Python dictionary."""
+    output = copy.deepcopy(self.__dict__)
+    return output
+
+  def to_json_string(self):
+    """Serializes this instance to a JSON string."""
+    return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+  def validate(self):
+    """Checks the values the model depends on; raises ValueError if invalid.
+
+    The original did no validation at construction time (it failed later with
+    a less helpful message, or not at all). `BertModel` calls this before it
+    creates any variable. Returns `self`.
+    """
+    def _positive_int(field):
+      value = getattr(self, field, None)
+      if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(
+            "bert_config: `%s` must be a positive integer, got %r" %
+            (field, value))
+      return value
+
+    for field in ("vocab_size", "hidden_size", "num_hidden_layers",
+                  "num_attention_heads", "intermediate_size",
+                  "max_position_embeddings", "type_vocab_size"):
+      _positive_int(field)
+    if self.hidden_size % self.num_attention_heads != 0:
+      raise ValueError(
+          "The hidden size (%d) is not a multiple of the number of attention "
+          "heads (%d)" % (self.hidden_size, self.num_attention_heads))
+    for field in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+      value = getattr(self, field, None)
+      if value is None:
+        continue
+      if (isinstance(value, bool) or not isinstance(value, (int, float)) or
+          not 0.0 <= value < 1.0):
+        raise ValueError("bert_config: `%s` must be in [0, 1), got %r" %
+                         (field, value))
+    value = self.initializer_range
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or
+        value <= 0):
+      raise ValueError(
+          "bert_config: `initializer_range` must be a positive number, got %r"
+          % (value,))
+    get_activation(self.hidden_act)
+    return self
+
+
+def _count_vocab_lines(vocab_file):
+  """Number of ids `tokenization.load_vocab` assigns for `vocab_file`."""
+  with tf.io.gfile.GFile(vocab_file, "rb") as reader:
+    data = reader.read()
+  if not data:
+    return 0
+  # load_vocab reads line by line (split on "\n" only); every line, even a
+  # blank or duplicate one, advances the id.
+  return data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+
+
+def check_vocab_size(vocab_file_or_size, config):
+  """Fails early when the vocabulary has more entries than `vocab_size`.
+
+  With more vocab lines than `config.vocab_size`, token ids can exceed the
+  embedding table. The original did not check this: on CPU the lookup failed
+  deep inside the graph, on GPU/TPU it silently read garbage or zeros (NaN
+  losses, google-research/bert#82). Scripts call this before any compute.
+
+  Args:
+    vocab_file_or_size: a vocab file path (read with tf.io.gfile, one token per
+      line like `tokenization.load_vocab`), a mapping token -> id (its largest
+      id + 1 is used), or an int number of ids.
+    config: a `BertConfig`.
+
+  Returns:
+    The number of vocabulary ids.
+
+  Raises:
+    ValueError: if the vocabulary has more ids than `config.vocab_size`.
+  """
+  source = None
+  if isinstance(vocab_file_or_size, (int, np.integer)):
+    size = int(vocab_file_or_size)
+  elif isinstance(vocab_file_or_size, collections.abc.Mapping):
+    size = (max(vocab_file_or_size.values()) + 1) if vocab_file_or_size else 0
+    source = "the vocabulary"
+  else:
+    source = str(vocab_file_or_size)
+    size = _count_vocab_lines(source)
+  if config.vocab_size is not None and size > config.vocab_size:
+    raise ValueError(
+        "The vocabulary %shas %d entries but bert_config vocab_size is %d: ids "
+        ">= %d would index past the embedding table. Use the vocab.txt that "
+        "belongs to this bert_config.json (or fix vocab_size)." %
+        (("file %s " % source) if source else "", size, config.vocab_size,
+         config.vocab_size))
+  return size
+
+
+BertOutputs = collections.namedtuple(
+    "BertOutputs",
+    ["sequence_output", "pooled_output", "all_encoder_layers",
+     "embedding_output"])
+
+
+class TruncatedNormal(object):
+  """TF's truncated normal initializer: values beyond 2 stddev are re-drawn."""
+
+  def __init__(self, stddev=0.02):
+    self.stddev = stddev
+
+  def __call__(self, shape, dtype=tf.float32):
+    return tf.random.truncated_normal(shape, mean=0.0, stddev=self.stddev,
+                                      dtype=dtype)
+
+
+def create_initializer(initializer_range=0.02):
+  """Creates a `truncated_normal_initializer` with the given range."""
+  return TruncatedNormal(stddev=initializer_range)
+
+
+def zeros_initializer(shape, dtype=tf.float32):
+  return tf.zeros(shape, dtype=dtype)
+
+
+def ones_initializer(shape, dtype=tf.float32):
+  return tf.ones(shape, dtype=dtype)
+
+
+def create_variable(name, shape, initializer=None, trainable=True,
+                    dtype=tf.float32):
+  """Creates a float32 `tf.Variable` meant to be saved under `name`.
+
+  The caller registers the variable under `name` in its `named_variables()`;
+  checkpoints use that registry, never `tf.Variable.name`.
+
+  Args:
+    name: the original checkpoint name, e.g. "output_weights".
+    shape: list of ints.
+    initializer: callable (shape, dtype) -> tensor; defaults to the truncated
+      normal with stddev 0.02.
+    trainable: whether the variable is trainable.
+    dtype: variable dtype (float32 for all model weights).
+
+  Returns:
+    The `tf.Variable`.
+  """
+  if initializer is None:
+    initializer = create_initializer(0.02)
+  shape = [int(d) for d in shape]
+  with tf.init_scope():
+    initial_value = initializer(shape, dtype=dtype)
+  return tf.Variable(initial_value, trainable=trainable, dtype=dtype,
+                     name=name.replace("/", "__"))
+
+
+class _NamedModule(tf.Module):
+  """A tf.Module with an ordered registry original-name -> variable."""
+
+  def __init__(self):
+    # Names with "/" are not valid tf.Module names; the original name lives in
+    # the registry only.
+    super(_NamedModule, self).__init__(name=None)
+    self._named = collections.OrderedDict()
+
+  def _add(self, name, variable):
+    if name in self._named:
+      raise ValueError("Duplicate variable name %s" % name)
+    self._named[name] = variable
+    return variable
+
+  def _add_all(self, module):
+    for name, variable in module.named_variables().items():
+      self._add(name, variable)
+    return module
+
+  def named_variables(self):
+    """OrderedDict original name (no `:0`) -> tf.Variable, creation order."""
+    return collections.OrderedDict(self._named)
+
+
+class Dense(_NamedModule):
+  """`x @ kernel + bias` (+ activation) with variables `<name>/kernel|bias`.
+
+  The matmul runs in the dtype of the input `x`: float32 inputs use the float32
+  variables directly; bfloat16/float16 inputs use casted copies of the
+  variables (the variables themselves stay float32).
+  """
+
+  def __init__(self, name, in_size, out_size, activation=None,
+               initializer_range=0.02, kernel_initializer=None):
+    super(Dense, self).__init__()
+    self.var_name = name
+    self.activation = get_activation(activation)
+    if kernel_initializer is None:
+      kernel_initializer = create_initializer(initializer_range)
+    self.kernel = self._add(
+        name + "/kernel",
+        create_variable(name + "/kernel", [in_size, out_size],
+                        kernel_initializer))
+    self.bias = self._add(
+        name + "/bias",
+        create_variable(name + "/bias", [out_size], zeros_initializer))
+
+  def __call__(self, x):
+    kernel = _cast(self.kernel, x.dtype)
+    bias = _cast(self.bias, x.dtype)
+    if x.shape.rank == 2:
+      y = tf.matmul(x, kernel)
+    else:
+      y = tf.einsum("...i,io->...o", x, kernel)
+    y = tf.nn.bias_add(y, bias)
+    if self.activation is not None:
+      y = self.activation(y)
+    return y
+
+
+class LayerNorm(_NamedModule):
+  """Layer normalisation over the last axis with `<name>/beta|gamma`.
+
+  Statistics and output are float32 (inputs of other dtypes are cast), with
+  epsilon 1e-12 and the population variance, like TF1 contrib layer_norm.
+  """
+
+  def __init__(self, name, width):
+    super(LayerNorm, self).__init__()
+    self.var_name = name
+    # The original creates beta before gamma.
+    self.beta = self._add(
+        name + "/beta", create_variable(name + "/beta", [width],
+                                        zeros_initializer))
+    self.gamma = self._add(
+        name + "/gamma", create_variable(name + "/gamma", [width],
+                                         ones_initializer))
+
+  def __call__(self, x):
+    return layer_norm(x, beta=self.beta, gamma=self.gamma)
+
+
+def _cast(x, dtype):
+  if x.dtype == dtype:
+    return x
+  return tf.cast(x, dtype)
+
+
+class BertModel(_NamedModule):
+  """BERT model ("Bidirectional Encoder Representations from Transformers").
+
+  Example usage (original style):
+
+  ```python
+  # Already been converted into WordPiece token ids
+  input_ids = tf.constant([[31, 51, 99], [15, 5, 0]])
+  input_mask = tf.constant([[1, 1, 1], [1, 1, 0]])
+  token_type_ids = tf.constant([[0, 0, 1], [0, 2, 0]])
+
+  config = modeling.BertConfig(vocab_size=32000, hidden_size=512,
+    num_hidden_layers=8, num_attention_heads=6, intermediate_size=1024)
+
+  model = modeling.BertModel(config=config, is_training=True,
+    input_ids=input_ids, input_mask=input_mask, token_type_ids=token_type_ids)
+
+  pooled_output = model.get_pooled_output()
+  ```
+
+  Reusable call form:
+
+  ```python
+  model = modeling.BertModel(config)
+  outputs = model(input_ids, input_mask, token_type_ids, training=True)
+  outputs.sequence_output, outputs.pooled_output
+  ```
+  """
+
+  def __init__(self,
+               config,
+               is_training=False,
+               input_ids=None,
+               input_mask=None,
+               token_type_ids=None,
+               use_one_hot_embeddings=False,
+               scope=None,
+               compute_dtype=tf.float32,
+               recompute=False):
+    """Constructor for BertModel.
+
+    Args:
+      config: `BertConfig` instance.
+      is_training: bool. true for training model, false for eval model. Controls
+        whether dropout will be applied in the immediate forward pass (the
+        call form takes its own `training` argument).
+      input_ids: optional int32 Tensor of shape [batch_size, seq_length]. When
+        given, the forward pass runs at once and the accessors return its
+        outputs (the original behaviour).
+      input_mask: (optional) int32 Tensor of shape [batch_size, seq_length].
+      token_type_ids: (optional) int32 Tensor of shape [batch_size, seq_length].
+      use_one_hot_embeddings: (optional) bool. Whether to use one-hot word
+        embeddings (the TPU path) or tf.gather() (the default).
+      scope: (optional) variable scope. Defaults to "bert".
+      compute_dtype: tf.float32 (default), tf.bfloat16 or tf.float16: dtype of
+        the matmuls. Variables, LayerNorm statistics, softmax and all outputs
+        stay float32.
+      recompute: wrap each encoder layer in `tf.recompute_grad` (activation
+        checkpointing: less memory, one more forward per layer in backprop).
+
+    Raises:
+      ValueError: The config is invalid or one of the input tensor shapes
+        is invalid.
+    """
+    super(BertModel, self).__init__()
+    self.config = copy.deepcopy(config)
+    self.config.validate()
+    self.is_training = bool(is_training)
+    self.use_one_hot_embeddings = bool(use_one_hot_embeddings)
+    self.compute_dtype = tf.as_dtype(compute_dtype)
+    if self.compute_dtype not in (tf.float32, tf.bfloat16, tf.float16):
+      raise ValueError("compute_dtype must be float32, bfloat16 or float16, "
+                       "got %s" % self.compute_dtype.name)
+    self.recompute = bool(recompute)
+    self.scope = scope or "bert"
+    cfg = self.config
+    width = cfg.hidden_size
+    self.num_attention_heads = cfg.num_attention_heads
+    self.size_per_head = width // cfg.num_attention_heads
+    self.intermediate_act_fn = get_activation(cfg.hidden_act)
+    init = create_initializer(cfg.initializer_range)
+    prefix = self.scope + "/"
+
+    # Embeddings, in the original creation order.
+    self.embedding_table = self._add(
+        prefix + "embeddings/word_embeddings",
+        create_variable(prefix + "embeddings/word_embeddings",
+                        [cfg.vocab_size, width], init))
+    self.token_type_table = self._add(
+        prefix + "embeddings/token_type_embeddings",
+        create_variable(prefix + "embeddings/token_type_embeddings",
+                        [cfg.type_vocab_size, width], init))
+    self.full_position_embeddings = self._add(
+        prefix + "embeddings/position_embeddings",
+        create_variable(prefix + "embeddings/position_embeddings",
+                        [cfg.max_position_embeddings, width], init))
+    self.embeddings_layer_norm = self._add_all(
+        LayerNorm(prefix + "embeddings/LayerNorm", width))
+
+    self.layers = []
+    for i in range(cfg.num_hidden_layers):
+      self.layers.append(_EncoderLayer(
+          prefix + "encoder/layer_%d" % i, cfg, init))
+      self._add_all(self.layers[-1])
+
+    self.pooler = self._add_all(
+        Dense(prefix + "pooler/dense", width, width, activation=tf.tanh,
+              kernel_initializer=init))
+
+    self._outputs = None
+    if input_ids is not None:
+      self(input_ids, input_mask=input_mask, token_type_ids=token_type_ids,
+           training=self.is_training)
+
+  # --------------------------------------------------------------- call form
+  def __call__(self, input_ids, input_mask=None, token_type_ids=None,
+               training=False):
+    """Runs the encoder; returns `BertOutputs` (all float32).
+
+    Args:
+      input_ids: int32/int64 [batch_size, seq_length].
+      input_mask: optional int/float [batch_size, seq_length], 1 = real token.
+        Defaults to all ones.
+      token_type_ids: optional int [batch_size, seq_length]. Defaults to 0.
+      training: apply dropout (with the config's probabilities).
+
+    Returns:
+      BertOutputs(sequence_output [B, S, H], pooled_output [B, H],
+      all_encoder_layers (list of L [B, S, H]), embedding_output [B, S, H]).
+    """
+    outputs = self._forward(input_ids, input_mask, token_type_ids, training)
+    self._outputs = outputs
+    return outputs
+
+  def _forward(self, input_ids, input_mask, token_type_ids, training):
+    cfg = self.config
+    input_ids = tf.convert_to_tensor(input_ids)
+    if not input_ids.dtype.is_integer:
+      raise ValueError("input_ids must be an integer tensor, got %s" %
+                       input_ids.dtype.name)
+    input_shape = get_shape_list(input_ids, expected_rank=2, name="input_ids")
+    batch_size, seq_length = input_shape[0], input_shape[1]
+    if (isinstance(seq_length, int) and
+        seq_length > cfg.max_position_embeddings):
+      raise ValueError(
+          "The sequence length (%d) is longer than max_position_embeddings "
+          "(%d) of the BERT config: use --max_seq_length <= %d or a model "
+          "with more position embeddings." %
+          (seq_length, cfg.max_position_embeddings,
+           cfg.max_position_embeddings))
+
+    if input_mask is None:
+      input_mask = tf.ones_like(input_ids, dtype=tf.int32)
+    else:
+      input_mask = tf.convert_to_tensor(input_mask)
+      _check_same_shape(input_mask, input_ids, "input_mask")
+    if token_type_ids is None:
+      token_type_ids = tf.zeros_like(input_ids, dtype=tf.int32)
+    else:
+      token_type_ids = tf.convert_to_tensor(token_type_ids)
+      _check_same_shape(token_type_ids, input_ids, "token_type_ids")
+
+    training = bool(training)
+    hidden_dropout = cfg.hidden_dropout_prob if training else 0.0
+    attention_dropout = cfg.attention_probs_dropout_prob if training else 0.0
+    width = cfg.hidden_size
+
+    # --- Embeddings (2-D [B*S, H] layout).
+    flat_ids = tf.reshape(input_ids, [-1])
+    if self.use_one_hot_embeddings:
+      one_hot_input_ids = tf.one_hot(flat_ids, depth=cfg.vocab_size)
+      word = tf.matmul(one_hot_input_ids, self.embedding_table)
+    else:
+      word = tf.gather(self.embedding_table, flat_ids)
+    # Token types always go through a one-hot matmul, as in the original: an id
+    # >= type_vocab_size silently gives a zero vector.
+    flat_token_type_ids = tf.reshape(token_type_ids, [-1])
+    one_hot_ids = tf.one_hot(flat_token_type_ids, depth=cfg.type_vocab_size)
+    token_type = tf.matmul(one_hot_ids, self.token_type_table)
+    if not isinstance(seq_length, int):
+      tf.debugging.assert_less_equal(
+          seq_length, cfg.max_position_embeddings,
+          message="The sequence length is longer than "
+          "max_position_embeddings of the BERT config")
+    position = tf.slice(self.full_position_embeddings, [0, 0],
+                        [seq_length, -1])
+    embeddings = tf.reshape(word + token_type, [batch_size, seq_length, width])
+    embeddings += tf.expand_dims(position, 0)
+    embedding_output = dropout(self.embeddings_layer_norm(embeddings),
+                               hidden_dropout)
+
+    # --- Attention mask addend, built once: [B, 1, 1, S] (broadcast over the
+    # heads and the query axis; equal to the original's [B, 1, F, K] adder).
+    mask = tf.cast(tf.reshape(input_mask, [batch_size, 1, 1, seq_length]),
+                   tf.float32)
+    attention_adder = (1.0 - mask) * -10000.0
+
+    hidden = tf.reshape(embedding_output, [-1, width])
+    all_layer_outputs = []
+    if self.recompute and training and (hidden_dropout or attention_dropout):
+      seeds = tf.random.uniform([len(self.layers), 3, 2], maxval=2**31 - 1,
+                                dtype=tf.int32)
+    else:
+      seeds = None
+    for index, layer in enumerate(self.layers):
+      layer_fn = _LayerCall(layer, seq_length, self.compute_dtype,
+                            hidden_dropout, attention_dropout,
+                            stateless=seeds is not None)
+      if self.recompute:
+        layer_fn = tf.recompute_grad(layer_fn)
+      layer_seeds = seeds[index] if seeds is not None else tf.zeros(
+          [3, 2], tf.int32)
+      hidden = layer_fn(hidden, attention_adder, layer_seeds)
+      all_layer_outputs.append(
+          tf.reshape(hidden, [batch_size, seq_length, width]))
+
+    sequence_output = all_layer_outputs[-1]
+    first_token_tensor = sequence_output[:, 0, :]
+    pooled_output = _cast(
+        self.pooler(_cast(first_token_tensor, self.compute_dtype)), tf.float32)
+    return BertOutputs(sequence_output=sequence_output,
+                       pooled_output=pooled_output,
+                       all_encoder_layers=all_layer_outputs,
+                       embedding_output=embedding_output)
+
+  # --------------------------------------------------------------- accessors
+  def _require_outputs(self):
+    if self._outputs is None:
+      raise ValueError(
+          "BertModel has no outputs yet: pass input_ids to the constructor or "
+          "call the model (model(input_ids, ...)) first.")
+    return self._outputs
+
+  @property
+  def pooled_output(self):
+    return self._require_outputs().pooled_output
+
+  @property
+  def sequence_output(self):
+    return self._require_outputs().sequence_output
+
+  @property
+  def all_encoder_layers(self):
+    return self._require_outputs().all_encoder_layers
+
+  @property
+  def embedding_output(self):
+    return self._require_outputs().embedding_output
+
+  def get_pooled_output(self):
+    return self.pooled_output
+
+  def get_sequence_output(self):
+    """Gets final hidden layer of encoder.
+
+    Returns:
+      float Tensor of shape [batch_size, seq_length, hidden_size] corresponding
+      to the final hidden of the transformer encoder.
+    """
+    return self.sequence_output
+
+  def get_all_encoder_layers(self):
+    return list(self.all_encoder_layers)
+
+  def get_embedding_output(self):
+    """Gets output of the embedding lookup (i.e., input to the transformer).
+
+    Returns:
+      float Tensor of shape [batch_size, seq_length, hidden_size] corresponding
+      to the output of the embedding layer, after summing the word
+      embeddings with the positional embeddings and the token type embeddings,
+      then performing layer normalization (and dropout when training). This
+      is the input to the transformer.
+    """
+    return self.embedding_output
+
+  def get_embedding_table(self):
+    return self.embedding_table
+
+
+class _EncoderLayer(_NamedModule):
+  """One post-LN Transformer block with the original variable names."""
+
+  def __init__(self, prefix, cfg, init):
+    super(_EncoderLayer, self).__init__()
+    width = cfg.hidden_size
+    self.num_heads = cfg.num_attention_heads
+    self.size_per_head = width // cfg.num_attention_heads
+    self.query = self._add_all(Dense(prefix + "/attention/self/query", width,
+                                     width, kernel_initializer=init))
+    self.key = self._add_all(Dense(prefix + "/attention/self/key", width,
+                                   width, kernel_initializer=init))
+    self.value = self._add_all(Dense(prefix + "/attention/self/value", width,
+                                     width, kernel_initializer=init))
+    self.attention_output = self._add_all(
+        Dense(prefix + "/attention/output/dense", width, width,
+              kernel_initializer=init))
+    self.attention_layer_norm = self._add_all(
+        LayerNorm(prefix + "/attention/output/LayerNorm", width))
+    self.intermediate = self._add_all(
+        Dense(prefix + "/intermediate/dense", width, cfg.intermediate_size,
+              activation=cfg.hidden_act, kernel_initializer=init))
+    self.output_dense = self._add_all(
+        Dense(prefix + "/output/dense", cfg.intermediate_size, width,
+              kernel_initializer=init))
+    self.output_layer_norm = self._add_all(
+        LayerNorm(prefix + "/output/LayerNorm", width))
+
+
+class _LayerCall(object):
+  """Forward of one `_EncoderLayer` on the 2-D [B*S, H] layout.
+
+  A plain callable (not a closure over Python state that changes) so it can be
+  wrapped in `tf.recompute_grad`. Dropout uses stateless ops with per-layer
+  seeds when the layer is recomputed, so the recomputation sees the same masks.
+  """
+
+  def __init__(self, layer, seq_length, compute_dtype, hidden_dropout,
+               attention_dropout, stateless):
+    self.layer = layer
+    self.seq_length = seq_length
+    self.compute_dtype = compute_dtype
+    self.hidden_dropout = hidden_dropout
+    self.attention_dropout = attention_dropout
+    self.stateless = stateless
+
+  def _dropout(self, x, rate, seed):
+    if not rate:
+      return x
+    if self.stateless:
+      return tf.nn.experimental.stateless_dropout(x, rate=rate, seed=seed)
+    return tf.nn.dropout(x, rate=rate)
+
+  def __call__(self, hidden, attention_adder, seeds):
+    layer = self.layer
+    cdt = self.compute_dtype
+    num_heads = layer.num_heads
+    size_per_head = layer.size_per_head
+    width = num_heads * size_per_head
+    seq_length = self.seq_length
+
+    # Fused Q/K/V projection: one [B*S, H] x [H, 3H] matmul. The three
+    # variables stay separate (original names); only their values are joined.
+    x = _cast(hidden, cdt)
+    kernel = tf.concat([_cast(layer.query.kernel, cdt),
+                        _cast(layer.key.kernel, cdt),
+                        _cast(layer.value.kernel, cdt)], axis=1)
+    bias = tf.concat([_cast(layer.query.bias, cdt),
+                      _cast(layer.key.bias, cdt),
+                      _cast(layer.value.bias, cdt)], axis=0)
+    qkv = tf.nn.bias_add(tf.matmul(x, kernel), bias)
+    # [B, S, 3, N, d]: column h*d + j of each projection is head h.
+    qkv = tf.reshape(qkv, [-1, seq_length, 3, num_heads, size_per_head])
+    q, k, v = tf.unstack(qkv, axis=2)
+
+    # Scores [B, N, F, K] = Q K^T, then * 1/sqrt(d), then + mask adder.
+    scores = tf.einsum("bfnd,btnd->bnft", q, k)
+    scores = _cast(scores, tf.float32)
+    scores = scores * (1.0 / math.sqrt(float(size_per_head)))
+    scores += attention_adder
+    probs = tf.nn.softmax(scores)
+    probs = self._dropout(probs, self.attention_dropout, seeds[0])
+
+    context = tf.einsum("bnft,btnd->bfnd", _cast(probs, cdt), v)
+    context = tf.reshape(context, [-1, width])
+
+    attention_output = _cast(layer.attention_output(context), tf.float32)
+    attention_output = self._dropout(attention_output, self.hidden_dropout,
+                                     seeds[1])
+    attention_output = layer.attention_layer_norm(attention_output + hidden)
+
+    intermediate_output = layer.intermediate(_cast(attention_output, cdt))
+    layer_output = _cast(layer.output_dense(intermediate_output), tf.float32)
+    layer_output = self._dropout(layer_output, self.hidden_dropout, seeds[2])
+    return layer.output_layer_norm(layer_output + attention_output)
+
+
+def _check_same_shape(tensor, input_ids, name):
+  assert_rank(tensor, 2, name=name)
+  if (tensor.shape.is_fully_defined() and input_ids.shape.is_fully_defined()
+      and tensor.shape != input_ids.shape):
+    raise ValueError("%s has shape %s but input_ids has shape %s" %
+                     (name, tensor.shape.as_list(), input_ids.shape.as_list()))
+
+
+def gelu(x):
+  """Gaussian Error Linear Unit, the tanh approximation the original used.
+
+  `0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x^3)))`. TF2's fused
+  `tf.nn.gelu(approximate=True)` computes the same formula (bitwise equal on
+  float32 in our tests) and is faster than the op-by-op form.
+
+  Args:
+    x: float Tensor to perform activation.
+
+  Returns:
+    `x` with the GELU activation applied.
+  """
+  return tf.nn.gelu(x, approximate=True)
+
+
+def get_activation(activation_string):
+  """Maps a string to a Python function, e.g., "relu" => `tf.nn.relu`.
+
+  Args:
+    activation_string: String name of the activation function.
+
+  Returns:
+    A Python function corresponding to the activation function. If
+    `activation_string` is None, empty, or "linear", this will return None.
+    If `activation_string` is not a string, it will return `activation_string`.
+
+  Raises:
+    ValueError: The `activation_string` does not correspond to a known
+      activation.
+  """
+  # We assume that anything that"s not a string is already an activation
+  # function, so we just return it.
+  if not isinstance(activation_string, str):
+    return activation_string
+
+  if not activation_string:
+    return None
+
+  act = activation_string.lower()
+  if act == "linear":
+    return None
+  elif act == "relu":
+    return tf.nn.relu
+  elif act == "gelu":
+    return gelu
+  elif act == "tanh":
+    return tf.tanh
+  else:
+    raise ValueError("Unsupported activation: %s" % act)
+
+
+def get_assignment_map_from_checkpoint(tvars, init_checkpoint):
+  """Compute the union of the current variables and checkpoint variables.
+
+  Args:
+    tvars: the model's variables: a mapping original name -> variable (e.g.
+      `model.named_variables()`), or a list of variables (their `.name`, minus
+      any `:N` suffix, is used, as in the original) or of names.
+    init_checkpoint: checkpoint prefix, file or directory (see
+      `checkpoints.normalize_checkpoint_path`).
+
+  Returns:
+    (assignment_map, initialized_variable_names): an OrderedDict name -> name
+    in checkpoint listing order for every checkpoint variable the model has,
+    and a dict holding `name` and `name:0` -> 1 for each of them.
+  """
+  import checkpoints  # pylint: disable=g-import-not-at-top
+
+  initialized_variable_names = {}
+
+  name_to_variable = collections.OrderedDict()
+  if isinstance(tvars, collections.abc.Mapping):
+    items = list(tvars.items())
+  else:
+    items = []
+    for var in tvars:
+      name = var if isinstance(var, str) else var.name
+      items.append((name, var))
+  for (name, var) in items:
+    m = re.match("^(.*):\\d+$", name)
+    if m is not None:
+      name = m.group(1)
+    name_to_variable[name] = var
+
+  init_vars = checkpoints.list_variables(init_checkpoint)
+
+  assignment_map = collections.OrderedDict()
+  for x in init_vars:
+    (name, var) = (x[0], x[1])
+    if name not in name_to_variable:
+      continue
+    assignment_map[name] = name
+    initialized_variable_names[name] = 1
+    initialized_variable_names[name + ":0"] = 1
+
+  return (assignment_map, initialized_variable_names)
+
+
+def dropout(input_tensor, dropout_prob):
+  """Perform dropout.
+
+  Args:
+    input_tensor: float Tensor.
+    dropout_prob: Python float. The probability of dropping out a value (NOT of
+      *keeping* a dimension as in `tf.nn.dropout`).
+
+  Returns:
+    A version of `input_tensor` with dropout applied.
+  """
+  if dropout_prob is None or dropout_prob == 0.0:
+    return input_tensor
+
+  output = tf.nn.dropout(input_tensor, rate=dropout_prob)
+  return output
+
+
+def layer_norm(input_tensor, name=None, beta=None, gamma=None):
+  """Run layer normalization on the last dimension of the tensor.
+
+  Mean and population variance over the last axis (`tf.nn.moments`), then
+  `tf.nn.batch_normalization` with epsilon 1e-12, like TF1 contrib layer_norm.
+  Computed in float32 (other input dtypes are cast); the output is float32.
+
+  Args:
+    input_tensor: float Tensor.
+    name: unused (kept for the original signature; variables belong to a
+      `LayerNorm` module in TF2).
+    beta: offset, default 0 (a freshly initialised layer norm).
+    gamma: scale, default 1.
+
+  Returns:
+    The normalised float32 tensor.
+  """
+  del name
+  x = _cast(tf.convert_to_tensor(input_tensor), tf.float32)
+  mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
+  return tf.nn.batch_normalization(
+      x, mean, variance, offset=beta, scale=gamma, variance_epsilon=1e-12)
+
+
+def layer_norm_and_dropout(input_tensor, dropout_prob, name=None, beta=None,
+                           gamma=None):
+  """Runs layer normalization followed by dropout."""
+  output_tensor = layer_norm(input_tensor, name, beta=beta, gamma=gamma)
+  output_tensor = dropout(output_tensor, dropout_prob)
+  return output_tensor
+
+
+def create_attention_mask_from_input_mask(from_tensor, to_mask):
+  """Create 3D attention mask from a 2D tensor mask.
+
+  Args:
+    from_tensor: 2D or 3D Tensor of shape [batch_size, from_seq_length, ...].
+    to_mask: int32 Tensor of shape [batch_size, to_seq_length].
+
+  Returns:
+    float Tensor of shape [batch_size, from_seq_length, to_seq_length].
+  """
+  from_shape = get_shape_list(from_tensor, expected_rank=[2, 3])
+  batch_size = from_shape[0]
+  from_seq_length = from_shape[1]
+
+  to_shape = get_shape_list(to_mask, expected_rank=2)
+  to_seq_length = to_shape[1]
+
+  to_mask = tf.cast(
+      tf.reshape(to_mask, [batch_size, 1, to_seq_length]), tf.float32)
+
+  # We don't assume that `from_tensor` is a mask (although it could be). We
+  # don't actually care if we attend *from* padding tokens (only *to* padding)
+  # tokens so we create a tensor of all ones.
+  broadcast_ones = tf.ones(
+      shape=[batch_size, from_seq_length, 1], dtype=tf.float32)
+
+  # Here we broadcast along two dimensions to create the mask.
+  mask = broadcast_ones * to_mask
+
+  return mask
+
+
+def get_shape_list(tensor, expected_rank=None, name=None):
+  """Returns a list of the shape of tensor, preferring static dimensions.
+
+  Args:
+    tensor: A tf.Tensor object to find the shape of.
+    expected_rank: (optional) int. The expected rank of `tensor`. If this is
+      specified and the `tensor` has a different rank, and exception will be
+      thrown.
+    name: Optional name of the tensor for the error message.
+
+  Returns:
+    A list of dimensions of the shape of tensor. All static dimensions will
+    be returned as python integers, and dynamic dimensions will be returned
+    as tf.Tensor scalars.
+  """
+  if expected_rank is not None:
+    assert_rank(tensor, expected_rank, name)
+
+  shape = tensor.shape.as_list()
+
+  non_static_indexes = []
+  for (index, dim) in enumerate(shape):
+    if dim is None:
+      non_static_indexes.append(index)
+
+  if not non_static_indexes:
+    return shape
+
+  dyn_shape = tf.shape(tensor)
+  for index in non_static_indexes:
+    shape[index] = dyn_shape[index]
+  return shape
+
+
+def reshape_to_matrix(input_tensor):
+  """Reshapes a >= rank 2 tensor to a rank 2 tensor (i.e., a matrix)."""
+  ndims = input_tensor.shape.ndims
+  if ndims < 2:
+    raise ValueError("Input tensor must have at least rank 2. Shape = %s" %
+                     (input_tensor.shape))
+  if ndims == 2:
+    return input_tensor
+
+  width = input_tensor.shape[-1]
+  output_tensor = tf.reshape(input_tensor, [-1, width])
+  return output_tensor
+
+
+def reshape_from_matrix(output_tensor, orig_shape_list):
+  """Reshapes a rank 2 tensor back to its original rank >= 2 tensor."""
+  if len(orig_shape_list) == 2:
+    return output_tensor
+
+  output_shape = get_shape_list(output_tensor)
+
+  orig_dims = orig_shape_list[0:-1]
+  width = output_shape[-1]
+
+  return tf.reshape(output_tensor, orig_dims + [width])
+
+
+def assert_rank(tensor, expected_rank, name=None):
+  """Raises an exception if the tensor rank is not of the expected rank.
+
+  Args:
+    tensor: A tf.Tensor to check the rank of.
+    expected_rank: Python integer or list of integers, expected rank.
+    name: Optional name of the tensor for the error message.
+
+  Raises:
+    ValueError: If the expected shape doesn't match the actual shape.
+  """
+  if name is None:
+    name = getattr(tensor, "name", None) if not tf.executing_eagerly() else None
+    if name is None:
+      name = "tensor"
+
+  expected_rank_dict = {}
+  if isinstance(expected_rank, int):
+    expected_rank_dict[expected_rank] = True
+  else:
+    for x in expected_rank:
+      expected_rank_dict[x] = True
+
+  actual_rank = tensor.shape.ndims
+  if actual_rank not in expected_rank_dict:
+    scope_name = tf.get_current_name_scope()
+    raise ValueError(
+        "For the tensor `%s` in scope `%s`, the actual rank "
+        "`%s` (shape = %s) is not equal to the expected rank `%s`" %
+        (name, scope_name, actual_rank, str(tensor.shape), str(expected_rank)))
