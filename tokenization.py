@@ -1,0 +1,610 @@
+"""Tokenization classes: the original BERT WordPiece tokenizer, bit-identical.
+
+`FullTokenizer` = `BasicTokenizer` (text cleaning, CJK spacing, whitespace
+split, optional lower-casing and accent stripping, punctuation split) followed
+by `WordpieceTokenizer` (greedy longest-match-first WordPiece).  Every output is
+the one the original `tokenization.py` produces on the same Python Unicode
+database.
+
+The implementation differs from the original only in speed:
+
+* character classes come from translation tables and per-character caches
+  instead of a Python loop over every character of the text;
+* ASCII text takes dedicated fast paths;
+* the per-word steps (lower-casing, accent stripping, punctuation split and
+  WordPiece) are cached per whitespace-delimited word.
+
+Opt-in additions (defaults keep the original behaviour):
+
+* `strip_accents`: None (default) strips accents exactly when lower-casing, as
+  the original did; True/False decide independently of `do_lower_case`
+  (google-research/bert#130).
+* `never_split`: tokens such as "[MASK]" that are kept whole when they occur
+  in the text (google-research/bert#404).
+* `validate_case_matches_checkpoint(..., extended=True)` also knows the
+  whole-word-masking and the 24 small released models.
+
+File access: `load_vocab` reads through `tf.io.gfile`.  TensorFlow itself is
+imported lazily: a local path read by a process that has not imported
+TensorFlow is read with Python's own file I/O (the same bytes), so that data
+tools that need no TensorFlow do not pay its import time and memory.
+"""
+
+import collections
+import itertools
+import re
+import sys
+import unicodedata
+
+# --------------------------------------------------------------------------
+# Checkpoint / casing consistency.
+# --------------------------------------------------------------------------
+
+_LOWER_CASE_MODELS = (
+    "uncased_L-24_H-1024_A-16",
+    "uncased_L-12_H-768_A-12",
+    "multilingual_L-12_H-768_A-12",
+    "chinese_L-12_H-768_A-12",
+)
+
+_CASED_MODELS = (
+    "cased_L-12_H-768_A-12",
+    "cased_L-24_H-1024_A-16",
+    "multi_cased_L-12_H-768_A-12",
+)
+
+# Models released after the check was written (whole word masking, May 2019;
+# the 24 small models, March 2020).  Only consulted with `extended=True`.
+_EXTENDED_LOWER_CASE_MODELS = ("wwm_uncased_L-24_H-1024_A-16",) + tuple(
+    "uncased_L-%d_H-%d_A-%d" % (layers, hidden, hidden // 64)
+    for layers in (2, 4, 6, 8, 10, 12)
+    for hidden in (128, 256, 512, 768))
+
+_EXTENDED_CASED_MODELS = ("wwm_cased_L-24_H-1024_A-16",)
+
+_CHECKPOINT_MODEL_NAME_RE = re.compile(r"^.*?([A-Za-z0-9_-]+)/bert_model.ckpt")
+
+
+def validate_case_matches_checkpoint(do_lower_case, init_checkpoint,
+                                     extended=False):
+  """Checks that `do_lower_case` suits the released model in `init_checkpoint`.
+
+  The model is recognised by the name of the directory that holds
+  `bert_model.ckpt` (e.g. `.../uncased_L-12_H-768_A-12/bert_model.ckpt`).
+  Unknown names and checkpoints not called `bert_model.ckpt` are not checked.
+
+  Args:
+    do_lower_case: the `--do_lower_case` value in use.
+    init_checkpoint: the `--init_checkpoint` value (may be None or empty).
+    extended: also check the whole-word-masking models and the 24 small
+      models, which the original check does not know (default False: the
+      original behaviour).
+
+  Raises:
+    ValueError: the checkpoint is a known cased model and `do_lower_case` is
+      True, or a known uncased model and `do_lower_case` is False.
+  """
+  if not init_checkpoint:
+    return
+  match = _CHECKPOINT_MODEL_NAME_RE.match(init_checkpoint)
+  if match is None:
+    return
+  model_name = match.group(1)
+
+  lower_models = _LOWER_CASE_MODELS
+  cased_models = _CASED_MODELS
+  if extended:
+    lower_models = lower_models + _EXTENDED_LOWER_CASE_MODELS
+    cased_models = cased_models + _EXTENDED_CASED_MODELS
+
+  if model_name in lower_models and not do_lower_case:
+    passed, kind, wanted = "False", "lowercased", "True"
+  elif model_name in cased_models and do_lower_case:
+    passed, kind, wanted = "True", "cased", "False"
+  else:
+    return
+  raise ValueError(
+      "You passed in `--do_lower_case=%s` with `--init_checkpoint=%s`. "
+      "However, `%s` seems to be a %s model, so you should pass in "
+      "`--do_lower_case=%s` so that the fine-tuning matches how the model was "
+      "pre-trained. If this error is wrong, please just comment out this "
+      "check." % (passed, init_checkpoint, model_name, kind, wanted))
+
+
+# --------------------------------------------------------------------------
+# Text conversion helpers.
+# --------------------------------------------------------------------------
+
+
+def convert_to_unicode(text):
+  """Returns `text` as `str`; `bytes` are decoded as UTF-8 ignoring bad bytes."""
+  if isinstance(text, str):
+    return text
+  if isinstance(text, bytes):
+    return text.decode("utf-8", "ignore")
+  raise ValueError("Unsupported string type: %s" % (type(text)))
+
+
+def printable_text(text):
+  """Returns `text` encoded in a way suitable for print or logging (a `str`)."""
+  if isinstance(text, str):
+    return text
+  if isinstance(text, bytes):
+    return text.decode("utf-8", "ignore")
+  raise ValueError("Unsupported string type: %s" % (type(text)))
+
+
+# --------------------------------------------------------------------------
+# Vocabulary.
+# --------------------------------------------------------------------------
+
+
+def _tf_gfile_for(path):
+  """Returns `tf.io.gfile` when it should be used for `path`, else None.
+
+  `tf.io.gfile` is used for every path with a scheme (`gs://...`) and for
+  every path once TensorFlow is loaded in this process.  A local path in a
+  process without TensorFlow is read with Python's io module instead: the
+  bytes are the same, and importing TensorFlow would cost seconds and
+  hundreds of MB in data-only tools.
+  """
+  if "://" in str(path) or "tensorflow" in sys.modules:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    return tf.io.gfile
+  return None
+
+
+def read_file_bytes(path):
+  """Reads a whole file (local or `gs://`-style) as bytes.
+
+  Raises:
+    FileNotFoundError: there is no such file (also for `tf.io.gfile` paths).
+  """
+  gfile = _tf_gfile_for(path)
+  if gfile is None:
+    with open(path, "rb") as f:
+      return f.read()
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  try:
+    with gfile.GFile(path, "rb") as f:
+      return f.read()
+  except tf.errors.NotFoundError as e:
+    raise FileNotFoundError("No such file: %s (%s)" % (path, e.message)) from e
+
+
+def split_gfile_lines(data):
+  """Splits file bytes into text lines the way TF's `GFile.readline()` did.
+
+  A line ends only at "\\n" (not returned); every "\\r" byte is dropped
+  anywhere; a final line without "\\n" is a line unless it is empty after
+  dropping "\\r"; decoding is strict UTF-8.
+
+  Args:
+    data: the file's bytes.
+
+  Returns:
+    A list of `str` lines.
+
+  Raises:
+    UnicodeDecodeError: the data is not valid UTF-8.
+  """
+  if b"\r" in data:
+    data = data.replace(b"\r", b"")
+  lines = data.decode("utf-8").split("\n")
+  if lines[-1] == "":
+    lines.pop()
+  return lines
+
+
+def load_vocab(vocab_file):
+  """Loads a vocabulary file into an OrderedDict token -> 0-based line number.
+
+  Each line is stripped of surrounding whitespace. A blank line becomes the
+  token "" and still takes an index; a repeated token keeps its first place
+  in the dict but takes the later index (both as the original).
+  """
+  vocab = collections.OrderedDict()
+  lines = split_gfile_lines(read_file_bytes(vocab_file))
+  for index, line in enumerate(lines):
+    vocab[line.strip()] = index
+  return vocab
+
+
+def convert_by_vocab(vocab, items):
+  """Converts a sequence of tokens or ids using the vocab (KeyError if absent)."""
+  return [vocab[item] for item in items]
+
+
+def convert_tokens_to_ids(vocab, tokens):
+  return convert_by_vocab(vocab, tokens)
+
+
+def convert_ids_to_tokens(inv_vocab, ids):
+  return convert_by_vocab(inv_vocab, ids)
+
+
+def whitespace_tokenize(text):
+  """Strips and splits `text` on runs of whitespace (Python's `str.split`)."""
+  text = text.strip()
+  if not text:
+    return []
+  return text.split()
+
+
+# --------------------------------------------------------------------------
+# Character classes (the original predicates, plus cached tables).
+# --------------------------------------------------------------------------
+
+
+def _is_whitespace(char):
+  """Space, tab, newline, carriage return or a Unicode Zs character."""
+  if char == " " or char == "\t" or char == "\n" or char == "\r":
+    return True
+  return unicodedata.category(char) == "Zs"
+
+
+def _is_control(char):
+  """A Cc or Cf character other than tab, newline and carriage return."""
+  if char == "\t" or char == "\n" or char == "\r":
+    return False
+  return unicodedata.category(char) in ("Cc", "Cf")
+
+
+def _is_punctuation(char):
+  """Every non-alphanumeric printable ASCII character, or a Unicode P* one."""
+  cp = ord(char)
+  if ((33 <= cp <= 47) or (58 <= cp <= 64) or (91 <= cp <= 96) or
+      (123 <= cp <= 126)):
+    return True
+  return unicodedata.category(char).startswith("P")
+
+
+def _is_cjk_codepoint(cp):
+  """True for the CJK Unified Ideographs blocks the original spaces out."""
+  return ((0x4E00 <= cp <= 0x9FFF) or (0x3400 <= cp <= 0x4DBF) or
+          (0x20000 <= cp <= 0x2A6DF) or (0x2A700 <= cp <= 0x2B73F) or
+          (0x2B740 <= cp <= 0x2B81F) or (0x2B820 <= cp <= 0x2CEAF) or
+          (0xF900 <= cp <= 0xFAFF) or (0x2F800 <= cp <= 0x2FA1F))
+
+
+class _CleanTable(dict):
+  """`str.translate` table for text cleaning and CJK spacing, filled lazily.
+
+  Maps a code point to None (deleted: NUL, U+FFFD, control characters),
+  " " (whitespace), " <char> " (CJK ideograph) or itself (kept).
+  """
+
+  def __missing__(self, cp):
+    char = chr(cp)
+    if cp == 0 or cp == 0xFFFD or _is_control(char):
+      value = None
+    elif _is_whitespace(char):
+      value = " "
+    elif _is_cjk_codepoint(cp):
+      value = " " + char + " "
+    else:
+      value = cp
+    self[cp] = value
+    return value
+
+
+_CLEAN_TABLE = _CleanTable()
+# ASCII: delete the C0 controls and DEL, turn tab / newline / CR into spaces.
+_ASCII_CLEAN_TABLE = {cp: None for cp in list(range(0, 32)) + [127]}
+_ASCII_CLEAN_TABLE.update({9: " ", 10: " ", 13: " "})
+_ASCII_NEEDS_CLEANING_RE = re.compile("[\x00-\x1f\x7f]")
+
+_ASCII_PUNCTUATION = "".join(
+    chr(cp) for cp in range(128) if _is_punctuation(chr(cp)))
+_ASCII_PUNCTUATION_SPLIT_RE = re.compile(
+    "[%s]|[^%s]+" % (re.escape(_ASCII_PUNCTUATION),
+                     re.escape(_ASCII_PUNCTUATION)))
+
+
+class _PunctuationTable(dict):
+
+  def __missing__(self, char):
+    value = _is_punctuation(char)
+    self[char] = value
+    return value
+
+
+_PUNCTUATION_TABLE = _PunctuationTable()
+
+# Basic tokens of cleaned ASCII text: one punctuation character, or a run of
+# characters that are neither punctuation nor whitespace.
+_ASCII_BASIC_TOKEN_RE = re.compile(
+    "[%s]|[^\\s%s]+" % (re.escape(_ASCII_PUNCTUATION),
+                        re.escape(_ASCII_PUNCTUATION)))
+
+# Per-word caches are dropped once they hold this many entries (bounds memory
+# on corpora with very many distinct words).
+_DEFAULT_CACHE_SIZE = 1 << 17
+
+
+def _clean_and_split(text):
+  """Steps 2-4 of BasicTokenizer: clean, space out CJK, whitespace split."""
+  if text.isascii():
+    if _ASCII_NEEDS_CLEANING_RE.search(text):
+      text = text.translate(_ASCII_CLEAN_TABLE)
+    return text.split()
+  return text.translate(_CLEAN_TABLE).split()
+
+
+def _ascii_basic_tokens(text, do_lower_case):
+  """BasicTokenizer output for ASCII text (no never_split), in C-level calls."""
+  if _ASCII_NEEDS_CLEANING_RE.search(text):
+    text = text.translate(_ASCII_CLEAN_TABLE)
+  if do_lower_case:
+    text = text.lower()
+  return _ASCII_BASIC_TOKEN_RE.findall(text)
+
+
+class _LazyTable(dict):
+  """A dict that computes missing entries with `compute` and bounds its size."""
+
+  def __init__(self, compute, max_size=None):
+    super().__init__()
+    self._compute = compute
+    self._max_size = max_size or _DEFAULT_CACHE_SIZE
+
+  def __missing__(self, key):
+    value = self._compute(key)
+    if len(self) >= self._max_size:
+      self.clear()
+    self[key] = value
+    return value
+
+
+def _strip_accents(text):
+  """NFD-normalises `text` and deletes every Mn (non-spacing mark) character."""
+  if text.isascii():
+    return text
+  text = unicodedata.normalize("NFD", text)
+  return "".join(char for char in text if unicodedata.category(char) != "Mn")
+
+
+def _split_on_punctuation(text):
+  """Makes every punctuation character its own token."""
+  if text.isascii():
+    return _ASCII_PUNCTUATION_SPLIT_RE.findall(text)
+  output = []
+  start = 0
+  is_punct = _PUNCTUATION_TABLE
+  for i, char in enumerate(text):
+    if is_punct[char]:
+      if start < i:
+        output.append(text[start:i])
+      output.append(char)
+      start = i + 1
+  if start < len(text):
+    output.append(text[start:])
+  return output
+
+
+# --------------------------------------------------------------------------
+# Tokenizers.
+# --------------------------------------------------------------------------
+
+
+class FullTokenizer(object):
+  """Runs end-to-end tokenization: BasicTokenizer, then WordPiece."""
+
+  def __init__(self, vocab_file, do_lower_case=True, strip_accents=None,
+               never_split=None):
+    """Builds the tokenizer.
+
+    Args:
+      vocab_file: path of the vocab file (one token per line).
+      do_lower_case: lower-case the input (and, by default, strip accents).
+      strip_accents: None (original): strip accents iff `do_lower_case`;
+        True/False: strip or keep accents regardless of `do_lower_case`.
+      never_split: optional iterable of tokens (e.g. "[MASK]", "[CLS]") that
+        are kept whole, neither lower-cased nor split, where they occur in
+        the text.
+    """
+    self.vocab = load_vocab(vocab_file)
+    self.inv_vocab = {v: k for k, v in self.vocab.items()}
+    self.basic_tokenizer = BasicTokenizer(
+        do_lower_case=do_lower_case, strip_accents=strip_accents,
+        never_split=never_split)
+    self.wordpiece_tokenizer = WordpieceTokenizer(vocab=self.vocab)
+    # Caches: a cleaned whitespace-delimited word, or (ASCII fast path) a
+    # basic token, mapped to its WordPiece tokens or ids.
+    self._word_pieces = _LazyTable(self._compute_word_pieces)
+    self._word_ids = _LazyTable(
+        lambda word: tuple(convert_by_vocab(self.vocab, self._word_pieces_uncached(word))))
+    self._token_pieces = _LazyTable(
+        lambda token: self.wordpiece_tokenizer._tokenize_word(token))  # pylint: disable=protected-access
+    self._token_ids = _LazyTable(
+        lambda token: tuple(convert_by_vocab(
+            self.vocab, self.wordpiece_tokenizer._tokenize_word(token))))  # pylint: disable=protected-access
+
+  def _word_pieces_uncached(self, word):
+    """WordPiece tokens (a tuple) of one cleaned whitespace-delimited word."""
+    pieces = []
+    for token in self.basic_tokenizer._process_word(word):  # pylint: disable=protected-access
+      pieces.extend(self.wordpiece_tokenizer._tokenize_word(token))  # pylint: disable=protected-access
+    return tuple(pieces)
+
+  def _compute_word_pieces(self, word):
+    return self._word_pieces_uncached(word)
+
+  def _fast_ascii(self, text):
+    return text.isascii() and not self.basic_tokenizer.never_split
+
+  def tokenize(self, text):
+    """Returns the list of WordPiece tokens of `text` (str or UTF-8 bytes)."""
+    text = convert_to_unicode(text)
+    if self._fast_ascii(text):
+      basic = _ascii_basic_tokens(text, self.basic_tokenizer.do_lower_case)
+      return list(itertools.chain.from_iterable(
+          map(self._token_pieces.__getitem__, basic)))
+    return list(itertools.chain.from_iterable(
+        map(self._word_pieces.__getitem__, _clean_and_split(text))))
+
+  def tokenize_to_ids(self, text):
+    """Same as `convert_tokens_to_ids(tokenize(text))`, faster."""
+    text = convert_to_unicode(text)
+    if self._fast_ascii(text):
+      basic = _ascii_basic_tokens(text, self.basic_tokenizer.do_lower_case)
+      return list(itertools.chain.from_iterable(
+          map(self._token_ids.__getitem__, basic)))
+    return list(itertools.chain.from_iterable(
+        map(self._word_ids.__getitem__, _clean_and_split(text))))
+
+  def convert_tokens_to_ids(self, tokens):
+    return convert_by_vocab(self.vocab, tokens)
+
+  def convert_ids_to_tokens(self, ids):
+    return convert_by_vocab(self.inv_vocab, ids)
+
+
+class BasicTokenizer(object):
+  """Runs basic tokenization (punctuation splitting, lower casing, etc.)."""
+
+  def __init__(self, do_lower_case=True, strip_accents=None, never_split=None):
+    """Builds the tokenizer.
+
+    Args:
+      do_lower_case: whether to lower-case the input.
+      strip_accents: None (original coupling: strip iff `do_lower_case`), or
+        True/False to strip or keep accents independently.
+      never_split: optional iterable of tokens kept whole (not lower-cased,
+        not split on punctuation) where they occur in the text.
+    """
+    self.do_lower_case = do_lower_case
+    self.strip_accents = strip_accents
+    self.never_split = frozenset(never_split or ())
+    if strip_accents is None:
+      self._do_strip_accents = bool(do_lower_case)
+    else:
+      self._do_strip_accents = bool(strip_accents)
+    self._never_split_re = None
+    if self.never_split:
+      alternatives = sorted(self.never_split, key=len, reverse=True)
+      self._never_split_re = re.compile(
+          "(%s)" % "|".join(re.escape(token) for token in alternatives if token))
+    self._word_tokens = _LazyTable(self._process_word)
+
+  def tokenize(self, text):
+    """Tokenizes a piece of text (str or UTF-8 bytes)."""
+    text = convert_to_unicode(text)
+    if text.isascii() and not self.never_split:
+      return _ascii_basic_tokens(text, self.do_lower_case)
+    return list(itertools.chain.from_iterable(
+        map(self._word_tokens.__getitem__, _clean_and_split(text))))
+
+  def _process_word(self, word):
+    """Steps 5-7 for one whitespace-delimited word of cleaned text."""
+    if word in self.never_split:
+      pieces = (word,)
+    elif self._never_split_re is not None and self._never_split_re.search(word):
+      parts = []
+      for i, part in enumerate(self._never_split_re.split(word)):
+        if i % 2:
+          parts.append(part)
+        elif part:
+          parts.extend(self._normalize_and_split(part))
+      pieces = tuple(parts)
+    else:
+      pieces = self._normalize_and_split(word)
+    return pieces
+
+  def _normalize_and_split(self, token):
+    """Lower-casing, accent stripping and punctuation split of one token."""
+    if self.do_lower_case:
+      token = token.lower()
+    if self._do_strip_accents:
+      token = _strip_accents(token)
+    pieces = _split_on_punctuation(token)
+    if not token.isascii():
+      # The original re-joins all pieces with spaces and splits again.
+      pieces = " ".join(pieces).split()
+    return tuple(pieces)
+
+  # The original's helper methods, kept for code that calls them.
+
+  def _run_strip_accents(self, text):
+    """Strips accents from a piece of text."""
+    text = unicodedata.normalize("NFD", text)
+    return "".join(char for char in text if unicodedata.category(char) != "Mn")
+
+  def _run_split_on_punc(self, text):
+    """Splits punctuation on a piece of text."""
+    return _split_on_punctuation(text)
+
+  def _tokenize_chinese_chars(self, text):
+    """Adds whitespace around any CJK character."""
+    return "".join(" %s " % char if self._is_chinese_char(ord(char)) else char
+                   for char in text)
+
+  def _is_chinese_char(self, cp):
+    """Checks whether `cp` is the code point of a CJK character."""
+    return _is_cjk_codepoint(cp)
+
+  def _clean_text(self, text):
+    """Removes invalid characters and turns whitespace into spaces."""
+    output = []
+    for char in text:
+      cp = ord(char)
+      if cp == 0 or cp == 0xFFFD or _is_control(char):
+        continue
+      output.append(" " if _is_whitespace(char) else char)
+    return "".join(output)
+
+
+class WordpieceTokenizer(object):
+  """Runs WordPiece tokenization (greedy longest-match-first)."""
+
+  def __init__(self, vocab, unk_token="[UNK]", max_input_chars_per_word=200):
+    self.vocab = vocab
+    self.unk_token = unk_token
+    self.max_input_chars_per_word = max_input_chars_per_word
+    # No vocab entry is longer than this, so longer substrings never match.
+    self._max_piece_chars = max((len(token) for token in vocab), default=0)
+    self._word_pieces = _LazyTable(self._tokenize_word)
+
+  def tokenize(self, text):
+    """Tokenizes a piece of text into its word pieces.
+
+    For example: input "unaffable" gives ["un", "##aff", "##able"].
+
+    Args:
+      text: a single token or whitespace separated tokens; should already
+        have been passed through `BasicTokenizer`.
+
+    Returns:
+      A list of wordpiece tokens.
+    """
+    return list(itertools.chain.from_iterable(map(
+        self._word_pieces.__getitem__,
+        whitespace_tokenize(convert_to_unicode(text)))))
+
+  def _tokenize_word(self, word):
+    """WordPiece tokens (a tuple) of one word without whitespace."""
+    length = len(word)
+    if length > self.max_input_chars_per_word:
+      return (self.unk_token,)
+    vocab = self.vocab
+    if length and word in vocab:
+      return (word,)
+    max_chars = self._max_piece_chars
+    pieces = []
+    start = 0
+    while start < length:
+      end = min(length, start + max_chars)
+      piece = None
+      while start < end:
+        candidate = word[start:end]
+        if start > 0:
+          candidate = "##" + candidate
+        if candidate in vocab:
+          piece = candidate
+          break
+        end -= 1
+      if piece is None:
+        return (self.unk_token,)
+      pieces.append(piece)
+      start = end
+    return tuple(pieces)
