@@ -34,6 +34,9 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+import checkpoints
+import modeling
+import runner
 import tokenization
 
 FLAGS = flags.FLAGS
@@ -133,8 +136,11 @@ def define_flags():
       "SQuAD 2.0 with a predict_file that has answers: report the "
       "null_score_diff_threshold that maximises F1 and the EM/F1 at it "
       "(added to eval_results.json).")
+  flags.DEFINE_bool(
+      "allow_untrained_head", False,
+      "Predict even when the checkpoint has no cls/squad head (it would be "
+      "randomly initialised); by default that is refused.")
 
-  import runner  # pylint: disable=g-import-not-at-top
   runner.define_runtime_flags()
 
 
@@ -681,6 +687,186 @@ def _check_is_max_context(doc_spans, cur_span_index, position):
   return cur_span_index == best_span_index
 
 
+# ---------------------------------------------------------------------------
+# Model
+# ---------------------------------------------------------------------------
+
+
+class SquadModel(tf.Module):
+  """BERT plus the start/end pointer head `cls/squad/output_{weights,bias}`."""
+
+  def __init__(self, bert_config, is_training=False,
+               use_one_hot_embeddings=False, compute_dtype=tf.float32,
+               recompute=False):
+    super(SquadModel, self).__init__(name="squad")
+    self.is_training = bool(is_training)
+    self.bert = modeling.BertModel(
+        bert_config, is_training=is_training,
+        use_one_hot_embeddings=use_one_hot_embeddings,
+        compute_dtype=compute_dtype, recompute=recompute)
+    hidden_size = bert_config.hidden_size
+    # The original uses stddev 0.02 here whatever initializer_range says.
+    self.output_weights = modeling.create_variable(
+        "cls/squad/output_weights", [2, hidden_size],
+        modeling.create_initializer(0.02))
+    self.output_bias = modeling.create_variable(
+        "cls/squad/output_bias", [2], modeling.zeros_initializer)
+
+  def named_variables(self):
+    """OrderedDict original name -> variable (bert's, then the head's)."""
+    named = collections.OrderedDict(self.bert.named_variables())
+    named["cls/squad/output_weights"] = self.output_weights
+    named["cls/squad/output_bias"] = self.output_bias
+    return named
+
+  def __call__(self, input_ids, input_mask=None, segment_ids=None,
+               training=False):
+    """Returns (start_logits, end_logits), each float32 [batch, seq_length]."""
+    final_hidden = self.bert(
+        input_ids, input_mask=input_mask, token_type_ids=segment_ids,
+        training=training).sequence_output
+    final_hidden = tf.cast(final_hidden, tf.float32)
+    final_hidden_shape = modeling.get_shape_list(final_hidden, expected_rank=3)
+    batch_size = final_hidden_shape[0]
+    seq_length = final_hidden_shape[1]
+    hidden_size = final_hidden_shape[2]
+
+    final_hidden_matrix = tf.reshape(final_hidden,
+                                     [batch_size * seq_length, hidden_size])
+    logits = tf.matmul(final_hidden_matrix, self.output_weights,
+                       transpose_b=True)
+    logits = tf.nn.bias_add(logits, self.output_bias)
+
+    logits = tf.reshape(logits, [batch_size, seq_length, 2])
+    logits = tf.transpose(logits, [2, 0, 1])
+
+    unstacked_logits = tf.unstack(logits, axis=0)
+
+    (start_logits, end_logits) = (unstacked_logits[0], unstacked_logits[1])
+
+    return (start_logits, end_logits)
+
+
+def create_model(bert_config, is_training, input_ids, input_mask, segment_ids,
+                 use_one_hot_embeddings, model=None):
+  """Creates a SQuAD model (the original's function); returns the logits.
+
+  Builds a fresh `SquadModel` unless `model` is given, and runs it once.
+  """
+  if model is None:
+    model = SquadModel(bert_config, is_training=is_training,
+                       use_one_hot_embeddings=use_one_hot_embeddings)
+  return model(input_ids, input_mask=input_mask, segment_ids=segment_ids,
+               training=is_training)
+
+
+def squad_loss(start_logits, end_logits, start_positions, end_positions):
+  """(start CE + end CE) / 2, each the batch mean of -log softmax[position]."""
+  seq_length = modeling.get_shape_list(start_logits, expected_rank=2)[1]
+
+  def compute_loss(logits, positions):
+    one_hot_positions = tf.one_hot(positions, depth=seq_length,
+                                   dtype=tf.float32)
+    log_probs = tf.nn.log_softmax(logits, axis=-1)
+    loss = -tf.reduce_mean(
+        tf.reduce_sum(one_hot_positions * log_probs, axis=-1))
+    return loss
+
+  start_loss = compute_loss(start_logits, start_positions)
+  end_loss = compute_loss(end_logits, end_positions)
+  return (start_loss + end_loss) / 2.0, start_loss, end_loss
+
+
+class SquadTask(object):
+  """SQuAD for the shared loop (see runner.py's task protocol)."""
+
+  def __init__(self, bert_config, use_one_hot_embeddings=False,
+               compute_dtype=tf.float32, recompute=False):
+    self.bert_config = bert_config
+    self.use_one_hot_embeddings = use_one_hot_embeddings
+    self.compute_dtype = compute_dtype
+    self.recompute = recompute
+
+  def create_model(self):
+    return SquadModel(self.bert_config,
+                      use_one_hot_embeddings=self.use_one_hot_embeddings,
+                      compute_dtype=self.compute_dtype,
+                      recompute=self.recompute)
+
+  def compute_loss(self, model, features, training):
+    start_logits, end_logits = model(
+        features["input_ids"], input_mask=features["input_mask"],
+        segment_ids=features["segment_ids"], training=training)
+    total_loss, start_loss, end_loss = squad_loss(
+        start_logits, end_logits, features["start_positions"],
+        features["end_positions"])
+    return total_loss, {"start_loss": start_loss, "end_loss": end_loss}
+
+  def eval_metrics(self, model, features):
+    # The original supports only TRAIN and PREDICT; scoring answers is done on
+    # the predictions (--do_eval). This gives the loss on labelled records.
+    loss, _ = self.compute_loss(model, features, training=False)
+    return {"loss": (loss, tf.constant(1.0))}
+
+  def predict(self, model, features):
+    start_logits, end_logits = model(
+        features["input_ids"], input_mask=features["input_mask"],
+        segment_ids=features["segment_ids"], training=False)
+    return {
+        "unique_ids": features["unique_ids"],
+        "start_logits": start_logits,
+        "end_logits": end_logits,
+    }
+
+
+def _varint(value):
+  """Protobuf base-128 varint of an int64 (negatives as 10-byte two's complement)."""
+  if value < 0:
+    value += 1 << 64
+  out = bytearray()
+  while value > 0x7F:
+    out.append((value & 0x7F) | 0x80)
+    value >>= 7
+  out.append(value)
+  return bytes(out)
+
+
+_SMALL_VARINTS = [_varint(i) for i in range(1 << 15)]
+
+
+def _packed_varints(values):
+  try:
+    if min(values) < 0:
+      raise IndexError
+    return b"".join(map(_SMALL_VARINTS.__getitem__, values))
+  except IndexError:
+    return b"".join([_varint(int(v)) for v in values])
+
+
+def _length_delimited(field_tag, payload):
+  return field_tag + _varint(len(payload)) + payload
+
+
+def _serialize_int64_example(named_values):
+  """Serialized `tf.train.Example` of int64 lists, features in the given order.
+
+  The same bytes as building the proto with `tf.train.Example(...)` and
+  `SerializeToString()` under protobuf's pure-Python runtime (map entries in
+  insertion order, as the reference files were written), but about ten times
+  faster; any protobuf reader parses it the same way.
+  """
+  entries = []
+  for name, values in named_values:
+    int64_list = (_length_delimited(b"\x0a", _packed_varints(values))
+                  if len(values) else b"")
+    feature = _length_delimited(b"\x1a", int64_list)  # Feature.int64_list
+    key = name.encode("utf-8")
+    entry = _length_delimited(b"\x0a", key) + _length_delimited(b"\x12",
+                                                                 feature)
+    entries.append(_length_delimited(b"\x0a", entry))  # Features.feature
+  return _length_delimited(b"\x0a", b"".join(entries))  # Example.features
+
+
 class FeatureWriter(object):
   """Writes InputFeature to TF example file."""
 
@@ -688,34 +874,35 @@ class FeatureWriter(object):
     self.filename = filename
     self.is_training = is_training
     self.num_features = 0
-    self._writer = tf.io.TFRecordWriter(filename)
+    # Written under a temporary name and renamed by close(), so that an
+    # interrupted run leaves no half-written file under the final name.
+    self._tmp_filename = "%s.tmp-%d" % (filename, os.getpid())
+    self._writer = tf.io.TFRecordWriter(self._tmp_filename)
 
   def process_feature(self, feature):
     """Write a InputFeature to the TFRecordWriter as a tf.train.Example."""
     self.num_features += 1
 
-    def create_int_feature(values):
-      return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
-
-    features = collections.OrderedDict()
-    features["unique_ids"] = create_int_feature([feature.unique_id])
-    features["input_ids"] = create_int_feature(feature.input_ids)
-    features["input_mask"] = create_int_feature(feature.input_mask)
-    features["segment_ids"] = create_int_feature(feature.segment_ids)
+    features = [
+        ("unique_ids", [feature.unique_id]),
+        ("input_ids", feature.input_ids),
+        ("input_mask", feature.input_mask),
+        ("segment_ids", feature.segment_ids),
+    ]
 
     if self.is_training:
-      features["start_positions"] = create_int_feature([feature.start_position])
-      features["end_positions"] = create_int_feature([feature.end_position])
+      features.append(("start_positions", [feature.start_position]))
+      features.append(("end_positions", [feature.end_position]))
       impossible = 0
       if feature.is_impossible:
         impossible = 1
-      features["is_impossible"] = create_int_feature([impossible])
+      features.append(("is_impossible", [impossible]))
 
-    tf_example = tf.train.Example(features=tf.train.Features(feature=features))
-    self._writer.write(tf_example.SerializeToString())
+    self._writer.write(_serialize_int64_example(features))
 
   def close(self):
     self._writer.close()
+    tf.io.gfile.rename(self._tmp_filename, self.filename, overwrite=True)
 
 
 def input_fn_builder(input_file, seq_length, is_training, drop_remainder):
@@ -1041,17 +1228,25 @@ def write_predictions(all_examples, all_features, all_results, n_best_size,
   return result
 
 
-def _strip_spaces(text):
-  """Removes U+0020 characters, mapping stripped index -> original index."""
-  ns_chars = []
-  ns_to_s_map = {}
-  for (i, c) in enumerate(text):
-    if c == " ":
-      continue
-    ns_to_s_map[len(ns_chars)] = i
-    ns_chars.append(c)
-  ns_text = "".join(ns_chars)
-  return (ns_text, ns_to_s_map)
+def _project_position(position, tok_text, orig_text):
+  """Index in orig_text of tok_text[position], aligned without U+0020 spaces.
+
+  None when tok_text[position] is a space or out of range (the original's
+  "Couldn't map" cases). Both texts have the same number of non-space chars.
+  """
+  if position < 0 or position >= len(tok_text) or tok_text[position] == " ":
+    return None
+  ns_index = position - tok_text.count(" ", 0, position)
+  offset = 0
+  for piece in orig_text.split(" "):
+    if ns_index < len(piece):
+      return offset + ns_index
+    ns_index -= len(piece)
+    offset += len(piece) + 1
+  return None
+
+
+_BASIC_TOKENIZERS = {}
 
 
 def get_final_text(pred_text, orig_text, do_lower_case, verbose_logging=None):
@@ -1070,7 +1265,10 @@ def get_final_text(pred_text, orig_text, do_lower_case, verbose_logging=None):
   if verbose_logging is None:
     verbose_logging = _flag_value("verbose_logging", False)
 
-  tokenizer = tokenization.BasicTokenizer(do_lower_case=do_lower_case)
+  tokenizer = _BASIC_TOKENIZERS.get(do_lower_case)
+  if tokenizer is None:
+    tokenizer = tokenization.BasicTokenizer(do_lower_case=do_lower_case)
+    _BASIC_TOKENIZERS[do_lower_case] = tokenizer
 
   tok_text = " ".join(tokenizer.tokenize(orig_text))
 
@@ -1081,8 +1279,8 @@ def get_final_text(pred_text, orig_text, do_lower_case, verbose_logging=None):
     return orig_text
   end_position = start_position + len(pred_text) - 1
 
-  (orig_ns_text, orig_ns_to_s_map) = _strip_spaces(orig_text)
-  (tok_ns_text, tok_ns_to_s_map) = _strip_spaces(tok_text)
+  orig_ns_text = orig_text.replace(" ", "")
+  tok_ns_text = tok_text.replace(" ", "")
 
   if len(orig_ns_text) != len(tok_ns_text):
     if verbose_logging:
@@ -1091,28 +1289,15 @@ def get_final_text(pred_text, orig_text, do_lower_case, verbose_logging=None):
     return orig_text
 
   # We then project the characters in `pred_text` back to `orig_text` using
-  # the character-to-character alignment.
-  tok_s_to_ns_map = {}
-  for (i, tok_index) in tok_ns_to_s_map.items():
-    tok_s_to_ns_map[tok_index] = i
-
-  orig_start_position = None
-  if start_position in tok_s_to_ns_map:
-    ns_start_position = tok_s_to_ns_map[start_position]
-    if ns_start_position in orig_ns_to_s_map:
-      orig_start_position = orig_ns_to_s_map[ns_start_position]
-
+  # the character-to-character alignment (computed only for the two positions
+  # needed; same result as the original's full index maps).
+  orig_start_position = _project_position(start_position, tok_text, orig_text)
   if orig_start_position is None:
     if verbose_logging:
       logging.info("Couldn't map start position")
     return orig_text
 
-  orig_end_position = None
-  if end_position in tok_s_to_ns_map:
-    ns_end_position = tok_s_to_ns_map[end_position]
-    if ns_end_position in orig_ns_to_s_map:
-      orig_end_position = orig_ns_to_s_map[ns_end_position]
-
+  orig_end_position = _project_position(end_position, tok_text, orig_text)
   if orig_end_position is None:
     if verbose_logging:
       logging.info("Couldn't map end position")
@@ -1124,14 +1309,10 @@ def get_final_text(pred_text, orig_text, do_lower_case, verbose_logging=None):
 
 def _get_best_indexes(logits, n_best_size):
   """Get the n-best logits from a list."""
-  index_and_score = sorted(enumerate(logits), key=lambda x: x[1], reverse=True)
-
-  best_indexes = []
-  for i in range(len(index_and_score)):
-    if i >= n_best_size:
-      break
-    best_indexes.append(index_and_score[i][0])
-  return best_indexes
+  # Positions by logit, highest first; ties keep the lower position first
+  # (Python's sort is stable, also with reverse=True).
+  by_score = sorted(range(len(logits)), key=logits.__getitem__, reverse=True)
+  return by_score[:n_best_size]
 
 
 def _compute_softmax(scores):
@@ -1363,3 +1544,291 @@ def search_null_threshold(articles, best_non_null_text, null_odds):
     out[k] = v
   del best_f1
   return out
+
+
+# ---------------------------------------------------------------------------
+# main
+# ---------------------------------------------------------------------------
+
+
+def validate_flags_or_throw(bert_config):
+  """Validate the input FLAGS or throw an exception."""
+  tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case,
+                                                FLAGS.init_checkpoint)
+
+  if not FLAGS.do_train and not FLAGS.do_predict and not FLAGS.do_eval:
+    raise ValueError("At least one of `do_train`, `do_predict` or `do_eval` "
+                     "must be True.")
+
+  if FLAGS.do_train:
+    if not FLAGS.train_file:
+      raise ValueError(
+          "If `do_train` is True, then `train_file` must be specified.")
+  if FLAGS.do_predict or FLAGS.do_eval:
+    if not FLAGS.predict_file:
+      raise ValueError(
+          "If `do_predict` or `do_eval` is True, then `predict_file` must be "
+          "specified.")
+
+  if FLAGS.max_seq_length > bert_config.max_position_embeddings:
+    raise ValueError(
+        "Cannot use sequence length %d because the BERT model "
+        "was only trained up to sequence length %d (--max_seq_length must be "
+        "<= max_position_embeddings of %s)" %
+        (FLAGS.max_seq_length, bert_config.max_position_embeddings,
+         FLAGS.bert_config_file))
+
+  if FLAGS.max_seq_length <= FLAGS.max_query_length + 3:
+    raise ValueError(
+        "The max_seq_length (%d) must be greater than max_query_length "
+        "(%d) + 3: raise --max_seq_length or lower --max_query_length" %
+        (FLAGS.max_seq_length, FLAGS.max_query_length))
+
+  for name in ("doc_stride", "n_best_size", "max_answer_length",
+               "train_batch_size", "predict_batch_size"):
+    if FLAGS[name].value < 1:
+      raise ValueError("--%s must be at least 1, got %d" %
+                       (name, FLAGS[name].value))
+
+  if FLAGS.null_threshold_search and not FLAGS.version_2_with_negative:
+    raise ValueError("--null_threshold_search needs "
+                     "--version_2_with_negative=true (SQuAD 2.0 null odds)")
+
+
+def _log_and_write_json(path, results, header):
+  logging.info(header)
+  for key, value in results.items():
+    logging.info("  %s = %s", key, value)
+  _write_text_atomic(path, json.dumps(results, indent=2) + "\n")
+
+
+def _read_json_file(path, what):
+  if not tf.io.gfile.exists(path):
+    raise FileNotFoundError(
+        "--do_eval: %s %s not found; run with --do_predict first (or in the "
+        "same command)" % (what, path))
+  with tf.io.gfile.GFile(path, "r") as reader:
+    try:
+      return json.loads(reader.read())
+    except json.JSONDecodeError as e:
+      raise ValueError("%s is not valid JSON: %s at line %d column %d" %
+                       (path, e.msg, e.lineno, e.colno)) from None
+
+
+def run_eval(predict_file, output_dir, version_2_with_negative,
+             null_threshold_search=False):
+  """Scores output_dir's prediction files against predict_file's answers.
+
+  Writes and returns `eval_results.json`'s dict: for SQuAD 1.1 what
+  evaluate-v1.1.py prints (exact_match, f1); for SQuAD 2.0 what
+  evaluate-v2.0.py prints with `--na-prob-file null_odds.json` (exact, f1,
+  total, HasAns_*, NoAns_*, best_exact(_thresh), best_f1(_thresh)), plus the
+  threshold search when asked.
+  """
+  articles = _load_squad_json(predict_file)
+  predictions = _read_json_file(
+      os.path.join(output_dir, "predictions.json"), "predictions file")
+  if version_2_with_negative:
+    null_odds = _read_json_file(os.path.join(output_dir, "null_odds.json"),
+                                "null odds file")
+    results = evaluate_v2(articles, predictions, na_probs=null_odds)
+  else:
+    results = evaluate_v1(articles, predictions)
+  if null_threshold_search:
+    nbest = _read_json_file(
+        os.path.join(output_dir, "nbest_predictions.json"), "n-best file")
+    best_non_null = collections.OrderedDict()
+    for qas_id, entries in nbest.items():
+      texts = [e["text"] for e in entries if e["text"]]
+      best_non_null[qas_id] = texts[0] if texts else None
+    search = search_null_threshold(articles, best_non_null, null_odds)
+    logging.info(
+        "Best --null_score_diff_threshold=%r: exact %.2f, f1 %.2f (at the "
+        "threshold used, %r: exact %.2f, f1 %.2f)",
+        search["best_null_score_diff_threshold"], search["exact"],
+        search["f1"], FLAGS.null_score_diff_threshold if FLAGS.is_parsed()
+        else 0.0, results["exact"], results["f1"])
+    results["best_null_score_diff_threshold"] = search[
+        "best_null_score_diff_threshold"]
+    for key, value in search.items():
+      if key != "best_null_score_diff_threshold":
+        results["at_best_threshold_" + key] = value
+  _log_and_write_json(os.path.join(output_dir, "eval_results.json"), results,
+                      "***** Eval results (%s) *****" % predict_file)
+  return results
+
+
+def main(_):
+  logging.set_verbosity(logging.INFO)
+
+  bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
+
+  validate_flags_or_throw(bert_config)
+
+  tf.io.gfile.makedirs(FLAGS.output_dir)
+
+  tokenizer = tokenization.FullTokenizer(
+      vocab_file=FLAGS.vocab_file, do_lower_case=FLAGS.do_lower_case)
+  modeling.check_vocab_size(FLAGS.vocab_file, bert_config)
+
+  cfg = runner.RunConfig.from_flags(FLAGS, output_dir=FLAGS.output_dir)
+  task = SquadTask(bert_config,
+                   use_one_hot_embeddings=cfg.use_one_hot_embeddings,
+                   compute_dtype=cfg.compute_dtype, recompute=cfg.recompute)
+
+  if FLAGS.do_train:
+    train_examples = read_squad_examples(
+        input_file=FLAGS.train_file, is_training=True)
+    # As the original: the step count comes from the number of questions, not
+    # of the (more numerous) windows they are split into.
+    num_train_steps = int(
+        len(train_examples) / FLAGS.train_batch_size * FLAGS.num_train_epochs)
+    num_warmup_steps = int(num_train_steps * FLAGS.warmup_proportion)
+    if num_train_steps < 1:
+      raise runner.UserError(
+          "%d training questions / --train_batch_size=%d * "
+          "--num_train_epochs=%s gives 0 training steps" %
+          (len(train_examples), FLAGS.train_batch_size,
+           FLAGS.num_train_epochs))
+
+    # Pre-shuffle the input to avoid having to make a very large shuffle
+    # buffer in the `input_fn`.
+    rng = random.Random(12345)
+    rng.shuffle(train_examples)
+
+    # We write to a temporary file to avoid storing very large constant tensors
+    # in memory.
+    train_writer = FeatureWriter(
+        filename=os.path.join(FLAGS.output_dir, "train.tf_record"),
+        is_training=True)
+    convert_examples_to_features(
+        examples=train_examples,
+        tokenizer=tokenizer,
+        max_seq_length=FLAGS.max_seq_length,
+        doc_stride=FLAGS.doc_stride,
+        max_query_length=FLAGS.max_query_length,
+        is_training=True,
+        output_fn=train_writer.process_feature,
+        drop_out_of_span_chunks=FLAGS.drop_out_of_span_chunks)
+    train_writer.close()
+
+    logging.info("***** Running training *****")
+    logging.info("  Num orig examples = %d", len(train_examples))
+    logging.info("  Num split examples = %d", train_writer.num_features)
+    logging.info("  Batch size = %d", FLAGS.train_batch_size)
+    logging.info("  Num steps = %d", num_train_steps)
+    del train_examples
+
+    train_input_fn = input_fn_builder(
+        input_file=train_writer.filename,
+        seq_length=FLAGS.max_seq_length,
+        is_training=True,
+        drop_remainder=True)
+    runner.train(cfg, task, train_input_fn, num_train_steps, num_warmup_steps,
+                 FLAGS.learning_rate, init_checkpoint=FLAGS.init_checkpoint,
+                 train_batch_size=FLAGS.train_batch_size)
+
+  if FLAGS.do_predict:
+    eval_examples = read_squad_examples(
+        input_file=FLAGS.predict_file, is_training=False)
+
+    eval_writer = FeatureWriter(
+        filename=os.path.join(FLAGS.output_dir, "eval.tf_record"),
+        is_training=False)
+    eval_features = []
+
+    def append_feature(feature):
+      eval_features.append(feature)
+      eval_writer.process_feature(feature)
+
+    convert_examples_to_features(
+        examples=eval_examples,
+        tokenizer=tokenizer,
+        max_seq_length=FLAGS.max_seq_length,
+        doc_stride=FLAGS.doc_stride,
+        max_query_length=FLAGS.max_query_length,
+        is_training=False,
+        output_fn=append_feature)
+    eval_writer.close()
+
+    logging.info("***** Running predictions *****")
+    logging.info("  Num orig examples = %d", len(eval_examples))
+    logging.info("  Num split examples = %d", len(eval_features))
+    logging.info("  Batch size = %d", FLAGS.predict_batch_size)
+
+    model, _, path = runner.load_model(cfg, task,
+                                       init_checkpoint=FLAGS.init_checkpoint)
+    _check_head_is_trained(path, FLAGS.allow_untrained_head)
+
+    predict_input_fn = input_fn_builder(
+        input_file=eval_writer.filename,
+        seq_length=FLAGS.max_seq_length,
+        is_training=False,
+        drop_remainder=False)
+
+    # If running eval on the TPU, you will need to specify the number of
+    # steps.
+    all_results = []
+    start = time.time()
+    for result in runner.predict(cfg, task, predict_input_fn,
+                                 FLAGS.predict_batch_size, model=model):
+      if len(all_results) % 1000 == 0:
+        logging.info("Processing example: %d", len(all_results))
+      unique_id = int(result["unique_ids"])
+      start_logits = [float(x) for x in result["start_logits"].flat]
+      end_logits = [float(x) for x in result["end_logits"].flat]
+      all_results.append(
+          RawResult(
+              unique_id=unique_id,
+              start_logits=start_logits,
+              end_logits=end_logits))
+    logging.info("Predicted %d features in %.1f s", len(all_results),
+                 time.time() - start)
+
+    output_prediction_file = os.path.join(FLAGS.output_dir, "predictions.json")
+    output_nbest_file = os.path.join(FLAGS.output_dir, "nbest_predictions.json")
+    output_null_log_odds_file = os.path.join(FLAGS.output_dir, "null_odds.json")
+
+    write_predictions(eval_examples, eval_features, all_results,
+                      FLAGS.n_best_size, FLAGS.max_answer_length,
+                      FLAGS.do_lower_case, output_prediction_file,
+                      output_nbest_file, output_null_log_odds_file)
+
+  if FLAGS.do_eval:
+    run_eval(FLAGS.predict_file, FLAGS.output_dir,
+             FLAGS.version_2_with_negative,
+             null_threshold_search=FLAGS.null_threshold_search)
+
+
+_HEAD_VARIABLES = ("cls/squad/output_weights", "cls/squad/output_bias")
+
+
+def _check_head_is_trained(checkpoint_path, allow_untrained_head):
+  """Refuses to predict with a randomly initialised cls/squad head."""
+  if checkpoint_path:
+    names = {name for name, _ in checkpoints.list_variables(checkpoint_path)}
+    missing = [n for n in _HEAD_VARIABLES if n not in names]
+    where = "checkpoint %s has no SQuAD head (%s)" % (checkpoint_path,
+                                                      ", ".join(missing))
+  else:
+    missing = list(_HEAD_VARIABLES)
+    where = "no checkpoint (output_dir has none and --init_checkpoint is unset)"
+  if not missing:
+    return
+  if allow_untrained_head:
+    logging.warning("--do_predict: %s; the SQuAD head is RANDOM "
+                    "(--allow_untrained_head).", where)
+    return
+  raise runner.UserError(
+      "--do_predict: %s, so the predictions would come from a random head. "
+      "Fine-tune first (--do_train) or point --init_checkpoint/--output_dir "
+      "at a fine-tuned checkpoint; pass --allow_untrained_head to do it "
+      "anyway." % where)
+
+
+if __name__ == "__main__":
+  define_flags()
+  flags.mark_flag_as_required("vocab_file")
+  flags.mark_flag_as_required("bert_config_file")
+  flags.mark_flag_as_required("output_dir")
+  app.run(runner.main_wrapper(main))

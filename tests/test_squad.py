@@ -517,3 +517,26 @@ def test_null_threshold_search_matches_brute_force():
   brute = max(f1_at(t) for t in sorted(set(odds.values())) + [-100.0])
   assert got["f1"] == pytest.approx(brute)
   assert f1_at(got["best_null_score_diff_threshold"]) == pytest.approx(brute)
+
+
+@pytest.mark.parametrize("name", ["v2_fixture_train", "v2_fixture_eval_msl96"])
+def test_tfrecord_bytes_match_reference(name, tokenizer, tmp_path):
+  # The reference was written with insertion-ordered map entries; our encoder
+  # writes the same order, so even the bytes agree.
+  _, features = _convert(name, tokenizer)
+  path = tmp_path / "out.tf_record"
+  writer = run_squad.FeatureWriter(str(path), is_training=FEATURE_RUNS[name][1])
+  for f in features:
+    writer.process_feature(f)
+  writer.close()
+  assert path.read_bytes() == (SQUAD / ("%s.tfrecord" % name)).read_bytes()
+  assert not list(tmp_path.glob("*.tmp-*"))
+
+
+def test_serialize_matches_protobuf():
+  values = [("a", [0, 1, 127, 128, 16383, 16384, 2**40, -1, -2**63]),
+            ("b", [1000000000]), ("empty", [])]
+  ours = run_squad._serialize_int64_example(values)
+  parsed = tf.train.Example.FromString(ours)
+  assert {k: list(v.int64_list.value) for k, v in
+          parsed.features.feature.items()} == dict(values)
