@@ -1,0 +1,1637 @@
+# coding=utf-8
+# Copyright 2018 The Google AI Language Team Authors and the project authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""BERT finetuning runner (sentence and sentence-pair classification, GLUE).
+
+The command lines of the original `run_classifier.py` run unchanged and write
+the same files (`train.tf_record`, `eval.tf_record`, `predict.tf_record`,
+`eval_results.txt`, `test_results.tsv`). The Estimator/TPUEstimator loop is
+replaced by the shared TF2 loop in `runner.py`.
+"""
+
+import collections
+import csv
+import math
+import os
+
+from absl import app
+from absl import flags
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+import checkpoints
+import modeling
+import optimization  # pylint: disable=unused-import  (public API of the original)
+import runner
+import tokenization
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+  """Defines the flags of this script (idempotent)."""
+  if "task_name" in FLAGS:
+    return
+
+  ## Required parameters
+  flags.DEFINE_string(
+      "data_dir", None,
+      "The input data dir. Should contain the .tsv files (or other data files) "
+      "for the task.")
+
+  flags.DEFINE_string(
+      "bert_config_file", None,
+      "The config json file corresponding to the pre-trained BERT model. "
+      "This specifies the model architecture.")
+
+  flags.DEFINE_string("task_name", None, "The name of the task to train.")
+
+  flags.DEFINE_string("vocab_file", None,
+                      "The vocabulary file that the BERT model was trained on.")
+
+  flags.DEFINE_string(
+      "output_dir", None,
+      "The output directory where the model checkpoints will be written.")
+
+  ## Other parameters
+
+  flags.DEFINE_string(
+      "init_checkpoint", None,
+      "Initial checkpoint (usually from a pre-trained BERT model).")
+
+  flags.DEFINE_bool(
+      "do_lower_case", True,
+      "Whether to lower case the input text. Should be True for uncased "
+      "models and False for cased models.")
+
+  flags.DEFINE_integer(
+      "max_seq_length", 128,
+      "The maximum total input sequence length after WordPiece tokenization. "
+      "Sequences longer than this will be truncated, and sequences shorter "
+      "than this will be padded.")
+
+  flags.DEFINE_bool("do_train", False, "Whether to run training.")
+
+  flags.DEFINE_bool("do_eval", False, "Whether to run eval on the dev set.")
+
+  flags.DEFINE_bool(
+      "do_predict", False,
+      "Whether to run the model in inference mode on the test set.")
+
+  flags.DEFINE_integer("train_batch_size", 32, "Total batch size for training.")
+
+  flags.DEFINE_integer("eval_batch_size", 8, "Total batch size for eval.")
+
+  flags.DEFINE_integer("predict_batch_size", 8, "Total batch size for predict.")
+
+  flags.DEFINE_float("learning_rate", 5e-5,
+                     "The initial learning rate for Adam.")
+
+  flags.DEFINE_float("num_train_epochs", 3.0,
+                     "Total number of training epochs to perform.")
+
+  flags.DEFINE_float(
+      "warmup_proportion", 0.1,
+      "Proportion of training to perform linear learning rate warmup for. "
+      "E.g., 0.1 = 10% of training.")
+
+  # use_tpu, tpu_name, tpu_zone, gcp_project, master, num_tpu_cores,
+  # save_checkpoints_steps, iterations_per_loop and the shared new flags.
+  if "use_tpu" not in FLAGS:
+    runner.define_runtime_flags(iterations_per_loop=True,
+                                save_checkpoints_steps=True)
+
+  ## New parameters (not in the original)
+
+  flags.DEFINE_integer(
+      "eval_every_n_steps", 0,
+      "If > 0 (with --do_train and --do_eval), evaluate on the dev set every N "
+      "training steps and at the end, and keep the checkpoint with the best "
+      "dev metric in output_dir/best/.")
+
+  flags.DEFINE_string(
+      "best_metric", None,
+      "Metric that selects the best checkpoint for --eval_every_n_steps "
+      "(higher is better, except for *loss). Default: eval_accuracy, or "
+      "eval_pearson for sts-b.")
+
+  flags.DEFINE_bool(
+      "allow_untrained_head", False,
+      "Allow --do_eval/--do_predict without training when the checkpoint has "
+      "no classifier head (output_weights/output_bias): the head is then "
+      "random and the predictions meaningless.")
+
+  flags.DEFINE_string(
+      "export_dir", None,
+      "If set, export the fine-tuned classifier as a SavedModel here, with a "
+      "'serving_default' signature on int tensors (input_ids, input_mask, "
+      "segment_ids) and a 'serving_text' signature on raw strings (text_a, "
+      "text_b) with the tokenizer in the graph.")
+
+  flags.DEFINE_bool(
+      "write_eval_predictions", True,
+      "With --do_eval, also write eval_predictions.tsv (guid, gold label, "
+      "predicted label, per-label probabilities) and eval_extra_metrics.txt "
+      "(F1 for binary tasks, Matthews correlation for CoLA).")
+
+
+class InputExample(object):
+  """A single training/test example for simple sequence classification."""
+
+  def __init__(self, guid, text_a, text_b=None, label=None):
+    """Constructs a InputExample.
+
+    Args:
+      guid: Unique id for the example.
+      text_a: string. The untokenized text of the first sequence. For single
+        sequence tasks, only this sequence must be specified.
+      text_b: (Optional) string. The untokenized text of the second sequence.
+        Only must be specified for sequence pair tasks.
+      label: (Optional) string. The label of the example. This should be
+        specified for train and dev examples, but not for test examples.
+    """
+    self.guid = guid
+    self.text_a = text_a
+    self.text_b = text_b
+    self.label = label
+
+
+class PaddingInputExample(object):
+  """Fake example so the num input examples is a multiple of the batch size.
+
+  When running eval/predict on the TPU, we need to pad the number of examples
+  to be a multiple of the batch size, because the TPU requires a fixed batch
+  size. The alternative is to drop the last batch, which is bad because it means
+  the entire output data won't be generated.
+
+  We use this class instead of `None` because treating `None` as padding
+  batches could cause silent errors.
+  """
+
+
+class InputFeatures(object):
+  """A single set of features of data."""
+
+  def __init__(self,
+               input_ids,
+               input_mask,
+               segment_ids,
+               label_id,
+               is_real_example=True):
+    self.input_ids = input_ids
+    self.input_mask = input_mask
+    self.segment_ids = segment_ids
+    self.label_id = label_id
+    self.is_real_example = is_real_example
+
+
+class DataProcessor(object):
+  """Base class for data converters for sequence classification data sets."""
+
+  # Regression tasks (STS-B) have `get_labels() is None`: one real-valued
+  # output, MSE loss.
+
+  def get_train_examples(self, data_dir):
+    """Gets a collection of `InputExample`s for the train set."""
+    raise ValueError(
+        "%s has no training set (data_dir=%s)" % (type(self).__name__, data_dir))
+
+  def get_dev_examples(self, data_dir):
+    """Gets a collection of `InputExample`s for the dev set."""
+    raise ValueError(
+        "%s has no dev set (data_dir=%s)" % (type(self).__name__, data_dir))
+
+  def get_test_examples(self, data_dir):
+    """Gets a collection of `InputExample`s for prediction."""
+    raise ValueError(
+        "%s has no test set (data_dir=%s)" % (type(self).__name__, data_dir))
+
+  def get_labels(self):
+    """Gets the list of labels for this data set (None for regression)."""
+    raise ValueError("%s defines no labels" % type(self).__name__)
+
+  @classmethod
+  def _read_tsv(cls, input_file, quotechar=None):
+    """Reads a tab separated value file.
+
+    Reads UTF-8 explicitly (whatever the locale), lines end at "\\n" and every
+    "\\r" is dropped (what TF's line reader did for the original); no quote
+    handling, so double quotes stay in the fields. Returns all rows, header
+    included, as lists of strings.
+    """
+    return [row for _, row in _read_tsv_rows(input_file, quotechar)]
+
+
+def _read_tsv_rows(input_file, quotechar=None):
+  """Returns [(line_number, row)] of a TSV file; see DataProcessor._read_tsv."""
+  if not tf.io.gfile.exists(input_file):
+    raise FileNotFoundError(
+        "%s: file not found (check --data_dir and --task_name)" % input_file)
+  with tf.io.gfile.GFile(input_file, "rb") as reader:
+    data = reader.read()
+  raw_lines = data.split(b"\n")
+  if raw_lines and not raw_lines[-1]:
+    raw_lines.pop()
+  lines = []
+  for i, raw in enumerate(raw_lines):
+    try:
+      line = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+      raise ValueError(
+          "%s: line %d: not valid UTF-8 (byte 0x%02x at column %d); re-save the "
+          "file as UTF-8" % (input_file, i + 1, raw[e.start], e.start + 1)
+      ) from None
+    lines.append(line.replace("\r", ""))
+  if quotechar is None:
+    reader = csv.reader(lines, delimiter="\t", quotechar=None,
+                        quoting=csv.QUOTE_NONE)
+  else:
+    reader = csv.reader(lines, delimiter="\t", quotechar=quotechar)
+  return [(i + 1, row) for i, row in enumerate(reader)]
+
+
+class _TsvFile(object):
+  """The rows of one TSV file, with the checks the built-in processors need."""
+
+  def __init__(self, input_file, columns_used):
+    """Reads `input_file`; every row must have the same number of columns.
+
+    Args:
+      input_file: path of the TSV file.
+      columns_used: largest column index any processor reads from a row (-1
+        means "the last column", which any non-empty row has).
+    """
+    self.path = input_file
+    rows = _read_tsv_rows(input_file)
+    self.blank_lines = [n for n, row in rows if not row]
+    self.rows = [(n, row) for n, row in rows if row]
+    if self.blank_lines:
+      logging.info("%s: skipped %d blank line(s) (first: line %d)", input_file,
+                   len(self.blank_lines), self.blank_lines[0])
+    if not self.rows:
+      return
+    width = len(self.rows[0][1])
+    for n, row in self.rows:
+      if len(row) != width or len(row) <= columns_used:
+        raise ValueError(
+            "%s: line %d: expected %d TAB-separated columns (as on line %d), "
+            "found %d: %s" %
+            (input_file, n, max(width, columns_used + 1), self.rows[0][0],
+             len(row), _shorten("\t".join(row))))
+
+  def check_label(self, line_number, label, label_list):
+    """Raises ValueError for a label outside `label_list`."""
+    if label_list is None:
+      try:
+        float(label)
+      except ValueError:
+        raise ValueError(
+            "%s: line %d: label %r is not a number (regression task)" %
+            (self.path, line_number, label)) from None
+    elif label not in label_list:
+      raise ValueError(
+          "%s: line %d: label %r is not one of the task's labels %s" %
+          (self.path, line_number, label, label_list))
+
+
+def _shorten(text, limit=120):
+  text = repr(text)
+  return text if len(text) <= limit else text[:limit] + "..."
+
+
+class XnliProcessor(DataProcessor):
+  """Processor for the XNLI data set."""
+
+  def __init__(self):
+    self.language = "zh"
+
+  def get_train_examples(self, data_dir):
+    """See base class."""
+    tsv = _TsvFile(
+        os.path.join(data_dir, "multinli",
+                     "multinli.train.%s.tsv" % self.language), 2)
+    examples = []
+    for n, line in tsv.rows:
+      if n == 1:
+        continue
+      guid = "train-%d" % (n - 1)
+      text_a = tokenization.convert_to_unicode(line[0])
+      text_b = tokenization.convert_to_unicode(line[1])
+      label = tokenization.convert_to_unicode(line[2])
+      if label == tokenization.convert_to_unicode("contradictory"):
+        label = tokenization.convert_to_unicode("contradiction")
+      tsv.check_label(n, label, self.get_labels())
+      examples.append(
+          InputExample(guid=guid, text_a=text_a, text_b=text_b, label=label))
+    return examples
+
+  def get_dev_examples(self, data_dir):
+    """See base class."""
+    tsv = _TsvFile(os.path.join(data_dir, "xnli.dev.tsv"), 7)
+    examples = []
+    for n, line in tsv.rows:
+      if n == 1:
+        continue
+      guid = "dev-%d" % (n - 1)
+      language = tokenization.convert_to_unicode(line[0])
+      if language != tokenization.convert_to_unicode(self.language):
+        continue
+      text_a = tokenization.convert_to_unicode(line[6])
+      text_b = tokenization.convert_to_unicode(line[7])
+      label = tokenization.convert_to_unicode(line[1])
+      tsv.check_label(n, label, self.get_labels())
+      examples.append(
+          InputExample(guid=guid, text_a=text_a, text_b=text_b, label=label))
+    return examples
+
+  def get_labels(self):
+    """See base class."""
+    return ["contradiction", "entailment", "neutral"]
+
+
+class MnliProcessor(DataProcessor):
+  """Processor for the MultiNLI data set (GLUE version)."""
+
+  dev_file = "dev_matched.tsv"
+  dev_set_name = "dev_matched"
+  test_file = "test_matched.tsv"
+
+  def get_train_examples(self, data_dir):
+    """See base class."""
+    return self._create_examples(os.path.join(data_dir, "train.tsv"), "train")
+
+  def get_dev_examples(self, data_dir):
+    """See base class."""
+    return self._create_examples(
+        os.path.join(data_dir, self.dev_file), self.dev_set_name)
+
+  def get_test_examples(self, data_dir):
+    """See base class."""
+    return self._create_examples(os.path.join(data_dir, self.test_file), "test")
+
+  def get_labels(self):
+    """See base class."""
+    return ["contradiction", "entailment", "neutral"]
+
+  def _create_examples(self, path, set_type):
+    """Creates examples for the training and dev sets."""
+    tsv = _TsvFile(path, 9)
+    examples = []
+    for n, line in tsv.rows:
+      if n == 1:
+        continue
+      guid = "%s-%s" % (set_type, tokenization.convert_to_unicode(line[0]))
+      text_a = tokenization.convert_to_unicode(line[8])
+      text_b = tokenization.convert_to_unicode(line[9])
+      if set_type == "test":
+        label = "contradiction"
+      else:
+        label = tokenization.convert_to_unicode(line[-1])
+        tsv.check_label(n, label, self.get_labels())
+      examples.append(
+          InputExample(guid=guid, text_a=text_a, text_b=text_b, label=label))
+    return examples
+
+
+class MnliMismatchedProcessor(MnliProcessor):
+  """MultiNLI with the mismatched dev/test sets (new; the original had none)."""
+
+  dev_file = "dev_mismatched.tsv"
+  dev_set_name = "dev_mismatched"
+  test_file = "test_mismatched.tsv"
+
+
+class MrpcProcessor(DataProcessor):
+  """Processor for the MRPC data set (GLUE version)."""
+
+  def get_train_examples(self, data_dir):
+    """See base class."""
+    return self._create_examples(os.path.join(data_dir, "train.tsv"), "train")
+
+  def get_dev_examples(self, data_dir):
+    """See base class."""
+    return self._create_examples(os.path.join(data_dir, "dev.tsv"), "dev")
+
+  def get_test_examples(self, data_dir):
+    """See base class."""
+    return self._create_examples(os.path.join(data_dir, "test.tsv"), "test")
+
+  def get_labels(self):
+    """See base class."""
+    return ["0", "1"]
+
+  def _create_examples(self, path, set_type):
+    """Creates examples for the training and dev sets."""
+    tsv = _TsvFile(path, 4)
+    examples = []
+    for n, line in tsv.rows:
+      if n == 1:
+        continue
+      guid = "%s-%s" % (set_type, n - 1)
+      text_a = tokenization.convert_to_unicode(line[3])
+      text_b = tokenization.convert_to_unicode(line[4])
+      if set_type == "test":
+        label = "0"
+      else:
+        label = tokenization.convert_to_unicode(line[0])
+        tsv.check_label(n, label, self.get_labels())
+      examples.append(
+          InputExample(guid=guid, text_a=text_a, text_b=text_b, label=label))
+    return examples
+
+
+class ColaProcessor(DataProcessor):
+  """Processor for the CoLA data set (GLUE version)."""
+
+  def get_train_examples(self, data_dir):
+    """See base class."""
+    return self._create_examples(os.path.join(data_dir, "train.tsv"), "train")
+
+  def get_dev_examples(self, data_dir):
+    """See base class."""
+    return self._create_examples(os.path.join(data_dir, "dev.tsv"), "dev")
+
+  def get_test_examples(self, data_dir):
+    """See base class."""
+    return self._create_examples(os.path.join(data_dir, "test.tsv"), "test")
+
+  def get_labels(self):
+    """See base class."""
+    return ["0", "1"]
+
+  def _create_examples(self, path, set_type):
+    """Creates examples for the training and dev sets."""
+    # train.tsv and dev.tsv have no header; test.tsv has one.
+    tsv = _TsvFile(path, 1 if set_type == "test" else 3)
+    examples = []
+    for n, line in tsv.rows:
+      if set_type == "test" and n == 1:
+        continue
+      guid = "%s-%s" % (set_type, n - 1)
+      if set_type == "test":
+        text_a = tokenization.convert_to_unicode(line[1])
+        label = "0"
+      else:
+        text_a = tokenization.convert_to_unicode(line[3])
+        label = tokenization.convert_to_unicode(line[1])
+        tsv.check_label(n, label, self.get_labels())
+      examples.append(
+          InputExample(guid=guid, text_a=text_a, text_b=None, label=label))
+    return examples
+
+
+class _GlueProcessor(DataProcessor):
+  """A GLUE task laid out as train.tsv / dev.tsv / test.tsv with a header.
+
+  Subclasses set the columns. guid is `<set>-<i>` with i the row index (the
+  first row after the header is 1), as the original's MRPC/CoLA processors.
+  The test set gets the first label (a placeholder, as in the original).
+  """
+
+  labels = None
+  text_a_column = 0
+  text_b_column = None  # None: single-sentence task.
+  label_column = -1
+  test_text_a_column = 1
+  test_text_b_column = None
+  has_dev_and_train = True
+
+  def get_train_examples(self, data_dir):
+    """See base class."""
+    return self._create_examples(os.path.join(data_dir, "train.tsv"), "train")
+
+  def get_dev_examples(self, data_dir):
+    """See base class."""
+    return self._create_examples(os.path.join(data_dir, "dev.tsv"), "dev")
+
+  def get_test_examples(self, data_dir):
+    """See base class."""
+    return self._create_examples(os.path.join(data_dir, "test.tsv"), "test")
+
+  def get_labels(self):
+    """See base class."""
+    return None if self.labels is None else list(self.labels)
+
+  def _test_label(self):
+    return "0.0" if self.labels is None else self.labels[0]
+
+  def _create_examples(self, path, set_type):
+    """Creates examples from a headed TSV file."""
+    if set_type == "test":
+      columns = [self.test_text_a_column, self.test_text_b_column]
+    else:
+      columns = [self.text_a_column, self.text_b_column, self.label_column]
+    tsv = _TsvFile(path, max(c for c in columns if c is not None))
+    examples = []
+    for n, line in tsv.rows:
+      if n == 1:
+        continue
+      guid = "%s-%s" % (set_type, n - 1)
+      text_b = None
+      if set_type == "test":
+        text_a = tokenization.convert_to_unicode(line[self.test_text_a_column])
+        if self.test_text_b_column is not None:
+          text_b = tokenization.convert_to_unicode(
+              line[self.test_text_b_column])
+        label = self._test_label()
+      else:
+        text_a = tokenization.convert_to_unicode(line[self.text_a_column])
+        if self.text_b_column is not None:
+          text_b = tokenization.convert_to_unicode(line[self.text_b_column])
+        label = tokenization.convert_to_unicode(line[self.label_column])
+        tsv.check_label(n, label, self.get_labels())
+      examples.append(
+          InputExample(guid=guid, text_a=text_a, text_b=text_b, label=label))
+    return examples
+
+
+class Sst2Processor(_GlueProcessor):
+  """SST-2 (header `sentence label`; test `index sentence`)."""
+  labels = ("0", "1")
+  text_a_column = 0
+  label_column = 1
+  test_text_a_column = 1
+
+
+class QnliProcessor(_GlueProcessor):
+  """QNLI (header `index question sentence label`)."""
+  labels = ("entailment", "not_entailment")
+  text_a_column = 1
+  text_b_column = 2
+  label_column = 3
+  test_text_a_column = 1
+  test_text_b_column = 2
+
+
+class RteProcessor(QnliProcessor):
+  """RTE (header `index sentence1 sentence2 label`)."""
+
+
+class WnliProcessor(QnliProcessor):
+  """WNLI (header `index sentence1 sentence2 label`, labels 0/1)."""
+  labels = ("0", "1")
+
+
+class QqpProcessor(_GlueProcessor):
+  """QQP (`id qid1 qid2 question1 question2 is_duplicate`; test `id q1 q2`)."""
+  labels = ("0", "1")
+  text_a_column = 3
+  text_b_column = 4
+  label_column = 5
+  test_text_a_column = 1
+  test_text_b_column = 2
+
+
+class StsbProcessor(_GlueProcessor):
+  """STS-B: regression on the score in the last column (labels are floats)."""
+  labels = None
+  text_a_column = 7
+  text_b_column = 8
+  label_column = -1
+  test_text_a_column = 7
+  test_text_b_column = 8
+
+
+class AxProcessor(MnliProcessor):
+  """The GLUE diagnostic set (AX): predict-only, with an MNLI model.
+
+  data_dir holds `diagnostic.tsv` (`index sentence1 sentence2`); labels are
+  MNLI's so that an MNLI fine-tuned checkpoint can be used directly.
+  """
+
+  def get_train_examples(self, data_dir):
+    raise ValueError(
+        "task ax (GLUE diagnostic) has no training set: fine-tune with "
+        "--task_name=mnli, then run --task_name=ax --do_predict with that "
+        "checkpoint as --init_checkpoint")
+
+  def get_dev_examples(self, data_dir):
+    raise ValueError(
+        "task ax (GLUE diagnostic) has no dev set: only --do_predict works")
+
+  def get_test_examples(self, data_dir):
+    """See base class."""
+    tsv = _TsvFile(os.path.join(data_dir, "diagnostic.tsv"), 2)
+    examples = []
+    for n, line in tsv.rows:
+      if n == 1:
+        continue
+      guid = "test-%s" % tokenization.convert_to_unicode(line[0])
+      examples.append(
+          InputExample(guid=guid,
+                       text_a=tokenization.convert_to_unicode(line[1]),
+                       text_b=tokenization.convert_to_unicode(line[2]),
+                       label="contradiction"))
+    return examples
+
+
+PROCESSORS = {
+    "cola": ColaProcessor,
+    "mnli": MnliProcessor,
+    "mnli-mm": MnliMismatchedProcessor,
+    "mrpc": MrpcProcessor,
+    "xnli": XnliProcessor,
+    "sst-2": Sst2Processor,
+    "qnli": QnliProcessor,
+    "rte": RteProcessor,
+    "wnli": WnliProcessor,
+    "qqp": QqpProcessor,
+    "sts-b": StsbProcessor,
+    "ax": AxProcessor,
+}
+
+
+def get_processor(task_name):
+  """Returns the processor instance for `task_name` (case-insensitive)."""
+  name = (task_name or "").lower()
+  if name not in PROCESSORS:
+    raise ValueError("Task not found: %s (known tasks: %s)" %
+                     (task_name, ", ".join(sorted(PROCESSORS))))
+  return PROCESSORS[name]()
+
+
+def is_regression(label_list):
+  """True for a regression task (label_list None, e.g. STS-B)."""
+  return label_list is None
+
+
+def convert_single_example(ex_index, example, label_list, max_seq_length,
+                           tokenizer):
+  """Converts a single `InputExample` into a single `InputFeatures`."""
+
+  if isinstance(example, PaddingInputExample):
+    return InputFeatures(
+        input_ids=[0] * max_seq_length,
+        input_mask=[0] * max_seq_length,
+        segment_ids=[0] * max_seq_length,
+        label_id=0.0 if is_regression(label_list) else 0,
+        is_real_example=False)
+
+  if is_regression(label_list):
+    try:
+      label_id = float(example.label)
+    except (TypeError, ValueError):
+      raise ValueError("example %s: label %r is not a number (regression task)"
+                       % (example.guid, example.label)) from None
+  else:
+    label_map = {}
+    for (i, label) in enumerate(label_list):
+      label_map[label] = i
+    if example.label not in label_map:
+      raise ValueError("example %s: label %r is not one of the labels %s" %
+                       (example.guid, example.label, list(label_list)))
+    label_id = label_map[example.label]
+
+  tokens_a = tokenizer.tokenize(example.text_a)
+  tokens_b = None
+  if example.text_b:
+    tokens_b = tokenizer.tokenize(example.text_b)
+
+  if tokens_b:
+    # Modifies `tokens_a` and `tokens_b` in place so that the total
+    # length is less than the specified length.
+    # Account for [CLS], [SEP], [SEP] with "- 3"
+    _truncate_seq_pair(tokens_a, tokens_b, max_seq_length - 3)
+  else:
+    # Account for [CLS] and [SEP] with "- 2"
+    if len(tokens_a) > max_seq_length - 2:
+      tokens_a = tokens_a[0:(max_seq_length - 2)]
+
+  # The convention in BERT is:
+  # (a) For sequence pairs:
+  #  tokens:   [CLS] is this jack ##son ##ville ? [SEP] no it is not . [SEP]
+  #  type_ids: 0     0  0    0    0     0       0 0     1  1  1  1   1 1
+  # (b) For single sequences:
+  #  tokens:   [CLS] the dog is hairy . [SEP]
+  #  type_ids: 0     0   0   0  0     0 0
+  #
+  # Where "type_ids" are used to indicate whether this is the first
+  # sequence or the second sequence. The embedding vectors for `type=0` and
+  # `type=1` were learned during pre-training and are added to the wordpiece
+  # embedding vector (and position vector).
+  #
+  # For classification tasks, the first vector (corresponding to [CLS]) is
+  # used as the "sentence vector".
+  tokens = []
+  segment_ids = []
+  tokens.append("[CLS]")
+  segment_ids.append(0)
+  for token in tokens_a:
+    tokens.append(token)
+    segment_ids.append(0)
+  tokens.append("[SEP]")
+  segment_ids.append(0)
+
+  if tokens_b:
+    for token in tokens_b:
+      tokens.append(token)
+      segment_ids.append(1)
+    tokens.append("[SEP]")
+    segment_ids.append(1)
+
+  input_ids = tokenizer.convert_tokens_to_ids(tokens)
+
+  # The mask has 1 for real tokens and 0 for padding tokens. Only real
+  # tokens are attended to.
+  input_mask = [1] * len(input_ids)
+
+  # Zero-pad up to the sequence length.
+  while len(input_ids) < max_seq_length:
+    input_ids.append(0)
+    input_mask.append(0)
+    segment_ids.append(0)
+
+  assert len(input_ids) == max_seq_length
+  assert len(input_mask) == max_seq_length
+  assert len(segment_ids) == max_seq_length
+
+  if ex_index < 5:
+    logging.info("*** Example ***")
+    logging.info("guid: %s", example.guid)
+    logging.info("tokens: %s", " ".join(
+        [tokenization.printable_text(x) for x in tokens]))
+    logging.info("input_ids: %s", " ".join([str(x) for x in input_ids]))
+    logging.info("input_mask: %s", " ".join([str(x) for x in input_mask]))
+    logging.info("segment_ids: %s", " ".join([str(x) for x in segment_ids]))
+    logging.info("label: %s (id = %s)", example.label, label_id)
+
+  feature = InputFeatures(
+      input_ids=input_ids,
+      input_mask=input_mask,
+      segment_ids=segment_ids,
+      label_id=label_id,
+      is_real_example=True)
+  return feature
+
+
+def _create_int_feature(values):
+  return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
+
+
+def _create_float_feature(values):
+  return tf.train.Feature(float_list=tf.train.FloatList(value=list(values)))
+
+
+def _feature_to_example(feature):
+  """InputFeatures → tf.train.Example in the original feature order."""
+  features = collections.OrderedDict()
+  features["input_ids"] = _create_int_feature(feature.input_ids)
+  features["input_mask"] = _create_int_feature(feature.input_mask)
+  features["segment_ids"] = _create_int_feature(feature.segment_ids)
+  if isinstance(feature.label_id, float):
+    features["label_ids"] = _create_float_feature([feature.label_id])
+  else:
+    features["label_ids"] = _create_int_feature([feature.label_id])
+  features["is_real_example"] = _create_int_feature(
+      [int(feature.is_real_example)])
+  return tf.train.Example(features=tf.train.Features(feature=features))
+
+
+def file_based_convert_examples_to_features(
+    examples, label_list, max_seq_length, tokenizer, output_file):
+  """Convert a set of `InputExample`s to a TFRecord file.
+
+  Features: `input_ids`, `input_mask`, `segment_ids` [max_seq_length],
+  `label_ids` [1] and `is_real_example` [1], all int64 (`label_ids` is a float
+  for regression tasks). The file is written under a temporary name and
+  renamed when complete.
+  """
+  tmp_file = output_file + ".tmp-%d" % os.getpid()
+  writer = tf.io.TFRecordWriter(tmp_file)
+  try:
+    for (ex_index, example) in enumerate(examples):
+      if ex_index % 10000 == 0:
+        logging.info("Writing example %d of %d", ex_index, len(examples))
+
+      feature = convert_single_example(ex_index, example, label_list,
+                                       max_seq_length, tokenizer)
+      writer.write(_feature_to_example(feature).SerializeToString())
+    writer.close()
+    tf.io.gfile.rename(tmp_file, output_file, overwrite=True)
+  except BaseException:
+    writer.close()
+    if tf.io.gfile.exists(tmp_file):
+      tf.io.gfile.remove(tmp_file)
+    raise
+
+
+def _shard_for_context(d, input_context):
+  if input_context is not None and input_context.num_input_pipelines > 1:
+    d = d.shard(input_context.num_input_pipelines,
+                input_context.input_pipeline_id)
+  return d
+
+
+def file_based_input_fn_builder(input_file, seq_length, is_training,
+                                drop_remainder, is_regression=False):
+  """Creates an `input_fn` closure to be passed to the runner."""
+
+  name_to_features = {
+      "input_ids": tf.io.FixedLenFeature([seq_length], tf.int64),
+      "input_mask": tf.io.FixedLenFeature([seq_length], tf.int64),
+      "segment_ids": tf.io.FixedLenFeature([seq_length], tf.int64),
+      "label_ids": tf.io.FixedLenFeature(
+          [], tf.float32 if is_regression else tf.int64),
+      "is_real_example": tf.io.FixedLenFeature([], tf.int64),
+  }
+
+  def _decode_record(record):
+    """Decodes a record to a TensorFlow example."""
+    example = tf.io.parse_single_example(record, name_to_features)
+
+    # tf.Example only supports tf.int64, but the TPU only supports tf.int32.
+    # So cast all int64 to int32.
+    for name in list(example.keys()):
+      t = example[name]
+      if t.dtype == tf.int64:
+        t = tf.cast(t, tf.int32)
+      example[name] = t
+
+    return example
+
+  def input_fn(params):
+    """The actual input function."""
+    batch_size = params["batch_size"]
+
+    # For training, we want a lot of parallel reading and shuffling.
+    # For eval, we want no shuffling and parallel reading doesn't matter.
+    d = tf.data.TFRecordDataset(input_file)
+    d = _shard_for_context(d, params.get("input_context"))
+    if is_training:
+      d = d.repeat()
+      d = d.shuffle(buffer_size=100)
+
+    d = d.map(_decode_record, num_parallel_calls=tf.data.AUTOTUNE)
+    d = d.batch(batch_size, drop_remainder=drop_remainder)
+    return d.prefetch(tf.data.AUTOTUNE)
+
+  return input_fn
+
+
+def _truncate_seq_pair(tokens_a, tokens_b, max_length):
+  """Truncates a sequence pair in place to the maximum length."""
+
+  # This is a simple heuristic which will always truncate the longer sequence
+  # one token at a time. This makes more sense than truncating an equal percent
+  # of tokens from each, since if one sequence is very short then each token
+  # that's truncated likely contains more information than a longer sequence.
+  while True:
+    total_length = len(tokens_a) + len(tokens_b)
+    if total_length <= max_length:
+      break
+    if len(tokens_a) > len(tokens_b):
+      tokens_a.pop()
+    else:
+      tokens_b.pop()
+
+
+def input_fn_builder(features, seq_length, is_training, drop_remainder):
+  """Creates an in-memory `input_fn` closure (the Colab's API).
+
+  Unlike the file-based builder it has no `is_real_example` feature; the
+  classifier task treats every example as real then.
+  """
+
+  all_input_ids = []
+  all_input_mask = []
+  all_segment_ids = []
+  all_label_ids = []
+
+  for feature in features:
+    all_input_ids.append(feature.input_ids)
+    all_input_mask.append(feature.input_mask)
+    all_segment_ids.append(feature.segment_ids)
+    all_label_ids.append(feature.label_id)
+
+  regression = any(isinstance(x, float) for x in all_label_ids)
+
+  def input_fn(params):
+    """The actual input function."""
+    batch_size = params["batch_size"]
+
+    num_examples = len(features)
+
+    # This is for demo purposes and does NOT scale to large data sets.
+    d = tf.data.Dataset.from_tensor_slices({
+        "input_ids":
+            tf.constant(
+                all_input_ids, shape=[num_examples, seq_length],
+                dtype=tf.int32),
+        "input_mask":
+            tf.constant(
+                all_input_mask,
+                shape=[num_examples, seq_length],
+                dtype=tf.int32),
+        "segment_ids":
+            tf.constant(
+                all_segment_ids,
+                shape=[num_examples, seq_length],
+                dtype=tf.int32),
+        "label_ids":
+            tf.constant(all_label_ids, shape=[num_examples],
+                        dtype=tf.float32 if regression else tf.int32),
+    })
+    d = _shard_for_context(d, params.get("input_context"))
+
+    if is_training:
+      d = d.repeat()
+      d = d.shuffle(buffer_size=100)
+
+    d = d.batch(batch_size=batch_size, drop_remainder=drop_remainder)
+    return d
+
+  return input_fn
+
+
+def convert_examples_to_features(examples, label_list, max_seq_length,
+                                 tokenizer):
+  """Convert a set of `InputExample`s to a list of `InputFeatures`."""
+
+  features = []
+  for (ex_index, example) in enumerate(examples):
+    if ex_index % 10000 == 0:
+      logging.info("Writing example %d of %d", ex_index, len(examples))
+
+    feature = convert_single_example(ex_index, example, label_list,
+                                     max_seq_length, tokenizer)
+
+    features.append(feature)
+  return features
+
+
+# ----------------------------------------------------------------------------
+# Model.
+# ----------------------------------------------------------------------------
+
+
+class ClassifierModel(tf.Module):
+  """BERT plus the original classification head.
+
+  Variables: the encoder's (`bert/...`) plus the root-scope `output_weights`
+  [num_labels, hidden] (truncated normal, stddev 0.02 whatever the config's
+  initializer_range) and `output_bias` [num_labels] (zeros). A regression
+  task (STS-B) has num_labels = 1.
+  """
+
+  def __init__(self, bert_config, num_labels, is_training=False,
+               use_one_hot_embeddings=False, compute_dtype=tf.float32,
+               recompute=False, encoder=None, hidden_size=None):
+    """Builds the model.
+
+    Args:
+      bert_config: `modeling.BertConfig` (may be None when `encoder` is given).
+      num_labels: number of output units.
+      is_training: default for `training` in the original create_model form.
+      use_one_hot_embeddings: the TPU embedding path.
+      compute_dtype: matmul dtype of the encoder (float32, bfloat16, float16).
+      recompute: activation recomputation in the encoder.
+      encoder: optional encoder to use instead of a `modeling.BertModel`
+        (e.g. a TF-Hub model): called as `encoder(input_ids,
+        input_mask=..., token_type_ids=..., training=...)`, returning an object
+        with `.pooled_output`; has `named_variables()`.
+      hidden_size: width of the pooled output (defaults to the config's).
+    """
+    super(ClassifierModel, self).__init__(name="classifier")
+    self.num_labels = int(num_labels)
+    self.is_training = bool(is_training)
+    if encoder is None:
+      encoder = modeling.BertModel(
+          bert_config, is_training=is_training,
+          use_one_hot_embeddings=use_one_hot_embeddings,
+          compute_dtype=compute_dtype, recompute=recompute)
+      hidden_size = bert_config.hidden_size
+    self.bert = encoder
+    self.hidden_size = int(hidden_size)
+    self.output_weights = modeling.create_variable(
+        "output_weights", [self.num_labels, self.hidden_size],
+        modeling.create_initializer(0.02))
+    self.output_bias = modeling.create_variable(
+        "output_bias", [self.num_labels], modeling.zeros_initializer)
+
+  def named_variables(self):
+    """OrderedDict original name -> variable (encoder's, then the head's)."""
+    named = collections.OrderedDict(self.bert.named_variables())
+    named["output_weights"] = self.output_weights
+    named["output_bias"] = self.output_bias
+    return named
+
+  def logits(self, input_ids, input_mask, segment_ids, training=False):
+    """[batch, num_labels] float32 logits."""
+    output_layer = self.bert(
+        input_ids, input_mask=input_mask, token_type_ids=segment_ids,
+        training=training).pooled_output
+    output_layer = tf.cast(output_layer, tf.float32)
+    if training:
+      # I.e., 0.1 dropout (fixed, whatever the config says).
+      output_layer = tf.nn.dropout(output_layer, rate=0.1)
+    logits = tf.matmul(output_layer, self.output_weights, transpose_b=True)
+    return tf.nn.bias_add(logits, self.output_bias)
+
+  def __call__(self, input_ids, input_mask=None, segment_ids=None,
+               training=False):
+    return self.logits(input_ids, input_mask, segment_ids, training=training)
+
+
+def classifier_loss(logits, labels, num_labels, regression=False):
+  """(loss, per_example_loss, probabilities) of the original head.
+
+  For regression (one output) "probabilities" are the predicted values
+  [batch] and the loss is the mean squared error.
+  """
+  if regression:
+    predictions = logits[:, 0]
+    per_example_loss = tf.square(predictions - tf.cast(labels, tf.float32))
+    return tf.reduce_mean(per_example_loss), per_example_loss, predictions
+  probabilities = tf.nn.softmax(logits, axis=-1)
+  log_probs = tf.nn.log_softmax(logits, axis=-1)
+  one_hot_labels = tf.one_hot(labels, depth=num_labels, dtype=tf.float32)
+  per_example_loss = -tf.reduce_sum(one_hot_labels * log_probs, axis=-1)
+  loss = tf.reduce_mean(per_example_loss)
+  return loss, per_example_loss, probabilities
+
+
+def create_model(bert_config, is_training, input_ids, input_mask, segment_ids,
+                 labels, num_labels, use_one_hot_embeddings, model=None,
+                 regression=False):
+  """Creates a classification model (the original's function).
+
+  Builds a `ClassifierModel` (freshly initialised) unless `model` is given,
+  and runs it once.
+
+  Returns:
+    (loss, per_example_loss, logits, probabilities); for regression the last
+    item holds the predicted values.
+  """
+  if model is None:
+    model = ClassifierModel(bert_config, 1 if regression else num_labels,
+                            is_training=is_training,
+                            use_one_hot_embeddings=use_one_hot_embeddings)
+  logits = model.logits(input_ids, input_mask, segment_ids,
+                        training=is_training)
+  loss, per_example_loss, probabilities = classifier_loss(
+      logits, labels, num_labels, regression)
+  return (loss, per_example_loss, logits, probabilities)
+
+
+class ClassifierTask(object):
+  """The classifier for the shared loop (see runner.py's task protocol)."""
+
+  def __init__(self, bert_config, label_list, use_one_hot_embeddings=False,
+               compute_dtype=tf.float32, recompute=False, model_fn=None,
+               weighted_eval=True):
+    """Args:
+      bert_config: `modeling.BertConfig`.
+      label_list: the task's labels, or None for regression.
+      use_one_hot_embeddings, compute_dtype, recompute: for the encoder.
+      model_fn: optional zero-argument callable building the model (e.g. with
+        a TF-Hub encoder); default builds a `ClassifierModel`.
+      weighted_eval: weight eval_accuracy/eval_loss by is_real_example.
+    """
+    self.bert_config = bert_config
+    self.label_list = label_list
+    self.regression = is_regression(label_list)
+    self.num_labels = 1 if self.regression else len(label_list)
+    self.use_one_hot_embeddings = use_one_hot_embeddings
+    self.compute_dtype = compute_dtype
+    self.recompute = recompute
+    self.model_fn = model_fn
+    self.weighted_eval = weighted_eval
+
+  def create_model(self):
+    if self.model_fn is not None:
+      return self.model_fn()
+    return ClassifierModel(
+        self.bert_config, self.num_labels,
+        use_one_hot_embeddings=self.use_one_hot_embeddings,
+        compute_dtype=self.compute_dtype, recompute=self.recompute)
+
+  def _forward(self, model, features, training):
+    logits = model.logits(features["input_ids"], features["input_mask"],
+                          features["segment_ids"], training=training)
+    loss, per_example_loss, probabilities = classifier_loss(
+        logits, features["label_ids"], self.num_labels, self.regression)
+    return loss, per_example_loss, logits, probabilities
+
+  def compute_loss(self, model, features, training):
+    loss, _, _, _ = self._forward(model, features, training)
+    return loss, {}
+
+  def eval_metrics(self, model, features):
+    loss, per_example_loss, logits, _ = self._forward(model, features, False)
+    if self.weighted_eval and "is_real_example" in features:
+      weights = tf.cast(features["is_real_example"], tf.float32)
+    else:
+      weights = tf.ones_like(per_example_loss)
+    total = tf.reduce_sum(weights)
+    metrics = {
+        "eval_loss": (tf.reduce_sum(per_example_loss * weights), total),
+        "loss": (loss, tf.constant(1.0)),
+    }
+    if not self.regression:
+      predictions = tf.argmax(logits, axis=-1, output_type=tf.int32)
+      correct = tf.cast(
+          tf.equal(predictions, tf.cast(features["label_ids"], tf.int32)),
+          tf.float32)
+      metrics["eval_accuracy"] = (tf.reduce_sum(correct * weights), total)
+    return metrics
+
+  def predict(self, model, features):
+    logits = model.logits(features["input_ids"], features["input_mask"],
+                          features["segment_ids"], training=False)
+    if self.regression:
+      return {"predictions": logits[:, 0]}
+    return {"probabilities": tf.nn.softmax(logits, axis=-1)}
+
+
+# ----------------------------------------------------------------------------
+# Metrics and output files.
+# ----------------------------------------------------------------------------
+
+
+def _ranks(x):
+  """Average ranks (ties share the mean rank), as Spearman's rho needs."""
+  x = np.asarray(x, dtype=np.float64)
+  order = np.argsort(x, kind="mergesort")
+  ranks = np.empty(len(x), dtype=np.float64)
+  sorted_x = x[order]
+  i = 0
+  while i < len(x):
+    j = i
+    while j + 1 < len(x) and sorted_x[j + 1] == sorted_x[i]:
+      j += 1
+    ranks[order[i:j + 1]] = (i + j) / 2.0 + 1.0
+    i = j + 1
+  return ranks
+
+
+def pearson(x, y):
+  x = np.asarray(x, dtype=np.float64)
+  y = np.asarray(y, dtype=np.float64)
+  x = x - x.mean()
+  y = y - y.mean()
+  denom = math.sqrt(float((x * x).sum()) * float((y * y).sum()))
+  return float((x * y).sum()) / denom if denom else 0.0
+
+
+def spearman(x, y):
+  return pearson(_ranks(x), _ranks(y))
+
+
+def binary_f1(labels, predictions, positive=1):
+  """(f1, precision, recall) of the positive class."""
+  labels = np.asarray(labels)
+  predictions = np.asarray(predictions)
+  tp = float(np.sum((predictions == positive) & (labels == positive)))
+  fp = float(np.sum((predictions == positive) & (labels != positive)))
+  fn = float(np.sum((predictions != positive) & (labels == positive)))
+  precision = tp / (tp + fp) if tp + fp else 0.0
+  recall = tp / (tp + fn) if tp + fn else 0.0
+  f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
+  return f1, precision, recall
+
+
+def matthews_corrcoef(labels, predictions):
+  labels = np.asarray(labels)
+  predictions = np.asarray(predictions)
+  tp = float(np.sum((predictions == 1) & (labels == 1)))
+  tn = float(np.sum((predictions == 0) & (labels == 0)))
+  fp = float(np.sum((predictions == 1) & (labels == 0)))
+  fn = float(np.sum((predictions == 0) & (labels == 1)))
+  denom = math.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+  return (tp * tn - fp * fn) / denom if denom else 0.0
+
+
+def _write_atomically(path, lines):
+  tmp = path + ".tmp-%d" % os.getpid()
+  with tf.io.gfile.GFile(tmp, "w") as writer:
+    for line in lines:
+      writer.write(line)
+  tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
+def _probability_header(label_list):
+  if is_regression(label_list):
+    return ["prediction"]
+  return ["probability_%s" % label for label in label_list]
+
+
+def write_test_results(output_dir, examples, results, label_list,
+                       num_actual_predict_examples):
+  """Writes test_results.tsv (original format) and test_predictions.tsv.
+
+  test_results.tsv: one line per real example, the class probabilities as
+  str(float32) joined by TAB, no header (the prediction itself for a
+  regression task). test_predictions.tsv: a header `guid predicted_label
+  probability_<label>...` (`guid prediction` for regression), then one line
+  per real example.
+  """
+  regression = is_regression(label_list)
+  results_lines = []
+  predictions_lines = ["\t".join(
+      ["guid"] + ([] if regression else ["predicted_label"]) +
+      _probability_header(label_list)) + "\n"]
+  num_written_lines = 0
+  logging.info("***** Predict results *****")
+  for (i, prediction) in enumerate(results):
+    if i >= num_actual_predict_examples:
+      break
+    if regression:
+      values = [np.float32(prediction["predictions"])]
+    else:
+      values = [np.float32(p) for p in prediction["probabilities"]]
+    output_line = "\t".join(str(v) for v in values) + "\n"
+    results_lines.append(output_line)
+    row = [examples[i].guid]
+    if not regression:
+      row.append(label_list[int(np.argmax(values))])
+    predictions_lines.append("\t".join(row + [str(v) for v in values]) + "\n")
+    num_written_lines += 1
+  if num_written_lines != num_actual_predict_examples:
+    raise runner.UserError(
+        "predicted %d examples but the test set has %d" %
+        (num_written_lines, num_actual_predict_examples))
+  _write_atomically(os.path.join(output_dir, "test_results.tsv"), results_lines)
+  _write_atomically(os.path.join(output_dir, "test_predictions.tsv"),
+                    predictions_lines)
+
+
+def eval_prediction_metrics(examples, results, label_list):
+  """Metrics from per-example predictions of real eval examples.
+
+  Returns (metrics dict, lines of eval_predictions.tsv).
+  """
+  regression = is_regression(label_list)
+  lines = ["\t".join(["guid", "label"] +
+                     ([] if regression else ["predicted_label"]) +
+                     _probability_header(label_list)) + "\n"]
+  gold, predicted = [], []
+  for example, prediction in zip(examples, results):
+    if isinstance(example, PaddingInputExample):
+      break
+    if regression:
+      values = [np.float32(prediction["predictions"])]
+      gold.append(float(example.label))
+      predicted.append(float(values[0]))
+      row = [example.guid, example.label]
+    else:
+      values = [np.float32(p) for p in prediction["probabilities"]]
+      index = int(np.argmax(values))
+      gold.append(label_list.index(example.label))
+      predicted.append(index)
+      row = [example.guid, example.label, label_list[index]]
+    lines.append("\t".join(row + [str(v) for v in values]) + "\n")
+  metrics = collections.OrderedDict()
+  if regression:
+    metrics["eval_pearson"] = pearson(predicted, gold)
+    metrics["eval_spearman"] = spearman(predicted, gold)
+  elif len(label_list) == 2:
+    f1, precision, recall = binary_f1(gold, predicted)
+    metrics["eval_f1"] = f1
+    metrics["eval_precision"] = precision
+    metrics["eval_recall"] = recall
+    metrics["eval_mcc"] = matthews_corrcoef(gold, predicted)
+  return metrics, lines
+
+
+# ----------------------------------------------------------------------------
+# main.
+# ----------------------------------------------------------------------------
+
+_HEAD_VARIABLES = ("output_weights", "output_bias")
+
+
+def check_head_is_trained(checkpoint_path, allow_untrained_head, what):
+  """Refuses eval/predict when the classifier head is not in the checkpoint.
+
+  The original silently evaluated/predicted with a randomly initialised head
+  when given a pre-trained (not fine-tuned) checkpoint (#1037).
+  """
+  if checkpoint_path:
+    names = {name for name, _ in checkpoints.list_variables(checkpoint_path)}
+    missing = [n for n in _HEAD_VARIABLES if n not in names]
+    where = "checkpoint %s has no classifier head (%s)" % (
+        checkpoint_path, ", ".join(missing))
+  else:
+    missing = list(_HEAD_VARIABLES)
+    where = "no checkpoint (output_dir has none and --init_checkpoint is unset)"
+  if not missing:
+    return
+  if allow_untrained_head:
+    logging.warning("%s: %s; the classifier head is RANDOM "
+                    "(--allow_untrained_head).", what, where)
+    return
+  raise runner.UserError(
+      "%s: %s, so the predictions would come from a random head. Fine-tune "
+      "first (--do_train) or point --init_checkpoint/--output_dir at a "
+      "fine-tuned checkpoint; pass --allow_untrained_head to do it anyway." %
+      (what, where))
+
+
+def _pad_for_tpu(examples, batch_size, use_tpu):
+  """On TPU the original pads eval/predict sets to a multiple of the batch."""
+  examples = list(examples)
+  num_actual = len(examples)
+  if use_tpu:
+    while len(examples) % batch_size != 0:
+      examples.append(PaddingInputExample())
+  return examples, num_actual
+
+
+class _BestCheckpointKeeper(object):
+  """Evaluates checkpoints during training and keeps the best in best/."""
+
+  def __init__(self, cfg, task, eval_input_fn, eval_batch_size, eval_steps,
+               eval_examples, label_list, metric, output_dir):
+    self.cfg = cfg
+    self.task = task
+    self.eval_input_fn = eval_input_fn
+    self.eval_batch_size = eval_batch_size
+    self.eval_steps = eval_steps
+    self.eval_examples = eval_examples
+    self.label_list = label_list
+    self.metric = metric
+    self.lower_is_better = metric.endswith("loss")
+    self.output_dir = output_dir
+    self.best_dir = os.path.join(output_dir, "best")
+    self.best_value = None
+    self.model = None
+    self.history = []
+
+  def __call__(self, step, prefix, every_n, last_step):
+    if prefix is None or not (step % every_n == 0 or step >= last_step):
+      return
+    if self.model is None:
+      strategy = runner.get_strategy(self.cfg)
+      with strategy.scope():
+        self.model = self.task.create_model()
+    named = self.model.named_variables()
+    checkpoints.init_from_checkpoint(named, prefix, log=False)
+    results, _, _ = evaluate_model(
+        self.cfg, self.task, self.model, step, self.eval_input_fn,
+        self.eval_batch_size, self.eval_steps, self.eval_examples,
+        self.label_list)
+    if self.metric not in results:
+      raise runner.UserError("--best_metric=%s is not an eval metric (have: %s)"
+                             % (self.metric, ", ".join(sorted(results))))
+    value = results[self.metric]
+    self.history.append((step, results))
+    self._write_history()
+    better = self.best_value is None or (
+        value < self.best_value if self.lower_is_better else
+        value > self.best_value)
+    logging.info("Eval at step %d: %s = %s%s", step, self.metric, value,
+                 " (new best)" if better else "")
+    if better:
+      self.best_value = value
+      tf.io.gfile.makedirs(self.best_dir)
+      checkpoints.save(self.best_dir, step, named, keep_checkpoint_max=1)
+      runner.write_eval_results(
+          os.path.join(self.best_dir, "eval_results.txt"), results,
+          header="***** Best eval results (step %d) *****" % step)
+
+  def _write_history(self):
+    keys = sorted({k for _, r in self.history for k in r if k != "global_step"})
+    lines = ["\t".join(["global_step"] + keys) + "\n"]
+    for step, results in self.history:
+      lines.append("\t".join([str(step)] + [str(results.get(k, ""))
+                                            for k in keys]) + "\n")
+    _write_atomically(os.path.join(self.output_dir, "eval_history.tsv"), lines)
+
+
+def evaluate_model(cfg, task, model, global_step, eval_input_fn,
+                   eval_batch_size, eval_steps, eval_examples, label_list,
+                   with_predictions=False):
+  """Streaming eval metrics, plus prediction-based ones when needed.
+
+  Regression tasks always get eval_pearson and eval_spearman (computed from
+  all predictions). With `with_predictions`, also returns the lines of
+  eval_predictions.tsv and extra metrics (F1/precision/recall/MCC for binary
+  tasks).
+
+  Returns:
+    (results, extra_metrics, eval_predictions_lines or None).
+  """
+  results = runner.evaluate(cfg, task, eval_input_fn, eval_batch_size,
+                            steps=eval_steps, model=model,
+                            global_step=global_step)
+  if not (with_predictions or task.regression):
+    return results, {}, None
+  predictions = runner.predict(cfg, task, eval_input_fn, eval_batch_size,
+                               model=model)
+  metrics, lines = eval_prediction_metrics(eval_examples, predictions,
+                                           label_list)
+  if task.regression:
+    results["eval_pearson"] = metrics.pop("eval_pearson")
+    results["eval_spearman"] = metrics.pop("eval_spearman")
+  return results, metrics, lines
+
+
+def run(cfg, processor, label_list, tokenizer, task, init_checkpoint,
+        export_fn=None):
+  """Train / eval / predict / export as the flags ask (shared with tfhub)."""
+  tf.io.gfile.makedirs(FLAGS.output_dir)
+  regression = is_regression(label_list)
+
+  train_examples = None
+  num_train_steps = None
+  num_warmup_steps = None
+  if FLAGS.do_train:
+    train_examples = processor.get_train_examples(FLAGS.data_dir)
+    num_train_steps = int(
+        len(train_examples) / FLAGS.train_batch_size * FLAGS.num_train_epochs)
+    num_warmup_steps = int(num_train_steps * FLAGS.warmup_proportion)
+    if num_train_steps < 1:
+      raise runner.UserError(
+          "%d training examples / --train_batch_size=%d * --num_train_epochs=%s"
+          " gives 0 training steps: lower the batch size or add data" %
+          (len(train_examples), FLAGS.train_batch_size,
+           FLAGS.num_train_epochs))
+
+  eval_examples = eval_input_fn = eval_steps = None
+  num_actual_eval_examples = 0
+  if FLAGS.do_eval:
+    eval_examples = processor.get_dev_examples(FLAGS.data_dir)
+    eval_examples, num_actual_eval_examples = _pad_for_tpu(
+        eval_examples, FLAGS.eval_batch_size, FLAGS.use_tpu)
+    eval_file = os.path.join(FLAGS.output_dir, "eval.tf_record")
+    file_based_convert_examples_to_features(
+        eval_examples, label_list, FLAGS.max_seq_length, tokenizer, eval_file)
+    # This tells the loop to run over the whole file (CPU/GPU); on TPU the
+    # original ran len/batch steps on the padded set.
+    if FLAGS.use_tpu:
+      assert len(eval_examples) % FLAGS.eval_batch_size == 0
+      eval_steps = int(len(eval_examples) // FLAGS.eval_batch_size)
+    eval_input_fn = file_based_input_fn_builder(
+        input_file=eval_file,
+        seq_length=FLAGS.max_seq_length,
+        is_training=False,
+        drop_remainder=bool(FLAGS.use_tpu),
+        is_regression=regression)
+
+  if FLAGS.do_train:
+    train_file = os.path.join(FLAGS.output_dir, "train.tf_record")
+    file_based_convert_examples_to_features(
+        train_examples, label_list, FLAGS.max_seq_length, tokenizer, train_file)
+    logging.info("***** Running training *****")
+    logging.info("  Num examples = %d", len(train_examples))
+    logging.info("  Batch size = %d", FLAGS.train_batch_size)
+    logging.info("  Num steps = %d", num_train_steps)
+    train_input_fn = file_based_input_fn_builder(
+        input_file=train_file,
+        seq_length=FLAGS.max_seq_length,
+        is_training=True,
+        drop_remainder=True,
+        is_regression=regression)
+    on_checkpoint = None
+    train_cfg = cfg
+    if FLAGS.eval_every_n_steps and FLAGS.eval_every_n_steps > 0:
+      if not FLAGS.do_eval:
+        raise runner.UserError("--eval_every_n_steps needs --do_eval=true")
+      metric = FLAGS.best_metric or (
+          "eval_pearson" if regression else "eval_accuracy")
+      keeper = _BestCheckpointKeeper(
+          cfg, task, eval_input_fn, FLAGS.eval_batch_size, eval_steps,
+          eval_examples, label_list, metric, FLAGS.output_dir)
+      every = FLAGS.eval_every_n_steps
+      save_steps = math.gcd(cfg.save_checkpoints_steps or every, every)
+      train_cfg = runner.RunConfig.from_flags(
+          FLAGS, output_dir=FLAGS.output_dir, strategy=cfg.strategy,
+          save_checkpoints_steps=save_steps)
+      on_checkpoint = lambda step, prefix: keeper(step, prefix, every,
+                                                  num_train_steps)
+    runner.train(train_cfg, task, train_input_fn, num_train_steps,
+                 num_warmup_steps, FLAGS.learning_rate,
+                 init_checkpoint=init_checkpoint,
+                 train_batch_size=FLAGS.train_batch_size,
+                 on_checkpoint=on_checkpoint)
+
+  model = None
+  global_step = 0
+  if FLAGS.do_eval or FLAGS.do_predict or FLAGS.export_dir:
+    path = checkpoints.latest_checkpoint(FLAGS.output_dir)
+    if path is None and init_checkpoint:
+      path = checkpoints.normalize_checkpoint_path(init_checkpoint)
+    what = "--do_eval/--do_predict/--export_dir"
+    check_head_is_trained(path, FLAGS.allow_untrained_head, what)
+    model, global_step, _ = runner.load_model(cfg, task,
+                                              init_checkpoint=init_checkpoint)
+
+  if FLAGS.do_eval:
+    logging.info("***** Running evaluation *****")
+    logging.info("  Num examples = %d (%d actual, %d padding)",
+                 len(eval_examples), num_actual_eval_examples,
+                 len(eval_examples) - num_actual_eval_examples)
+    logging.info("  Batch size = %d", FLAGS.eval_batch_size)
+    result, extra_metrics, prediction_lines = evaluate_model(
+        cfg, task, model, global_step, eval_input_fn, FLAGS.eval_batch_size,
+        eval_steps, eval_examples, label_list,
+        with_predictions=FLAGS.write_eval_predictions)
+    output_eval_file = os.path.join(FLAGS.output_dir, "eval_results.txt")
+    runner.write_eval_results(output_eval_file, result)
+    if FLAGS.write_eval_predictions and prediction_lines is not None:
+      _write_atomically(
+          os.path.join(FLAGS.output_dir, "eval_predictions.tsv"),
+          prediction_lines)
+      if extra_metrics:
+        runner.write_eval_results(
+            os.path.join(FLAGS.output_dir, "eval_extra_results.txt"),
+            extra_metrics, header="***** Extra eval results *****")
+
+  if FLAGS.do_predict:
+    predict_examples = processor.get_test_examples(FLAGS.data_dir)
+    predict_examples, num_actual_predict_examples = _pad_for_tpu(
+        predict_examples, FLAGS.predict_batch_size, FLAGS.use_tpu)
+    predict_file = os.path.join(FLAGS.output_dir, "predict.tf_record")
+    file_based_convert_examples_to_features(predict_examples, label_list,
+                                            FLAGS.max_seq_length, tokenizer,
+                                            predict_file)
+
+    logging.info("***** Running prediction*****")
+    logging.info("  Num examples = %d (%d actual, %d padding)",
+                 len(predict_examples), num_actual_predict_examples,
+                 len(predict_examples) - num_actual_predict_examples)
+    logging.info("  Batch size = %d", FLAGS.predict_batch_size)
+
+    predict_input_fn = file_based_input_fn_builder(
+        input_file=predict_file,
+        seq_length=FLAGS.max_seq_length,
+        is_training=False,
+        drop_remainder=bool(FLAGS.use_tpu),
+        is_regression=regression)
+    result = runner.predict(cfg, task, predict_input_fn,
+                            FLAGS.predict_batch_size, model=model)
+    write_test_results(FLAGS.output_dir, predict_examples, result, label_list,
+                       num_actual_predict_examples)
+
+  if FLAGS.export_dir:
+    if export_fn is None:
+      raise runner.UserError("--export_dir is not supported by this script")
+    export_fn(model, FLAGS.export_dir)
+
+
+def main(_):
+  logging.set_verbosity(logging.INFO)
+
+  tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case,
+                                                FLAGS.init_checkpoint)
+
+  if not FLAGS.do_train and not FLAGS.do_eval and not FLAGS.do_predict:
+    raise ValueError(
+        "At least one of `do_train`, `do_eval` or `do_predict' must be True.")
+
+  bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
+
+  if FLAGS.max_seq_length > bert_config.max_position_embeddings:
+    raise ValueError(
+        "Cannot use sequence length %d because the BERT model "
+        "was only trained up to sequence length %d (--max_seq_length must be "
+        "<= max_position_embeddings of %s)" %
+        (FLAGS.max_seq_length, bert_config.max_position_embeddings,
+         FLAGS.bert_config_file))
+
+  tf.io.gfile.makedirs(FLAGS.output_dir)
+
+  processor = get_processor(FLAGS.task_name)
+  label_list = processor.get_labels()
+
+  tokenizer = tokenization.FullTokenizer(
+      vocab_file=FLAGS.vocab_file, do_lower_case=FLAGS.do_lower_case)
+  modeling.check_vocab_size(FLAGS.vocab_file, bert_config)
+
+  cfg = runner.RunConfig.from_flags(FLAGS, output_dir=FLAGS.output_dir)
+  task = ClassifierTask(
+      bert_config, label_list,
+      use_one_hot_embeddings=cfg.use_one_hot_embeddings,
+      compute_dtype=cfg.compute_dtype, recompute=cfg.recompute)
+
+  def export_fn(model, export_dir):
+    import classifier_export  # pylint: disable=g-import-not-at-top
+    classifier_export.export_classifier(
+        model, export_dir, vocab_file=FLAGS.vocab_file,
+        do_lower_case=FLAGS.do_lower_case,
+        max_seq_length=FLAGS.max_seq_length, label_list=label_list)
+
+  run(cfg, processor, label_list, tokenizer, task, FLAGS.init_checkpoint,
+      export_fn=export_fn)
+
+
+if __name__ == "__main__":
+  define_flags()
+  flags.mark_flag_as_required("data_dir")
+  flags.mark_flag_as_required("task_name")
+  flags.mark_flag_as_required("vocab_file")
+  flags.mark_flag_as_required("bert_config_file")
+  flags.mark_flag_as_required("output_dir")
+  app.run(runner.main_wrapper(main))
