@@ -1,0 +1,941 @@
+# coding=utf-8
+"""Extract pre-computed feature vectors from BERT.
+
+TensorFlow 2 rebuild of the original `extract_features.py`. With the original flags
+it writes the original JSON Lines file: one line per input line, in input order,
+
+  {"linex_index": 0, "features": [{"token": "[CLS]", "layers": [{"index": -1,
+  "values": [0.252788, ...]}, ...]}, ...]}
+
+(`linex_index` is the original's spelling), every value `round(float(x), 6)` of the
+float32 activation, serialised with `json.dumps` defaults.
+
+Input: one example per line. A line `A ||| B` is a pair, split at the LAST ` ||| `;
+blank lines are kept as examples (`[CLS] [SEP]`), as the original does.
+
+Beyond the original:
+  * one model load, batched, streaming: the input is read lazily and results are
+    written as they come, so memory stays bounded on files of any size; progress
+    lines with lines/s and an ETA;
+  * `--dynamic_padding`: sorts a window of `--bucket_window` lines by length and
+    pads each batch only to a bucket length (a multiple of 8 up to 64, of 16 up to
+    128, of 32 up to 256, of 64 beyond); the output is restored to input order and
+    equals the fixed-length output up to float32 noise (padded keys are masked);
+  * `--output_format=npz|npy` with `--output_dtype=float32|float16`;
+  * `--pooling=mean|cls`: one vector per line. The selected layers are averaged
+    first; `mean` then averages over the line's real tokens (`[CLS]` and `[SEP]`
+    included, padding excluded), `cls` takes the `[CLS]` position;
+  * `--input_file=-` reads stdin, `--output_file=-` writes stdout.
+"""
+
+import collections
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+import zipfile
+
+from absl import app
+from absl import flags
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+import checkpoints
+import modeling
+import runner
+import tokenization
+
+FLAGS = flags.FLAGS
+
+OUTPUT_FORMATS = ("jsonl", "npz", "npy")
+OUTPUT_DTYPES = ("float32", "float16")
+POOLINGS = ("none", "mean", "cls")
+
+
+def define_flags():
+  """Defines the original flags of extract_features.py plus this project's."""
+  flags.DEFINE_string("input_file", None,
+                      "Input text, one example per line; `A ||| B` is a pair. "
+                      "'-' reads standard input.")
+
+  flags.DEFINE_string("output_file", None,
+                      "Output file ('-' writes standard output).")
+
+  flags.DEFINE_string("layers", "-1,-2,-3,-4",
+                      "Comma-separated encoder layer indexes (Python list "
+                      "indexing: -1 is the last layer, 0 the first).")
+
+  flags.DEFINE_string(
+      "bert_config_file", None,
+      "The config json file corresponding to the pre-trained BERT model. "
+      "This specifies the model architecture.")
+
+  flags.DEFINE_integer(
+      "max_seq_length", 128,
+      "The maximum total input sequence length after WordPiece tokenization. "
+      "Sequences longer than this will be truncated, and sequences shorter "
+      "than this will be padded.")
+
+  flags.DEFINE_string(
+      "init_checkpoint", None,
+      "Initial checkpoint (usually from a pre-trained BERT model).")
+
+  flags.DEFINE_string("vocab_file", None,
+                      "The vocabulary file that the BERT model was trained on.")
+
+  flags.DEFINE_bool(
+      "do_lower_case", True,
+      "Whether to lower case the input text. Should be True for uncased "
+      "models and False for cased models.")
+
+  flags.DEFINE_integer("batch_size", 32, "Batch size for predictions.")
+
+  runner.define_runtime_flags(iterations_per_loop=False,
+                              save_checkpoints_steps=False)
+
+  flags.DEFINE_bool(
+      "use_one_hot_embeddings", False,
+      "If True, tf.one_hot will be used for embedding lookups, otherwise "
+      "tf.nn.embedding_lookup will be used. On TPUs, this should be True "
+      "since it is much faster.")
+
+  # New in this project.
+  flags.DEFINE_enum(
+      "output_format", "jsonl", list(OUTPUT_FORMATS),
+      "jsonl: the original JSON Lines file. npz: numpy archive (per-token "
+      "`values` [tokens, layers, hidden] with `offsets`, `tokens`, "
+      "`linex_index`, `layers`; or [lines, hidden] with --pooling). npy: one "
+      "[lines, hidden] array (needs --pooling=mean|cls).")
+  flags.DEFINE_enum("output_dtype", "float32", list(OUTPUT_DTYPES),
+                    "dtype of the arrays in npz/npy output.")
+  flags.DEFINE_enum(
+      "pooling", "none", list(POOLINGS),
+      "none: a vector per token and layer (the original). mean: average the "
+      "selected layers, then average over the line's real tokens ([CLS] and "
+      "[SEP] included). cls: average the selected layers at the [CLS] "
+      "position.")
+  flags.DEFINE_bool(
+      "dynamic_padding", False,
+      "Pad each batch only to its longest line (rounded up to a bucket length) "
+      "after sorting a window of lines by length. Output order and values are "
+      "those of the fixed-length path (up to float32 noise), and much faster "
+      "on short lines.")
+  flags.DEFINE_integer(
+      "bucket_window", 4096,
+      "With --dynamic_padding: how many lines are sorted by length together "
+      "(rounded up to a multiple of batch_size). Bounds the reordering memory.")
+
+  for name in ("input_file", "output_file", "bert_config_file", "init_checkpoint",
+               "vocab_file"):
+    flags.mark_flag_as_required(name)
+
+
+# ------------------------------------------------------------------------------------
+# Examples and features (the original's data classes and conversion).
+# ------------------------------------------------------------------------------------
+
+
+class InputExample(object):
+
+  def __init__(self, unique_id, text_a, text_b):
+    self.unique_id = unique_id
+    self.text_a = text_a
+    self.text_b = text_b
+
+
+class InputFeatures(object):
+  """A single set of features of data."""
+
+  def __init__(self, unique_id, tokens, input_ids, input_mask, input_type_ids):
+    self.unique_id = unique_id
+    self.tokens = tokens
+    self.input_ids = input_ids
+    self.input_mask = input_mask
+    self.input_type_ids = input_type_ids
+
+
+class ExtractionStats(object):
+  """What happened to the input lines (filled while reading and converting)."""
+
+  def __init__(self):
+    self.lines = 0
+    self.blank_lines = 0
+    self.pairs = 0
+    self.truncated = 0
+    self.tokens = 0
+    self.longest = 0
+    self.seconds = 0.0
+
+  def summary(self, max_seq_length):
+    parts = [f"{self.lines} lines ({self.pairs} with a ' ||| ' pair)",
+             f"{self.tokens} tokens written (longest line {self.longest} tokens)"]
+    parts.append(f"{self.blank_lines} blank lines kept as '[CLS] [SEP]' examples"
+                 if self.blank_lines else "no blank lines")
+    parts.append(f"{self.truncated} lines truncated to max_seq_length="
+                 f"{max_seq_length}" if self.truncated else "none truncated")
+    return "; ".join(parts)
+
+
+# Everything up to the last " ||| ", then the rest (the original's greedy match).
+_PAIR_RE = re.compile(r"^(.*) \|\|\| (.*)$")
+
+
+def _open_input_lines(input_file):
+  """Yields the raw lines (bytes, newline kept) of a file, or of stdin for '-'."""
+  if input_file == "-":
+    yield from sys.stdin.buffer
+    return
+  with tf.io.gfile.GFile(input_file, "rb") as reader:
+    while True:
+      line = reader.readline()
+      if not line:
+        break
+      yield line
+
+
+def iter_examples(input_file, stats=None):
+  """Reads `input_file` lazily; yields one `InputExample` per line (as the original).
+
+  Lines are UTF-8. Each is stripped; `A ||| B` becomes a pair split at the last
+  separator; a blank line becomes an example with empty text.
+  """
+  unique_id = 0
+  for raw in _open_input_lines(input_file):
+    try:
+      line = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+      raise runner.UserError(
+          f"--input_file={input_file}: line {unique_id + 1} is not valid UTF-8 "
+          f"({e.reason} at byte {e.start}); convert the file to UTF-8.")
+    line = tokenization.convert_to_unicode(line).strip()
+    text_a, text_b = line, None
+    match = _PAIR_RE.match(line)
+    if match is not None:
+      text_a, text_b = match.group(1), match.group(2)
+    if stats is not None:
+      stats.lines += 1
+      if not line:
+        stats.blank_lines += 1
+        if stats.blank_lines <= 3:
+          logging.info("Line %d is blank: kept as an example ([CLS] [SEP]), as "
+                       "the original does.", unique_id + 1)
+      if text_b is not None:
+        stats.pairs += 1
+    yield InputExample(unique_id=unique_id, text_a=text_a, text_b=text_b)
+    unique_id += 1
+
+
+def read_examples(input_file):
+  """Read a list of `InputExample`s from an input file."""
+  return list(iter_examples(input_file))
+
+
+def _truncate_seq_pair(tokens_a, tokens_b, max_length):
+  """Truncates a sequence pair in place to the maximum length."""
+  # Drop one token at a time from the end of the longer sequence: a shorter
+  # sequence keeps proportionally more of its (more informative) tokens.
+  while len(tokens_a) + len(tokens_b) > max_length:
+    if len(tokens_a) > len(tokens_b):
+      tokens_a.pop()
+    else:
+      tokens_b.pop()
+
+
+def convert_example_to_features(ex_index, example, seq_length, tokenizer,
+                                stats=None):
+  """Converts one `InputExample` into `InputFeatures` padded to `seq_length`."""
+  tokens_a = tokenizer.tokenize(example.text_a)
+  tokens_b = tokenizer.tokenize(example.text_b) if example.text_b else None
+  length = len(tokens_a) + (len(tokens_b) + 3 if tokens_b else 2)
+
+  if tokens_b:
+    # [CLS] A [SEP] B [SEP] must fit: keep seq_length - 3 wordpieces in all.
+    _truncate_seq_pair(tokens_a, tokens_b, seq_length - 3)
+  elif len(tokens_a) > seq_length - 2:
+    # [CLS] A [SEP]: keep seq_length - 2 wordpieces.
+    tokens_a = tokens_a[0:(seq_length - 2)]
+
+  # Segment (type) ids: 0 for "[CLS] A [SEP]", 1 for "B [SEP]".
+  tokens = ["[CLS]"] + tokens_a + ["[SEP]"]
+  input_type_ids = [0] * len(tokens)
+  if tokens_b:
+    tokens += tokens_b + ["[SEP]"]
+    input_type_ids += [1] * (len(tokens_b) + 1)
+
+  input_ids = tokenizer.convert_tokens_to_ids(tokens)
+  # 1 for real tokens, 0 for padding: only real tokens are attended to.
+  input_mask = [1] * len(input_ids)
+  padding = seq_length - len(input_ids)
+  input_ids = input_ids + [0] * padding
+  input_mask = input_mask + [0] * padding
+  input_type_ids = input_type_ids + [0] * padding
+  assert len(input_ids) == seq_length
+  assert len(input_mask) == seq_length
+  assert len(input_type_ids) == seq_length
+
+  if stats is not None:
+    if length > seq_length:
+      stats.truncated += 1
+      if stats.truncated <= 3:
+        logging.info("Line %d has %d tokens: truncated to max_seq_length=%d.",
+                     example.unique_id + 1, length, seq_length)
+    stats.longest = max(stats.longest, length)
+
+  if ex_index < 5:
+    logging.info("*** Example ***")
+    logging.info("unique_id: %s", example.unique_id)
+    logging.info("tokens: %s",
+                 " ".join(tokenization.printable_text(x) for x in tokens))
+    logging.info("input_ids: %s", " ".join(str(x) for x in input_ids))
+    logging.info("input_mask: %s", " ".join(str(x) for x in input_mask))
+    logging.info("input_type_ids: %s", " ".join(str(x) for x in input_type_ids))
+
+  return InputFeatures(unique_id=example.unique_id, tokens=tokens,
+                       input_ids=input_ids, input_mask=input_mask,
+                       input_type_ids=input_type_ids)
+
+
+def iter_features(examples, seq_length, tokenizer, stats=None):
+  """Lazily converts `InputExample`s into `InputFeatures`."""
+  for ex_index, example in enumerate(examples):
+    yield convert_example_to_features(ex_index, example, seq_length, tokenizer,
+                                      stats)
+
+
+def convert_examples_to_features(examples, seq_length, tokenizer):
+  """Loads a data file into a list of `InputFeatures`."""
+  return list(iter_features(examples, seq_length, tokenizer))
+
+
+# ------------------------------------------------------------------------------------
+# Batching: fixed length (the original) or dynamic padding with length buckets.
+# ------------------------------------------------------------------------------------
+
+
+def bucket_length(length, max_seq_length):
+  """The padded length of a batch whose longest line has `length` tokens.
+
+  A multiple of 8 up to 64, of 16 up to 128, of 32 up to 256, of 64 beyond (at
+  most ~22 distinct shapes up to 512, so few retraces), capped at max_seq_length.
+  """
+  for limit, step in ((64, 8), (128, 16), (256, 32)):
+    if length <= limit:
+      break
+  else:
+    step = 64
+  return min(max(step, -(-length // step) * step), max_seq_length)
+
+
+def _stack_batch(features, pad_to):
+  """[InputFeatures] -> dict of numpy arrays, padded (or cut) to `pad_to`."""
+  return {
+      "unique_ids": np.array([f.unique_id for f in features], dtype=np.int64),
+      "input_ids": np.array([f.input_ids[:pad_to] for f in features],
+                            dtype=np.int32),
+      "input_mask": np.array([f.input_mask[:pad_to] for f in features],
+                             dtype=np.int32),
+      "input_type_ids": np.array([f.input_type_ids[:pad_to] for f in features],
+                                 dtype=np.int32),
+  }
+
+
+def iter_batches(features, batch_size, seq_length, dynamic_padding=False,
+                 bucket_window=4096):
+  """Groups `InputFeatures` into padded numpy batches.
+
+  Fixed length (default): consecutive lines, padded to `seq_length` (the
+  original). Dynamic padding: each window of `bucket_window` lines (a multiple of
+  batch_size) is sorted by length and cut into batches padded to
+  `bucket_length(longest)`. Every batch is full except the very last one.
+  """
+  if not dynamic_padding:
+    batch = []
+    for feature in features:
+      batch.append(feature)
+      if len(batch) == batch_size:
+        yield _stack_batch(batch, seq_length)
+        batch = []
+    if batch:
+      yield _stack_batch(batch, seq_length)
+    return
+
+  window_size = max(1, -(-bucket_window // batch_size)) * batch_size
+  window = []
+
+  def flush(window):
+    window.sort(key=lambda f: sum(f.input_mask))
+    for start in range(0, len(window), batch_size):
+      batch = window[start:start + batch_size]
+      longest = sum(batch[-1].input_mask)
+      yield _stack_batch(batch, bucket_length(longest, seq_length))
+
+  for feature in features:
+    window.append(feature)
+    if len(window) == window_size:
+      yield from flush(window)
+      window = []
+  if window:
+    yield from flush(window)
+
+
+def input_fn_builder(batches):
+  """Returns an `input_fn` streaming the numpy batches of `batches()` via tf.data."""
+
+  def input_fn(params):
+    del params  # The batches are already formed (batch_size is ours).
+    signature = {
+        "unique_ids": tf.TensorSpec([None], tf.int64),
+        "input_ids": tf.TensorSpec([None, None], tf.int32),
+        "input_mask": tf.TensorSpec([None, None], tf.int32),
+        "input_type_ids": tf.TensorSpec([None, None], tf.int32),
+    }
+    dataset = tf.data.Dataset.from_generator(batches,
+                                             output_signature=signature)
+    return dataset.prefetch(2)
+
+  return input_fn
+
+
+# ------------------------------------------------------------------------------------
+# The model: a runner task whose predict returns the requested layers.
+# ------------------------------------------------------------------------------------
+
+
+class FeatureExtractionTask(object):
+  """Runner task: BertModel (is_training=False) -> selected layers or pooled vectors."""
+
+  def __init__(self, bert_config, layer_indexes, pooling="none",
+               use_one_hot_embeddings=False, compute_dtype=tf.float32):
+    self.bert_config = bert_config
+    self.layer_indexes = list(layer_indexes)
+    self.pooling = pooling
+    self.use_one_hot_embeddings = use_one_hot_embeddings
+    self.compute_dtype = compute_dtype
+
+  def create_model(self):
+    return modeling.BertModel(
+        config=self.bert_config, is_training=False,
+        use_one_hot_embeddings=self.use_one_hot_embeddings,
+        compute_dtype=self.compute_dtype)
+
+  def compute_loss(self, model, features, training):
+    raise ValueError("extract_features only predicts: there is no loss.")
+
+  def eval_metrics(self, model, features):
+    raise ValueError("extract_features only predicts: there are no metrics.")
+
+  def predict(self, model, features):
+    outputs = model(features["input_ids"], input_mask=features["input_mask"],
+                    token_type_ids=features["input_type_ids"], training=False)
+    all_layers = outputs.all_encoder_layers
+    selected = [all_layers[i] for i in self.layer_indexes]
+    mask = features["input_mask"]
+    predictions = {
+        "unique_id": features["unique_ids"],
+        "input_ids": features["input_ids"],
+        "num_tokens": tf.reduce_sum(mask, axis=1),
+    }
+    if self.pooling == "none":
+      for j, layer_output in enumerate(selected):
+        predictions["layer_output_%d" % j] = layer_output
+      return predictions
+    averaged = (selected[0] if len(selected) == 1
+                else tf.add_n(selected) / float(len(selected)))
+    if self.pooling == "cls":
+      predictions["pooled"] = averaged[:, 0, :]
+    else:
+      weights = tf.cast(mask, averaged.dtype)[:, :, None]
+      total = tf.reduce_sum(averaged * weights, axis=1)
+      count = tf.maximum(tf.reduce_sum(weights, axis=1), 1.0)
+      predictions["pooled"] = total / count
+    return predictions
+
+
+# ------------------------------------------------------------------------------------
+# Output writers. Files are written under a temporary name and renamed at the end.
+# ------------------------------------------------------------------------------------
+
+
+def round6(values):
+  """`round(float(x), 6)` for every element of a float32 array, as float64.
+
+  For float32 inputs this is exact: x * 1e6 is exact in float64 (24 + 20 bits),
+  rint rounds half to even on that exact value like Python's correctly rounded
+  round(), and k / 1e6 is the double nearest to k * 10**-6, which is what
+  round() returns.
+  """
+  return np.round(np.asarray(values, dtype=np.float32).astype(np.float64), 6)
+
+
+class _CountingStream(object):
+  """Write-only, non-seekable view of a file object (zipfile then streams)."""
+
+  def __init__(self, f):
+    self._f = f
+    self._pos = 0
+
+  def write(self, data):
+    self._f.write(data)
+    self._pos += len(data)
+    return len(data)
+
+  def tell(self):
+    return self._pos
+
+  def flush(self):
+    self._f.flush()
+
+
+class _AtomicOutput(object):
+  """A binary output: stdout for '-', else `path` written via a temporary name."""
+
+  def __init__(self, path):
+    self.path = path
+    self.tmp = None
+    if path == "-":
+      self.f = sys.stdout.buffer
+    else:
+      self.tmp = "%s.tmp-%d-%d" % (path, os.getpid(), int(time.time() * 1e6))
+      self.f = tf.io.gfile.GFile(self.tmp, "wb")
+    self._buffer = []
+    self._buffered = 0
+
+  def write(self, data):
+    self._buffer.append(data)
+    self._buffered += len(data)
+    if self._buffered >= (1 << 20):
+      self._drain()
+
+  def _drain(self):
+    if self._buffer:
+      self.f.write(b"".join(self._buffer))
+      self._buffer, self._buffered = [], 0
+
+  def raw_stream(self):
+    self._drain()
+    return _CountingStream(self.f)
+
+  def commit(self):
+    self._drain()
+    if self.tmp is None:
+      self.f.flush()
+      return
+    self.f.close()
+    tf.io.gfile.rename(self.tmp, self.path, overwrite=True)
+    self.tmp = None
+
+  def abort(self):
+    if self.tmp is None:
+      return
+    try:
+      self.f.close()
+    finally:
+      if tf.io.gfile.exists(self.tmp):
+        tf.io.gfile.remove(self.tmp)
+      self.tmp = None
+
+
+class JsonlWriter(object):
+  """The original JSON Lines output (or one pooled vector per line)."""
+
+  def __init__(self, output_file, layer_indexes, pooling="none"):
+    self.out = _AtomicOutput(output_file)
+    self.layer_indexes = list(layer_indexes)
+    self.pooling = pooling
+
+  def write(self, unique_id, tokens, layer_outputs=None, pooled=None):
+    if self.pooling == "none":
+      # [tokens, layers, hidden] -> nested lists of rounded Python floats.
+      values = round6(np.stack(layer_outputs, axis=1)).tolist()
+      features = []
+      for i, token in enumerate(tokens):
+        per_token = values[i]
+        features.append(collections.OrderedDict([
+            ("token", token),
+            ("layers", [collections.OrderedDict([("index", layer_index),
+                                                 ("values", per_token[j])])
+                        for j, layer_index in enumerate(self.layer_indexes)]),
+        ]))
+      output_json = collections.OrderedDict([("linex_index", unique_id),
+                                             ("features", features)])
+    else:
+      output_json = collections.OrderedDict([
+          ("linex_index", unique_id),
+          ("pooling", self.pooling),
+          ("layers", self.layer_indexes),
+          ("num_tokens", len(tokens)),
+          ("values", round6(pooled).tolist()),
+      ])
+    self.out.write((json.dumps(output_json) + "\n").encode("utf-8"))
+
+  def close(self):
+    self.out.commit()
+
+  def abort(self):
+    self.out.abort()
+
+
+class _Spool(object):
+  """Rows of one array appended to a local temporary file, shape known at the end."""
+
+  def __init__(self, directory, name, dtype, row_shape=()):
+    self.name = name
+    self.dtype = np.dtype(dtype)
+    self.row_shape = tuple(row_shape)
+    self.rows = 0
+    self.path = os.path.join(directory, name + ".raw")
+    self.f = open(self.path, "wb")
+
+  def append(self, rows):
+    rows = np.ascontiguousarray(rows, dtype=self.dtype)
+    assert rows.shape[1:] == self.row_shape, (rows.shape, self.row_shape)
+    self.f.write(rows.tobytes())
+    self.rows += rows.shape[0]
+
+  def write_npy(self, stream):
+    """Writes `.npy` bytes (header + data) of the spooled array to `stream`."""
+    self.f.close()
+    header = {"descr": np.lib.format.dtype_to_descr(self.dtype),
+              "fortran_order": False, "shape": (self.rows,) + self.row_shape}
+    np.lib.format.write_array_header_1_0(stream, header)
+    with open(self.path, "rb") as f:
+      shutil.copyfileobj(f, stream, 1 << 22)
+
+
+class _TokenSpool(object):
+  """Token strings (one per line of a temp file) -> a fixed-width '<U' array."""
+
+  def __init__(self, directory):
+    self.rows = 0
+    self.width = 1
+    self.path = os.path.join(directory, "tokens.txt")
+    self.f = open(self.path, "w", encoding="utf-8", newline="\n")
+
+  def append(self, tokens):
+    for token in tokens:
+      self.f.write(token + "\n")
+      self.width = max(self.width, len(token))
+    self.rows += len(tokens)
+
+  def write_npy(self, stream):
+    self.f.close()
+    dtype = np.dtype("<U%d" % self.width)
+    header = {"descr": np.lib.format.dtype_to_descr(dtype),
+              "fortran_order": False, "shape": (self.rows,)}
+    np.lib.format.write_array_header_1_0(stream, header)
+    with open(self.path, "r", encoding="utf-8", newline="\n") as f:
+      chunk = []
+      for line in f:
+        chunk.append(line[:-1])
+        if len(chunk) == 65536:
+          stream.write(np.array(chunk, dtype=dtype).tobytes())
+          chunk = []
+      if chunk:
+        stream.write(np.array(chunk, dtype=dtype).tobytes())
+
+
+class ArrayWriter(object):
+  """`.npz` (several arrays) or `.npy` (the `values` array) output, streamed.
+
+  npz, pooling none: `values` [total_tokens, num_layers, hidden] (rows of line i
+  are `offsets[i]:offsets[i + 1]`), `offsets` int64 [lines + 1], `tokens` str
+  [total_tokens], `linex_index` int64 [lines], `layers` int32 [num_layers].
+  npz, pooling mean|cls: `values` [lines, hidden], `num_tokens` int32 [lines],
+  `linex_index`, `layers`. npy: `values` only (pooling mean|cls).
+  Rows are spooled to a local temporary directory and assembled at the end.
+  """
+
+  def __init__(self, output_file, output_format, layer_indexes, hidden_size,
+               pooling="none", dtype="float32"):
+    self.output_file = output_file
+    self.output_format = output_format
+    self.layer_indexes = list(layer_indexes)
+    self.pooling = pooling
+    local_dir = None
+    if output_file != "-" and "://" not in output_file:
+      local_dir = os.path.dirname(os.path.abspath(output_file))
+    self.tmpdir = tempfile.mkdtemp(prefix=".extract_features-", dir=local_dir)
+    if pooling == "none":
+      self.values = _Spool(self.tmpdir, "values", dtype,
+                           (len(self.layer_indexes), hidden_size))
+      self.tokens = _TokenSpool(self.tmpdir)
+      self.num_tokens = None
+    else:
+      self.values = _Spool(self.tmpdir, "values", dtype, (hidden_size,))
+      self.tokens = None
+      self.num_tokens = _Spool(self.tmpdir, "num_tokens", np.int32)
+    self.linex_index = _Spool(self.tmpdir, "linex_index", np.int64)
+    self.offsets = [0]
+    self.offsets_spool = _Spool(self.tmpdir, "offsets", np.int64)
+    self.offsets_spool.append(np.zeros([1], np.int64))
+    self.total = 0
+
+  def write(self, unique_id, tokens, layer_outputs=None, pooled=None):
+    self.linex_index.append(np.array([unique_id], np.int64))
+    if self.pooling == "none":
+      self.values.append(np.stack(layer_outputs, axis=1))
+      self.tokens.append(tokens)
+      self.total += len(tokens)
+      self.offsets_spool.append(np.array([self.total], np.int64))
+    else:
+      self.values.append(np.asarray(pooled)[None])
+      self.num_tokens.append(np.array([len(tokens)], np.int32))
+
+  def close(self):
+    out = _AtomicOutput(self.output_file)
+    try:
+      stream = out.raw_stream()
+      if self.output_format == "npy":
+        self.values.write_npy(stream)
+      else:
+        members = [("values", self.values)]
+        if self.pooling == "none":
+          members += [("offsets", self.offsets_spool), ("tokens", self.tokens)]
+        else:
+          members += [("num_tokens", self.num_tokens)]
+        members += [("linex_index", self.linex_index)]
+        with zipfile.ZipFile(stream, "w", zipfile.ZIP_STORED,
+                             allowZip64=True) as archive:
+          for name, spool in members:
+            with archive.open(name + ".npy", "w", force_zip64=True) as member:
+              spool.write_npy(member)
+          with archive.open("layers.npy", "w") as member:
+            np.lib.format.write_array(
+                member, np.array(self.layer_indexes, dtype=np.int32))
+      out.commit()
+    except BaseException:
+      out.abort()
+      raise
+    finally:
+      self._cleanup()
+
+  def abort(self):
+    self._cleanup()
+
+  def _cleanup(self):
+    for spool in (self.values, self.tokens, self.num_tokens, self.linex_index,
+                  self.offsets_spool):
+      if spool is not None and not spool.f.closed:
+        spool.f.close()
+    shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+
+def make_writer(output_file, output_format, layer_indexes, hidden_size,
+                pooling="none", output_dtype="float32"):
+  if output_format == "jsonl":
+    return JsonlWriter(output_file, layer_indexes, pooling)
+  return ArrayWriter(output_file, output_format, layer_indexes, hidden_size,
+                     pooling, output_dtype)
+
+
+# ------------------------------------------------------------------------------------
+# Checks of flags and files (one clear line each).
+# ------------------------------------------------------------------------------------
+
+
+def parse_layers(layers, num_hidden_layers=None):
+  """'-1,-2' -> [-1, -2]; checks each index against the model's layer count."""
+  try:
+    layer_indexes = [int(x) for x in layers.split(",")]
+  except ValueError:
+    raise runner.UserError(
+        f"--layers={layers!r} is not a comma-separated list of integers "
+        "(e.g. -1,-2,-3,-4).")
+  if num_hidden_layers is not None:
+    for index in layer_indexes:
+      if not -num_hidden_layers <= index < num_hidden_layers:
+        raise runner.UserError(
+            f"--layers={layers}: index {index} is out of range for a model with "
+            f"{num_hidden_layers} layers (num_hidden_layers in bert_config_file); "
+            f"valid indexes are {-num_hidden_layers}..{num_hidden_layers - 1}.")
+  return layer_indexes
+
+
+def _require_file(flag, path):
+  if not path:
+    raise runner.UserError(f"--{flag} is required.")
+  if not tf.io.gfile.exists(path):
+    raise runner.UserError(f"--{flag}={path}: file not found.")
+  if tf.io.gfile.isdir(path):
+    raise runner.UserError(f"--{flag}={path} is a directory; expected a file.")
+
+
+def check_options(output_file, output_format, output_dtype, pooling,
+                  max_seq_length, batch_size, bert_config):
+  """Raises UserError for a combination of flags that cannot work."""
+  if output_format == "npy" and pooling == "none":
+    raise runner.UserError(
+        "--output_format=npy holds one vector per line: set --pooling=mean or "
+        "--pooling=cls, or use --output_format=npz for per-token vectors.")
+  if output_format == "jsonl" and output_dtype != "float32":
+    raise runner.UserError(
+        f"--output_dtype={output_dtype} applies to --output_format=npz|npy only "
+        "(jsonl values are rounded to 6 decimals).")
+  if batch_size < 1:
+    raise runner.UserError(f"--batch_size={batch_size} must be at least 1.")
+  if max_seq_length < 3:
+    raise runner.UserError(
+        f"--max_seq_length={max_seq_length} is too small: [CLS] a [SEP] b [SEP] "
+        "needs at least 3.")
+  if max_seq_length > bert_config.max_position_embeddings:
+    raise runner.UserError(
+        f"Cannot use sequence length {max_seq_length} because the BERT model was "
+        f"only trained up to sequence length {bert_config.max_position_embeddings}"
+        " (max_position_embeddings): lower --max_seq_length.")
+  if output_file != "-":
+    directory = os.path.dirname(output_file)
+    if directory and not tf.io.gfile.isdir(directory):
+      raise runner.UserError(
+          f"--output_file={output_file}: directory {directory} does not exist.")
+
+
+# ------------------------------------------------------------------------------------
+# The extraction loop.
+# ------------------------------------------------------------------------------------
+
+
+def _count_lines(input_file):
+  """Number of lines of a file (None for stdin), for the ETA."""
+  if input_file == "-":
+    return None
+  count, last = 0, b"\n"
+  with tf.io.gfile.GFile(input_file, "rb") as f:
+    while True:
+      block = f.read(1 << 22)
+      if not block:
+        break
+      count += block.count(b"\n")
+      last = block[-1:]
+  return count + (last != b"\n")
+
+
+class _Progress(object):
+  """Logs lines/s (and an ETA when the total is known) every few seconds."""
+
+  def __init__(self, total, every_seconds=10.0):
+    self.total = total
+    self.every = every_seconds
+    self.start = time.time()
+    self.last = self.start
+
+  def update(self, done):
+    now = time.time()
+    if now - self.last < self.every:
+      return
+    self.last = now
+    rate = done / max(now - self.start, 1e-9)
+    if self.total:
+      eta = (self.total - done) / rate if rate > 0 else float("nan")
+      logging.info("Processed %d/%d lines (%.1f%%), %.1f lines/s, ETA %s", done,
+                   self.total, 100.0 * done / self.total, rate,
+                   runner._fmt_duration(eta))  # pylint: disable=protected-access
+    else:
+      logging.info("Processed %d lines, %.1f lines/s", done, rate)
+
+
+def extract(cfg, task, tokenizer, input_file, writer, max_seq_length, batch_size,
+            init_checkpoint=None, dynamic_padding=False, bucket_window=4096,
+            model=None, progress_seconds=10.0):
+  """Runs the whole extraction; returns `ExtractionStats`.
+
+  The forward pass runs through `runner.predict` (one model load: `model` if
+  given, else `init_checkpoint`). Results arrive in batch order; with dynamic
+  padding they are put back into input order (at most one window is held).
+  """
+  stats = ExtractionStats()
+  errors = []
+
+  def batches():
+    try:
+      examples = iter_examples(input_file, stats)
+      features = iter_features(examples, max_seq_length, tokenizer, stats)
+      yield from iter_batches(features, batch_size, max_seq_length,
+                              dynamic_padding, bucket_window)
+    except Exception as e:  # pylint: disable=broad-except
+      # tf.data re-raises this as an OpError; keep it to re-raise it as is.
+      errors.append(e)
+      raise
+
+  inv_vocab = tokenizer.inv_vocab
+  num_layers = len(task.layer_indexes)
+  pending = {}
+  next_id = 0
+  start = time.time()
+  try:
+    progress = _Progress(_count_lines(input_file), progress_seconds)
+    results = runner.predict(cfg, task, input_fn_builder(batches), batch_size,
+                             init_checkpoint=init_checkpoint, model=model)
+    for result in results:
+      pending[int(result["unique_id"])] = result
+      while next_id in pending:
+        result = pending.pop(next_id)
+        n = int(result["num_tokens"])
+        tokens = [inv_vocab[int(i)] for i in result["input_ids"][:n]]
+        if task.pooling == "none":
+          layer_outputs = [result["layer_output_%d" % j][:n]
+                           for j in range(num_layers)]
+          writer.write(next_id, tokens, layer_outputs=layer_outputs)
+        else:
+          writer.write(next_id, tokens, pooled=result["pooled"])
+        stats.tokens += n
+        next_id += 1
+        progress.update(next_id)
+    if pending:
+      raise RuntimeError("Lines %s were predicted but never written." %
+                         sorted(pending)[:5])
+    writer.close()
+  except tf.errors.OpError:
+    writer.abort()
+    if errors:
+      raise errors[0] from None
+    raise
+  except BaseException:
+    writer.abort()
+    raise
+  stats.seconds = time.time() - start
+  logging.info("Done: %s; %.1f s, %.1f lines/s.", stats.summary(max_seq_length),
+               stats.seconds, stats.lines / max(stats.seconds, 1e-9))
+  if stats.lines == 0:
+    logging.warning("--input_file=%s is empty: the output has no lines.",
+                    input_file)
+  return stats
+
+
+def main(_):
+  logging.set_verbosity(logging.INFO)
+
+  _require_file("bert_config_file", FLAGS.bert_config_file)
+  _require_file("vocab_file", FLAGS.vocab_file)
+  if FLAGS.input_file != "-":
+    _require_file("input_file", FLAGS.input_file)
+  init_checkpoint = checkpoints.normalize_checkpoint_path(FLAGS.init_checkpoint)
+
+  bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
+  layer_indexes = parse_layers(FLAGS.layers, bert_config.num_hidden_layers)
+  check_options(FLAGS.output_file, FLAGS.output_format, FLAGS.output_dtype,
+                FLAGS.pooling, FLAGS.max_seq_length, FLAGS.batch_size,
+                bert_config)
+
+  tokenizer = tokenization.FullTokenizer(
+      vocab_file=FLAGS.vocab_file, do_lower_case=FLAGS.do_lower_case)
+
+  cfg = runner.RunConfig.from_flags(FLAGS, output_dir=None)
+  task = FeatureExtractionTask(
+      bert_config, layer_indexes, pooling=FLAGS.pooling,
+      use_one_hot_embeddings=FLAGS.use_one_hot_embeddings,
+      compute_dtype=cfg.compute_dtype)
+  writer = make_writer(FLAGS.output_file, FLAGS.output_format, layer_indexes,
+                       bert_config.hidden_size, FLAGS.pooling, FLAGS.output_dtype)
+  extract(cfg, task, tokenizer, FLAGS.input_file, writer, FLAGS.max_seq_length,
+          FLAGS.batch_size, init_checkpoint=init_checkpoint,
+          dynamic_padding=FLAGS.dynamic_padding,
+          bucket_window=FLAGS.bucket_window)
+
+
+if __name__ == "__main__":
+  define_flags()
+  app.run(runner.main_wrapper(main))
