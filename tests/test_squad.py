@@ -540,3 +540,124 @@ def test_serialize_matches_protobuf():
   parsed = tf.train.Example.FromString(ours)
   assert {k: list(v.int64_list.value) for k, v in
           parsed.features.feature.items()} == dict(values)
+
+
+# ---------------------------------------------------------------------------
+# Model, loss and the script end to end
+# ---------------------------------------------------------------------------
+
+import subprocess  # pylint: disable=g-import-not-at-top,g-bad-import-order
+import sys  # pylint: disable=g-import-not-at-top,g-bad-import-order
+
+import modeling  # pylint: disable=g-import-not-at-top,g-bad-import-order
+
+TINY = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2,
+            num_attention_heads=2, intermediate_size=37,
+            max_position_embeddings=64, type_vocab_size=2)
+
+
+def test_squad_model_head_and_loss_against_numpy():
+  config = modeling.BertConfig(**TINY)
+  task = run_squad.SquadTask(config)
+  model = task.create_model()
+  names = list(model.named_variables())
+  assert names[-2:] == ["cls/squad/output_weights", "cls/squad/output_bias"]
+  assert tuple(model.output_weights.shape) == (2, 32)
+  assert names[0] == "bert/embeddings/word_embeddings"
+  model.output_bias.assign([0.3, -0.2])
+  rng = np.random.RandomState(3)
+  features = {
+      "unique_ids": tf.constant([7, 8, 9]),
+      "input_ids": tf.constant(rng.randint(0, 99, size=[3, 12]), tf.int32),
+      "input_mask": tf.constant([[1] * 12, [1] * 8 + [0] * 4, [1] * 5 + [0] * 7],
+                                tf.int32),
+      "segment_ids": tf.constant([[0] * 6 + [1] * 6] * 3, tf.int32),
+      "start_positions": tf.constant([1, 0, 4], tf.int32),
+      "end_positions": tf.constant([3, 0, 11], tf.int32),
+  }
+  out = task.predict(model, features)
+  seq = model.bert(features["input_ids"], features["input_mask"],
+                   features["segment_ids"]).sequence_output.numpy()
+  w, b = model.output_weights.numpy(), model.output_bias.numpy()
+  logits = seq @ w.T + b  # [B, S, 2]
+  np.testing.assert_allclose(out["start_logits"].numpy(), logits[..., 0],
+                             rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(out["end_logits"].numpy(), logits[..., 1],
+                             rtol=1e-5, atol=1e-5)
+  assert list(out["unique_ids"].numpy()) == [7, 8, 9]
+
+  def ce(lg, pos):
+    lg = lg - lg.max(-1, keepdims=True)
+    logp = lg - np.log(np.exp(lg).sum(-1, keepdims=True))
+    return -np.mean(logp[np.arange(len(pos)), pos])
+
+  loss, logs = task.compute_loss(model, features, training=False)
+  expected = (ce(logits[..., 0], [1, 0, 4]) + ce(logits[..., 1], [3, 0, 11])) / 2
+  np.testing.assert_allclose(loss.numpy(), expected, rtol=1e-5)
+  np.testing.assert_allclose(logs["start_loss"].numpy(),
+                             ce(logits[..., 0], [1, 0, 4]), rtol=1e-5)
+
+
+def _run_script(args, cwd):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+  return subprocess.run(
+      [sys.executable, os.path.join(os.path.dirname(os.path.dirname(
+          os.path.abspath(__file__))), "run_squad.py")] + args,
+      cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_end_to_end_tiny_model_v2(tmp_path):
+  fixture = str(require(SQUAD / "inputs" / "squad_v2_fixture_dev.json"))
+  config = tmp_path / "bert_config.json"
+  config.write_text(json.dumps(dict(TINY, vocab_size=30522,
+                                    max_position_embeddings=128)))
+  out = tmp_path / "out"
+  common = ["--bert_config_file=%s" % config, "--vocab_file=%s" % VOCAB,
+            "--output_dir=%s" % out, "--version_2_with_negative",
+            "--max_seq_length=96", "--doc_stride=32", "--max_query_length=24"]
+  proc = _run_script(common + [
+      "--train_file=%s" % fixture, "--predict_file=%s" % fixture,
+      "--do_train", "--do_predict", "--do_eval", "--null_threshold_search",
+      "--train_batch_size=8", "--num_train_epochs=2", "--learning_rate=1e-3",
+      "--predict_batch_size=16"], tmp_path)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  # 14 questions / 8 * 2 epochs -> int(3.5) = 3 steps, counted on questions
+  assert "Num steps = 3" in proc.stderr
+  assert "Num split examples = 52" in proc.stderr
+  variables = dict(tf.train.list_variables(str(out / "model.ckpt-3")))
+  assert variables["cls/squad/output_weights"] == [2, 32]
+  assert variables["cls/squad/output_bias"] == [2]
+  qids = [e.qas_id for e in run_squad.read_squad_examples(fixture, False)]
+  preds = json.loads((out / "predictions.json").read_text())
+  nbest = json.loads((out / "nbest_predictions.json").read_text())
+  odds = json.loads((out / "null_odds.json").read_text())
+  assert list(preds) == list(nbest) == list(odds) == qids
+  for qas_id, entries in nbest.items():
+    assert 1 <= len(entries) <= 21
+    assert list(entries[0]) == ["text", "probability", "start_logit",
+                                "end_logit"]
+    assert abs(sum(e["probability"] for e in entries) - 1.0) < 1e-6
+    assert preds[qas_id] in [e["text"] for e in entries]
+  results = json.loads((out / "eval_results.json").read_text())
+  expected = run_squad.evaluate_v2(
+      run_squad._load_squad_json(fixture), preds, na_probs=odds)
+  for key, value in expected.items():
+    assert results[key] == pytest.approx(value)
+  assert results["total"] == 14 and results["HasAns_total"] == 8
+  assert "best_null_score_diff_threshold" in results
+  assert results["at_best_threshold_f1"] >= results["f1"] - 1e-9
+  assert not list(out.glob("*.tmp*"))
+
+
+def test_script_rejects_bad_flags(tmp_path):
+  config = tmp_path / "bert_config.json"
+  config.write_text(json.dumps(TINY))
+  proc = _run_script([
+      "--bert_config_file=%s" % config, "--vocab_file=%s" % VOCAB,
+      "--output_dir=%s" % (tmp_path / "o"), "--do_predict",
+      "--predict_file=x.json", "--max_seq_length=64",
+      "--max_query_length=64"], tmp_path)
+  assert proc.returncode == 1
+  last = proc.stderr.strip().splitlines()[-1]
+  assert last.startswith("ERROR: The max_seq_length (64) must be greater than "
+                         "max_query_length (64) + 3")
