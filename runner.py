@@ -1,0 +1,857 @@
+# coding=utf-8
+"""The one training / evaluation / prediction loop, replacing TPUEstimator.
+
+The original scripts handed five jobs to `TPUEstimator`: pick the device and split the
+batch, feed the TFRecords, run the train/eval/predict loop, save and restore
+checkpoints, and write summaries. This module does those jobs once, on
+`tf.distribute` and `tf.data`, for every script:
+
+  * `get_strategy`: the default device, `MirroredStrategy` over several local GPUs,
+    `MultiWorkerMirroredStrategy` when `TF_CONFIG` names several workers, or
+    `TPUStrategy` from the original TPU flags.
+  * `train`: `train_batch_size` is the global batch (as in the original);
+    `iterations_per_loop` steps run inside one `tf.function` call; checkpoints every
+    `save_checkpoints_steps` in the original name-based format; resumes from
+    `output_dir` (weights, Adam slots, global_step and the input position) or
+    initialises from `init_checkpoint` (weights only, step 0); TensorBoard summaries;
+    a progress line; a NaN/Inf guard.
+  * `evaluate` and `predict`.
+
+A *task* (defined by each script) tells the loop what to compute:
+
+  create_model()                          -> tf.Module with named_variables()
+  compute_loss(model, features, training) -> (loss, {name: scalar} to log)
+  eval_metrics(model, features)           -> {name: (numerator, denominator)}
+  predict(model, features)                -> {name: [batch, ...] tensor}
+
+An `input_fn(params)` returns a batched `tf.data.Dataset` of feature dicts, where
+`params["batch_size"]` is the per-replica batch and `params["input_context"]` a
+`tf.distribute.InputContext` (or None).
+"""
+
+import collections
+import json
+import math
+import os
+import sys
+import time
+
+from absl import flags
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+import checkpoints
+import optimization
+from tensorflow.core.framework import summary_pb2
+
+# What TensorBoard's scalar plugin stamps on its summaries (data class SCALAR).
+_SCALAR_METADATA = summary_pb2.SummaryMetadata(
+    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"),
+    data_class=summary_pb2.DATA_CLASS_SCALAR).SerializeToString()
+
+
+class UserError(Exception):
+  """A problem with the user's flags or files, reported as one line."""
+
+
+# ------------------------------------------------------------------------------------
+# Flags shared by every script.
+# ------------------------------------------------------------------------------------
+
+
+def define_runtime_flags(iterations_per_loop=True, save_checkpoints_steps=True):
+  """Defines the original TPU flags plus the new runtime flags of this project."""
+  flags.DEFINE_bool("use_tpu", False, "Whether to use TPU or GPU/CPU.")
+  flags.DEFINE_string(
+      "tpu_name", None,
+      "The Cloud TPU to use for training. This should be either the name used when "
+      "creating the Cloud TPU, or a grpc://ip.address.of.tpu:8470 url.")
+  flags.DEFINE_string(
+      "tpu_zone", None,
+      "[Optional] GCE zone where the Cloud TPU is located in. If not specified, we "
+      "will attempt to automatically detect the GCE project from metadata.")
+  flags.DEFINE_string(
+      "gcp_project", None,
+      "[Optional] Project name for the Cloud TPU-enabled project. If not specified, "
+      "we will attempt to automatically detect the GCE project from metadata.")
+  flags.DEFINE_string("master", None, "[Optional] TensorFlow master URL.")
+  flags.DEFINE_integer(
+      "num_tpu_cores", 8,
+      "Only used if `use_tpu` is True. Total number of TPU cores to use.")
+  if iterations_per_loop:
+    flags.DEFINE_integer(
+        "iterations_per_loop", 1000,
+        "How many steps to make in each estimator call: here, how many training "
+        "steps run inside one tf.function call.")
+  if save_checkpoints_steps:
+    flags.DEFINE_integer("save_checkpoints_steps", 1000,
+                         "How often to save the model checkpoint.")
+
+  # New in this project; the defaults keep the original behaviour.
+  flags.DEFINE_enum(
+      "mixed_precision", "fp32", ["fp32", "bf16", "fp16"],
+      "Compute dtype. bf16/fp16 compute with float32 variables and checkpoints; "
+      "fp16 uses dynamic loss scaling.")
+  flags.DEFINE_bool("use_xla", False,
+                    "Compile the train/eval/predict steps with XLA (jit_compile).")
+  flags.DEFINE_integer(
+      "gradient_accumulation_steps", 1,
+      "Split each global batch into this many micro-batches and accumulate their "
+      "gradients before one optimizer step (same math, less memory).")
+  flags.DEFINE_integer("seed", None,
+                       "Random seed for initialisation, dropout and data order.")
+  flags.DEFINE_bool("deterministic", False,
+                    "Use deterministic TensorFlow ops (bitwise reproducible runs).")
+  flags.DEFINE_integer(
+      "keep_checkpoint_max", 5,
+      "How many recent checkpoints to keep in output_dir (0 keeps all), as the "
+      "original RunConfig did.")
+  flags.DEFINE_enum("optimizer", "adamw", ["adamw", "lamb"],
+                    "adamw: the original AdamWeightDecayOptimizer; lamb: LAMB.")
+  flags.DEFINE_bool("adam_bias_correction", False,
+                    "Fix: apply Adam's bias correction (the original has none).")
+  flags.DEFINE_bool(
+      "continuous_warmup", False,
+      "Fix: start the linear decay at the end of warmup, so the learning rate "
+      "has no jump (the original decays from step 0).")
+  flags.DEFINE_integer(
+      "log_steps", 100,
+      "Print a progress line (and write summaries) at least every this many "
+      "steps on CPU/GPU; on TPU once per iterations_per_loop.")
+  flags.DEFINE_bool(
+      "recompute", False,
+      "Recompute each encoder layer's activations in the backward pass "
+      "(gradient checkpointing): less memory, more compute.")
+
+
+class RunConfig(object):
+  """Everything the loop needs to know about devices, checkpoints and speed."""
+
+  def __init__(self, output_dir, use_tpu=False, tpu_name=None, tpu_zone=None,
+               gcp_project=None, master=None, num_tpu_cores=8,
+               iterations_per_loop=1000, save_checkpoints_steps=1000,
+               keep_checkpoint_max=5, mixed_precision="fp32", use_xla=False,
+               gradient_accumulation_steps=1, seed=None, deterministic=False,
+               optimizer="adamw", adam_bias_correction=False,
+               continuous_warmup=False, log_steps=100, recompute=False,
+               strategy=None):
+    self.output_dir = output_dir
+    self.use_tpu = use_tpu
+    self.tpu_name = tpu_name
+    self.tpu_zone = tpu_zone
+    self.gcp_project = gcp_project
+    self.master = master
+    self.num_tpu_cores = num_tpu_cores
+    self.iterations_per_loop = iterations_per_loop
+    self.save_checkpoints_steps = save_checkpoints_steps
+    self.keep_checkpoint_max = keep_checkpoint_max
+    self.mixed_precision = mixed_precision
+    self.use_xla = use_xla
+    self.gradient_accumulation_steps = gradient_accumulation_steps
+    self.seed = seed
+    self.deterministic = deterministic
+    self.optimizer = optimizer
+    self.adam_bias_correction = adam_bias_correction
+    self.continuous_warmup = continuous_warmup
+    self.log_steps = log_steps
+    self.recompute = recompute
+    self.strategy = strategy
+
+  @classmethod
+  def from_flags(cls, flag_values, output_dir=None, **overrides):
+    """Builds a RunConfig from parsed absl flags (missing flags keep defaults)."""
+    kwargs = {}
+    for name in ("use_tpu", "tpu_name", "tpu_zone", "gcp_project", "master",
+                 "num_tpu_cores", "iterations_per_loop", "save_checkpoints_steps",
+                 "keep_checkpoint_max", "mixed_precision", "use_xla",
+                 "gradient_accumulation_steps", "seed", "deterministic", "optimizer",
+                 "adam_bias_correction", "continuous_warmup", "log_steps",
+                 "recompute"):
+      if name in flag_values:
+        kwargs[name] = flag_values[name].value
+    if output_dir is None and "output_dir" in flag_values:
+      output_dir = flag_values["output_dir"].value
+    kwargs.update(overrides)
+    return cls(output_dir, **kwargs)
+
+  @property
+  def compute_dtype(self):
+    return {"fp32": tf.float32, "bf16": tf.bfloat16,
+            "fp16": tf.float16}[self.mixed_precision]
+
+  @property
+  def use_one_hot_embeddings(self):
+    # As in the original: the one-hot embedding matmul is the TPU path.
+    return bool(self.use_tpu)
+
+
+def setup_determinism(cfg):
+  """Seeds TF's global RNG and switches on deterministic ops when asked."""
+  if cfg.seed is not None:
+    tf.random.set_seed(cfg.seed)
+  if cfg.deterministic:
+    tf.config.experimental.enable_op_determinism()
+
+
+# ------------------------------------------------------------------------------------
+# Devices.
+# ------------------------------------------------------------------------------------
+
+_STRATEGY_CACHE = {}
+
+
+def _worker_count_from_tf_config():
+  try:
+    tf_config = json.loads(os.environ.get("TF_CONFIG", "{}"))
+  except ValueError as e:
+    raise UserError(f"TF_CONFIG is not valid JSON: {e}")
+  cluster = tf_config.get("cluster", {})
+  return sum(len(cluster.get(job, [])) for job in ("chief", "worker"))
+
+
+def get_strategy(cfg):
+  """Chooses the distribution strategy from the flags and the environment.
+
+  * `--use_tpu`: `TPUStrategy` through `TPUClusterResolver(tpu_name or master,
+    tpu_zone, gcp_project)`.
+  * `TF_CONFIG` with several workers: `MultiWorkerMirroredStrategy`.
+  * several visible GPUs: `MirroredStrategy`.
+  * otherwise the default strategy (one device).
+  """
+  if cfg.strategy is not None:
+    return cfg.strategy
+  key = (cfg.use_tpu, cfg.tpu_name, cfg.tpu_zone, cfg.gcp_project, cfg.master)
+  if key in _STRATEGY_CACHE:
+    return _STRATEGY_CACHE[key]
+
+  if cfg.use_tpu:
+    tpu = cfg.tpu_name or cfg.master or ""
+    try:
+      resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
+          tpu=tpu, zone=cfg.tpu_zone, project=cfg.gcp_project)
+      if tpu not in ("", "local"):
+        tf.config.experimental_connect_to_cluster(resolver)
+      tf.tpu.experimental.initialize_tpu_system(resolver)
+      strategy = tf.distribute.TPUStrategy(resolver)
+    except Exception as e:  # pylint: disable=broad-except
+      reason = (str(e).strip().splitlines() or [type(e).__name__])[0].rstrip(".")
+      raise UserError(
+          f"--use_tpu=True but no TPU could be reached (tpu_name={cfg.tpu_name!r}, "
+          f"tpu_zone={cfg.tpu_zone!r}, gcp_project={cfg.gcp_project!r}, "
+          f"master={cfg.master!r}): {reason}. Run on a Cloud TPU VM (tpu_name "
+          "'local' or unset) or pass the name of a Cloud TPU reachable from this "
+          "host; files must then be on gs://.")
+    if strategy.num_replicas_in_sync != cfg.num_tpu_cores:
+      logging.warning("--num_tpu_cores=%d but the TPU has %d cores; using %d.",
+                      cfg.num_tpu_cores, strategy.num_replicas_in_sync,
+                      strategy.num_replicas_in_sync)
+  elif _worker_count_from_tf_config() > 1:
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+  elif len(tf.config.list_logical_devices("GPU")) > 1:
+    strategy = tf.distribute.MirroredStrategy()
+  else:
+    strategy = tf.distribute.get_strategy()
+  _STRATEGY_CACHE[key] = strategy
+  return strategy
+
+
+def _is_chief(strategy):
+  resolver = getattr(strategy, "cluster_resolver", None)
+  if resolver is None or not isinstance(
+      strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    return True
+  task_type, task_id = resolver.task_type, resolver.task_id
+  return task_type == "chief" or (task_type in (None, "worker") and task_id == 0
+                                  and "chief" not in resolver.cluster_spec().jobs)
+
+
+def _per_replica_batch(global_batch, strategy, what):
+  replicas = strategy.num_replicas_in_sync
+  if global_batch % replicas:
+    raise UserError(f"--{what}={global_batch} must be divisible by the number of "
+                    f"replicas ({replicas}).")
+  return global_batch // replicas
+
+
+# ------------------------------------------------------------------------------------
+# Model state: weights, optimizer slots and global_step under their original names.
+# ------------------------------------------------------------------------------------
+
+
+class _TrainState(object):
+  """The model, its optimizer and `global_step`, built under the strategy scope."""
+
+  def __init__(self, cfg, task, strategy, learning_rate, num_train_steps,
+               num_warmup_steps):
+    with strategy.scope():
+      self.model = task.create_model()
+      self.named_weights = collections.OrderedDict(self.model.named_variables())
+      self.optimizer, self.schedule = optimization.create_optimizer(
+          None, learning_rate, num_train_steps, num_warmup_steps, cfg.use_tpu,
+          optimizer=cfg.optimizer, bias_correction=cfg.adam_bias_correction,
+          continuous_warmup=cfg.continuous_warmup)
+      self.optimizer.build(self.named_weights)
+      self.global_step = tf.Variable(
+          0, dtype=tf.int64, trainable=False, name="global_step",
+          aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+
+  def named_state(self):
+    """Every tensor of a training checkpoint, by its original name."""
+    state = collections.OrderedDict(self.named_weights)
+    state.update(self.optimizer.named_slots())
+    state["global_step"] = self.global_step
+    return state
+
+
+def _load_weights(strategy, task, checkpoint_path=None, init_checkpoint=None,
+                  output_dir=None):
+  """Builds the task model and loads inference weights; returns (model, step, path)."""
+  with strategy.scope():
+    model = task.create_model()
+  named = collections.OrderedDict(model.named_variables())
+  path = checkpoint_path
+  if path is None and output_dir:
+    path = checkpoints.latest_checkpoint(output_dir)
+  step = 0
+  if path:
+    path = checkpoints.normalize_checkpoint_path(path)
+    report = checkpoints.init_from_checkpoint(named, path)
+    step = _global_step_of(path)
+  elif init_checkpoint:
+    path = checkpoints.normalize_checkpoint_path(init_checkpoint)
+    report = checkpoints.init_from_checkpoint(named, path)
+  else:
+    report = None
+    logging.warning("No checkpoint in output_dir and no init_checkpoint: using "
+                    "randomly initialised weights.")
+  model.load_report = report
+  return model, step, path
+
+
+def _global_step_of(prefix):
+  reader = tf.train.load_checkpoint(prefix)
+  if reader.has_tensor("global_step"):
+    return int(reader.get_tensor("global_step"))
+  return 0
+
+
+def _check_resume_compatible(prefix, named_state):
+  """Stops with a clear message when output_dir holds another model's checkpoints."""
+  in_ckpt = dict(checkpoints.list_variables(prefix))
+  problems = []
+  for name, var in named_state.items():
+    if name not in in_ckpt:
+      problems.append(f"{name} missing")
+    elif list(in_ckpt[name]) != var.shape.as_list():
+      problems.append(f"{name} is {list(in_ckpt[name])} there but "
+                      f"{var.shape.as_list()} here")
+    if len(problems) >= 3:
+      break
+  if problems:
+    raise UserError(
+        f"output_dir {os.path.dirname(prefix)} holds checkpoint {prefix} of another "
+        f"model or setup ({'; '.join(problems)}): it was written with a different "
+        "bert_config/task/optimizer. Use a new --output_dir, or delete the old "
+        "checkpoints to start over.")
+
+
+# ------------------------------------------------------------------------------------
+# Training.
+# ------------------------------------------------------------------------------------
+
+
+class _Progress(object):
+  """Progress lines (steps/s, examples/s, ETA) and TensorBoard scalars."""
+
+  def __init__(self, writer, first_step, last_step, batch_size):
+    self.writer = writer
+    self.first_step = first_step
+    self.last_step = last_step
+    self.batch_size = batch_size
+    self.start = time.time()
+    self.prev_time = self.start
+    self.prev_step = first_step
+
+  def report(self, step, scalars):
+    now = time.time()
+    steps = step - self.prev_step
+    elapsed = max(now - self.prev_time, 1e-9)
+    steps_per_sec = steps / elapsed
+    examples_per_sec = steps_per_sec * self.batch_size
+    total_rate = (step - self.first_step) / max(now - self.start, 1e-9)
+    eta = (self.last_step - step) / total_rate if total_rate > 0 else float("nan")
+    self.prev_time, self.prev_step = now, step
+    parts = " ".join(f"{k}={_fmt(v)}" for k, v in scalars.items())
+    logging.info("step %d/%d %s | %.3f steps/s, %.1f examples/s, ETA %s", step,
+                 self.last_step, parts, steps_per_sec, examples_per_sec,
+                 _fmt_duration(eta))
+    if self.writer is not None:
+      scalars = dict(scalars)
+      scalars["global_step/sec"] = steps_per_sec
+      scalars["examples/sec"] = examples_per_sec
+      write_scalars(self.writer, step, scalars)
+
+
+def write_scalars(writer, step, scalars):
+  """TensorBoard scalar summaries without importing tensorboard itself.
+
+  `tf.summary.write` with the scalars plugin's metadata is exactly what
+  TensorBoard's own `scalar` writes, so `tensorboard --logdir` shows the curves.
+  """
+  with writer.as_default(step=step):
+    for name, value in scalars.items():
+      tf.summary.write(name, tf.constant(float(value), tf.float32),
+                       metadata=_SCALAR_METADATA)
+  writer.flush()
+
+
+def _fmt(v):
+  v = float(v)
+  return f"{v:.4g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.3e}"
+
+
+def _fmt_duration(seconds):
+  if not math.isfinite(seconds):
+    return "?"
+  seconds = int(seconds)
+  h, rem = divmod(seconds, 3600)
+  m, s = divmod(rem, 60)
+  return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
+
+
+def _split_micro_batches(features, num_micro):
+  """[B, ...] features -> list of num_micro dicts of [B/num_micro, ...]."""
+  out = [dict() for _ in range(num_micro)]
+  for name, t in features.items():
+    for i, piece in enumerate(tf.split(t, num_micro, axis=0)):
+      out[i][name] = piece
+  return out
+
+
+class _Trainer(object):
+  """Builds the step functions for one training run."""
+
+  def __init__(self, cfg, task, strategy, state):
+    self.cfg = cfg
+    self.task = task
+    self.strategy = strategy
+    self.state = state
+    self.weights = list(state.named_weights.values())
+    self.fp16 = cfg.mixed_precision == "fp16"
+    if self.fp16:
+      with strategy.scope():
+        self.loss_scale = tf.Variable(
+            2.0 ** 15, trainable=False, dtype=tf.float32,
+            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        self.good_steps = tf.Variable(
+            0, trainable=False, dtype=tf.int64,
+            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+    self._gradients = tf.function(self._gradients_impl,
+                                  jit_compile=bool(cfg.use_xla))
+    self.train_loop = tf.function(self._train_loop)
+
+  def _gradients_impl(self, features):
+    """Loss and (unclipped) gradients of one micro-batch on one replica."""
+    with tf.GradientTape() as tape:
+      loss, logs = self.task.compute_loss(self.state.model, features, True)
+      scaled = loss * self.loss_scale if self.fp16 else loss
+    grads = tape.gradient(scaled, self.weights)
+    grads = [tf.zeros_like(w) if g is None else tf.convert_to_tensor(g)
+             for g, w in zip(grads, self.weights)]
+    if self.fp16:
+      inv = 1.0 / self.loss_scale
+      grads = [g * inv for g in grads]
+    return loss, logs, grads
+
+  def _replica_step(self, features):
+    accum = self.cfg.gradient_accumulation_steps
+    if accum == 1:
+      loss, logs, grads = self._gradients(features)
+    else:
+      loss, logs, grads = None, None, None
+      for micro in _split_micro_batches(features, accum):
+        m_loss, m_logs, m_grads = self._gradients(micro)
+        if grads is None:
+          loss, logs, grads = m_loss, dict(m_logs), list(m_grads)
+        else:
+          loss += m_loss
+          logs = {k: logs[k] + v for k, v in m_logs.items()}
+          grads = [a + g for a, g in zip(grads, m_grads)]
+      loss = loss / accum
+      logs = {k: v / accum for k, v in logs.items()}
+      grads = [g / accum for g in grads]
+
+    ctx = tf.distribute.get_replica_context()
+    if self.strategy.num_replicas_in_sync > 1:
+      grads = ctx.all_reduce(tf.distribute.ReduceOp.MEAN, grads)
+      loss, logs = ctx.all_reduce(tf.distribute.ReduceOp.MEAN, (loss, logs))
+    grads, global_norm = tf.clip_by_global_norm(grads, 1.0)
+    finite = tf.math.is_finite(global_norm)
+    loss_finite = tf.math.is_finite(loss)
+    lr = self.state.schedule(self.state.global_step)
+    ctx.merge_call(self._apply, args=(grads, finite))
+    logs = dict(logs)
+    logs["loss"] = loss
+    logs["learning_rate"] = lr
+    logs["global_norm"] = global_norm
+    # A non-finite loss (or, outside fp16, a non-finite gradient) stops training.
+    ok = loss_finite if self.fp16 else tf.logical_and(loss_finite, finite)
+    return logs, ok
+
+  def _apply(self, strategy, grads, finite):
+    """Cross-replica: the optimizer update and the global_step increment."""
+    state = self.state
+    # All replicas hold the same all-reduced values: the first one decides.
+    finite = strategy.experimental_local_results(finite)[0]
+    lr = state.schedule(state.global_step)
+
+    def apply():
+      state.optimizer.apply_gradients(grads, state.named_weights,
+                                      learning_rate=lr,
+                                      global_step=state.global_step)
+      return tf.constant(True)
+
+    if self.fp16:
+      # Dynamic loss scaling: skip the update on overflow and halve the scale;
+      # double it after 2000 good steps in a row.
+      tf.cond(finite, apply, lambda: tf.constant(False))
+      self.good_steps.assign(tf.where(finite, self.good_steps + 1, 0))
+      grow = self.good_steps >= 2000
+      self.loss_scale.assign(
+          tf.where(finite, tf.where(grow, self.loss_scale * 2.0, self.loss_scale),
+                   tf.maximum(self.loss_scale / 2.0, 1.0)))
+      self.good_steps.assign(tf.where(grow, tf.zeros_like(self.good_steps),
+                                      self.good_steps))
+    else:
+      tf.cond(finite, apply, lambda: tf.constant(False))
+    state.global_step.assign_add(1)
+
+  def _one_step(self, iterator):
+    per_replica_logs, per_replica_ok = self.strategy.run(
+        self._replica_step, args=(next(iterator),))
+    logs = {k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
+            for k, v in per_replica_logs.items()}
+    ok = tf.reduce_all(tf.stack(
+        self.strategy.experimental_local_results(per_replica_ok)))
+    return logs, ok
+
+  def _train_loop(self, iterator, num_steps):
+    """Runs up to `num_steps` steps; stops early at the first non-finite loss."""
+    logs, ok = self._one_step(iterator)
+    for _ in tf.range(num_steps - 1):
+      if not ok:
+        break
+      logs, ok = self._one_step(iterator)
+    return logs, ok
+
+
+def _nan_message(step, last_good):
+  return (f"loss became NaN/Inf at step {step}; training stopped and the last good "
+          f"checkpoint ({last_good or 'none'}) is kept. Likely causes: a learning "
+          "rate too high; token ids >= vocab_size (vocab.txt larger than "
+          "vocab_size in bert_config.json, or data made with another vocab); fp16 "
+          "overflow (try --mixed_precision=bf16 or fp32).")
+
+
+def train(cfg, task, input_fn, num_train_steps, num_warmup_steps, learning_rate,
+          init_checkpoint=None, train_batch_size=32, on_checkpoint=None):
+  """Trains `task` to `num_train_steps` (resuming from `cfg.output_dir`).
+
+  Args:
+    cfg: RunConfig.
+    task: the script's task object (see module docstring).
+    input_fn: `input_fn(params)` -> batched, repeated training dataset.
+    num_train_steps, num_warmup_steps, learning_rate: the original schedule.
+    init_checkpoint: weights to start from when output_dir has no checkpoint.
+    train_batch_size: the global batch size, as in the original flags.
+    on_checkpoint: optional callback(step, checkpoint_prefix) after each save.
+
+  Returns:
+    The final global step.
+  """
+  setup_determinism(cfg)
+  strategy = get_strategy(cfg)
+  chief = _is_chief(strategy)
+  tf.io.gfile.makedirs(cfg.output_dir)
+  per_replica = _per_replica_batch(train_batch_size, strategy, "train_batch_size")
+  accum = cfg.gradient_accumulation_steps
+  if accum < 1 or per_replica % accum:
+    raise UserError(
+        f"--gradient_accumulation_steps={accum} must divide the per-replica batch "
+        f"({per_replica} = train_batch_size {train_batch_size} / "
+        f"{strategy.num_replicas_in_sync} replicas).")
+
+  state = _TrainState(cfg, task, strategy, learning_rate, num_train_steps,
+                      num_warmup_steps)
+  named_state = state.named_state()
+
+  latest = checkpoints.latest_checkpoint(cfg.output_dir)
+  resume_step = _global_step_of(latest) if latest else 0
+  iterator, input_state = _training_iterator(strategy, input_fn, per_replica,
+                                             resume_step)
+
+  if latest:
+    _check_resume_compatible(latest, named_state)
+    checkpoints.restore(named_state, latest)
+    step = int(state.global_step.numpy())
+    logging.info(
+        "Resuming from %s (step %d of %d; the learning-rate schedule continues). "
+        "init_checkpoint is not used because output_dir already has a checkpoint.",
+        latest, step, num_train_steps)
+    if step >= num_train_steps:
+      logging.info(
+          "output_dir already has step %d >= num_train_steps %d: nothing to train. "
+          "Use a new --output_dir or raise --num_train_steps to train more.", step,
+          num_train_steps)
+      return step
+    if input_state is not None:
+      _restore_input_position(input_state, latest)
+  else:
+    if init_checkpoint:
+      logging.info("Initialising weights from init_checkpoint %s (step 0; Adam "
+                   "slots start at zero).", init_checkpoint)
+      trainable = collections.OrderedDict(
+          (n, v) for n, v in state.named_weights.items() if v.trainable)
+      checkpoints.init_from_checkpoint(trainable, init_checkpoint)
+    else:
+      logging.info("Training from scratch: no checkpoint in %s and no "
+                   "init_checkpoint.", cfg.output_dir)
+    step = 0
+    if chief:
+      prefix = checkpoints.save(cfg.output_dir, 0, named_state,
+                                cfg.keep_checkpoint_max)
+      _save_input_position(input_state, prefix)
+
+  trainer = _Trainer(cfg, task, strategy, state)
+  writer = (tf.summary.create_file_writer(cfg.output_dir) if chief else None)
+  logging.info("***** Training: steps %d -> %d, global batch %d (%d replicas x %d"
+               "%s), %s *****", step, num_train_steps, train_batch_size,
+               strategy.num_replicas_in_sync, per_replica,
+               f" in {accum} micro-batches" if accum > 1 else "",
+               cfg.mixed_precision)
+  progress = _Progress(writer, step, num_train_steps, train_batch_size)
+  save_every = cfg.save_checkpoints_steps or num_train_steps
+  per_call = max(1, cfg.iterations_per_loop or 1)
+  if not cfg.use_tpu and cfg.log_steps:
+    per_call = min(per_call, cfg.log_steps)
+  last_saved = latest or checkpoints.latest_checkpoint(cfg.output_dir)
+
+  while step < num_train_steps:
+    next_save = (step // save_every + 1) * save_every
+    n = min(per_call, num_train_steps - step, next_save - step)
+    logs, ok = trainer.train_loop(iterator, tf.constant(n, dtype=tf.int32))
+    new_step = int(state.global_step.numpy())
+    if not bool(ok):
+      raise UserError(_nan_message(new_step - 1, last_saved))
+    step = new_step
+    progress.report(step, {k: v.numpy() for k, v in logs.items()})
+    if step % save_every == 0 or step >= num_train_steps:
+      if chief:
+        last_saved = checkpoints.save(cfg.output_dir, step, named_state,
+                                      cfg.keep_checkpoint_max)
+        _save_input_position(input_state, last_saved)
+      if on_checkpoint is not None:
+        on_checkpoint(step, last_saved)
+  return step
+
+
+def _training_iterator(strategy, input_fn, per_replica, resume_step):
+  """The distributed training iterator and, where tf.data can save it, its state.
+
+  Single-device iterators are checkpointed beside each model checkpoint, so a
+  resumed run continues exactly where the data stopped (shuffle buffers
+  included). Where the distributed iterator cannot be saved, a resumed run skips
+  the batches the finished steps consumed instead.
+  """
+  def dataset_fn(ctx, skip):
+    dataset = input_fn({"batch_size": per_replica, "input_context": ctx})
+    if skip:
+      pipelines = ctx.num_input_pipelines if ctx else 1
+      batches = skip * max(1, strategy.num_replicas_in_sync // pipelines)
+      dataset = dataset.skip(batches)
+    return dataset
+
+  dataset = strategy.distribute_datasets_from_function(
+      lambda ctx: dataset_fn(ctx, 0))
+  iterator = iter(dataset)
+  try:
+    return iterator, tf.train.Checkpoint(iterator=iterator)
+  except (ValueError, TypeError):
+    pass
+  if resume_step:
+    logging.info("Skipping the %d steps' worth of input batches already consumed.",
+                 resume_step)
+    dataset = strategy.distribute_datasets_from_function(
+        lambda ctx: dataset_fn(ctx, resume_step))
+    iterator = iter(dataset)
+  return iterator, None
+
+
+def _input_state_prefix(checkpoint_prefix):
+  directory, name = os.path.split(checkpoint_prefix)
+  return os.path.join(directory, "input_state", name)
+
+
+def _save_input_position(input_state, checkpoint_prefix):
+  """Saves the tf.data iterator beside a checkpoint (so data is not replayed)."""
+  if input_state is None:
+    return
+  try:
+    input_state.write(_input_state_prefix(checkpoint_prefix))
+  except (tf.errors.OpError, ValueError, TypeError) as e:
+    logging.warning("Input position not saved (%s); a resumed run will restart "
+                    "its input pipeline.", str(e).splitlines()[0])
+  directory = os.path.join(os.path.dirname(checkpoint_prefix), "input_state")
+  keep = {os.path.basename(p) for p in _listed_checkpoints(
+      os.path.dirname(checkpoint_prefix))}
+  for path in tf.io.gfile.glob(os.path.join(directory, "model.ckpt-*")):
+    base = os.path.basename(path).split(".index")[0].split(".data-")[0]
+    if base not in keep:
+      tf.io.gfile.remove(path)
+
+
+def _listed_checkpoints(directory):
+  state = tf.train.get_checkpoint_state(directory)
+  return list(state.all_model_checkpoint_paths) if state else []
+
+
+def _restore_input_position(input_state, checkpoint_prefix):
+  prefix = _input_state_prefix(checkpoint_prefix)
+  if not tf.io.gfile.exists(prefix + ".index"):
+    logging.warning("No saved input position for %s: the input pipeline starts "
+                    "from the beginning.", checkpoint_prefix)
+    return
+  try:
+    input_state.read(prefix).assert_consumed()
+    logging.info("Restored the input position from %s.", prefix)
+  except (tf.errors.OpError, AssertionError, ValueError) as e:
+    logging.warning("Could not restore the input position (%s); the input "
+                    "pipeline starts from the beginning.", str(e).splitlines()[0])
+
+
+# ------------------------------------------------------------------------------------
+# Evaluation and prediction.
+# ------------------------------------------------------------------------------------
+
+
+def evaluate(cfg, task, input_fn, eval_batch_size, steps=None,
+             checkpoint_path=None, init_checkpoint=None, model=None, global_step=None):
+  """Evaluates on `steps` batches (None: the whole dataset).
+
+  Weights come from `model` (already loaded), else `checkpoint_path`, else the
+  latest checkpoint in `cfg.output_dir`, else `init_checkpoint`.
+
+  Returns:
+    dict: every metric of `task.eval_metrics` (numerator sums / denominator sums
+    over all batches and replicas) plus `global_step`.
+  """
+  setup_determinism(cfg)
+  strategy = get_strategy(cfg)
+  if model is None:
+    model, global_step, _ = _load_weights(strategy, task, checkpoint_path,
+                                          init_checkpoint, cfg.output_dir)
+  per_replica = _per_replica_batch(eval_batch_size, strategy, "eval_batch_size")
+  dataset = strategy.distribute_datasets_from_function(
+      lambda ctx: input_fn({"batch_size": per_replica, "input_context": ctx}))
+
+  def replica_fn(features):
+    return task.eval_metrics(model, features)
+
+  @tf.function(jit_compile=None)
+  def eval_step(features):
+    per_replica_metrics = strategy.run(replica_fn, args=(features,))
+    return {k: (strategy.reduce(tf.distribute.ReduceOp.SUM, n, axis=None),
+                strategy.reduce(tf.distribute.ReduceOp.SUM, d, axis=None))
+            for k, (n, d) in per_replica_metrics.items()}
+
+  totals = collections.OrderedDict()
+  done = 0
+  start = time.time()
+  for features in dataset:
+    if steps is not None and done >= steps:
+      break
+    for k, (n, d) in eval_step(features).items():
+      n, d = float(n.numpy()), float(d.numpy())
+      prev = totals.get(k, (0.0, 0.0))
+      totals[k] = (prev[0] + n, prev[1] + d)
+    done += 1
+    if done % 100 == 0:
+      logging.info("Evaluated %d batches (%.1f batches/s)", done,
+                   done / max(time.time() - start, 1e-9))
+  results = {k: (n / d if d else 0.0) for k, (n, d) in totals.items()}
+  results["global_step"] = int(global_step or 0)
+  return results
+
+
+def predict(cfg, task, input_fn, predict_batch_size, checkpoint_path=None,
+            init_checkpoint=None, model=None):
+  """Yields one dict of numpy values per example, in input order."""
+  setup_determinism(cfg)
+  strategy = get_strategy(cfg)
+  if model is None:
+    model, _, _ = _load_weights(strategy, task, checkpoint_path, init_checkpoint,
+                                cfg.output_dir)
+  dataset = input_fn({"batch_size": predict_batch_size, "input_context": None})
+  replicas = strategy.num_replicas_in_sync
+  if replicas > 1:
+    # Each global batch is split across replicas in order, so concatenating the
+    # replicas' results restores the input order.
+    dataset = strategy.experimental_distribute_dataset(dataset)
+
+  def replica_fn(features):
+    return task.predict(model, features)
+
+  @tf.function(reduce_retracing=True, jit_compile=None)
+  def predict_step(features):
+    return strategy.run(replica_fn, args=(features,))
+
+  for features in dataset:
+    outputs = predict_step(features)
+    if replicas > 1:
+      parts = strategy.experimental_local_results(outputs)
+      outputs = {k: np.concatenate([p[k].numpy() for p in parts], axis=0)
+                 for k in parts[0]}
+    else:
+      outputs = {k: v.numpy() for k, v in outputs.items()}
+    n = len(next(iter(outputs.values())))
+    for i in range(n):
+      yield {k: v[i] for k, v in outputs.items()}
+
+
+def load_model(cfg, task, checkpoint_path=None, init_checkpoint=None):
+  """Builds `task`'s model under the strategy and loads weights for inference.
+
+  Returns (model, global_step, checkpoint_prefix_or_None); `model.load_report` is the
+  checkpoints.LoadReport (None for random weights).
+  """
+  return _load_weights(get_strategy(cfg), task, checkpoint_path, init_checkpoint,
+                       cfg.output_dir)
+
+
+def write_eval_results(path, results, header="***** Eval results *****"):
+  """Writes the original's eval_results.txt: sorted `key = value` lines."""
+  logging.info(header)
+  tmp = path + ".tmp"
+  with tf.io.gfile.GFile(tmp, "w") as writer:
+    for key in sorted(results.keys()):
+      logging.info("  %s = %s", key, str(results[key]))
+      writer.write("%s = %s\n" % (key, str(results[key])))
+  tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
+def main_wrapper(main):
+  """Wraps a script's main for `app.run`: INFO logging and one-line user errors."""
+
+  def wrapped(argv):
+    logging.set_verbosity(logging.INFO)
+    try:
+      return main(argv)
+    except (UserError, ValueError, FileNotFoundError) as e:
+      message = " ".join(str(e).split()) or type(e).__name__
+      logging.error("%s", message)
+      sys.stderr.write(f"ERROR: {message}\n")
+      sys.stderr.flush()
+      sys.exit(1)
+
+  return wrapped
