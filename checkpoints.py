@@ -463,10 +463,11 @@ def save(output_dir, global_step, named_tensors, keep_checkpoint_max=5):
   with tf.device("CPU:0"):
     for name in names:
       tensors.append(_to_save_tensor(name, named_tensors[name]))
-    tf.raw_ops.SaveV2(prefix=tmp_prefix, tensor_names=names,
-                      shape_and_slices=[""] * len(names), tensors=tensors)
-  tmp_index, tmp_data = _bundle_files(tmp_prefix)
   try:
+    with tf.device("CPU:0"):
+      tf.raw_ops.SaveV2(prefix=tmp_prefix, tensor_names=names,
+                        shape_and_slices=[""] * len(names), tensors=tensors)
+    tmp_index, tmp_data = _bundle_files(tmp_prefix)
     if not tmp_data or not tf.io.gfile.exists(tmp_index):
       raise IOError("SaveV2 did not write %s.{index,data-*}" % tmp_prefix)
     # A prefix that existed before (same step saved twice) is replaced: remove

@@ -395,6 +395,10 @@ class BertModel(_NamedModule):
   ```
   """
 
+  # Dropout masks from stateless ops with per-call seeds (always on with
+  # recompute=True, so a recomputed layer reuses its masks).
+  _stateless_dropout = False
+
   def __init__(self,
                config,
                is_training=False,
@@ -565,20 +569,21 @@ class BertModel(_NamedModule):
 
     hidden = tf.reshape(embedding_output, [-1, width])
     all_layer_outputs = []
-    if self.recompute and training and (hidden_dropout or attention_dropout):
+    if ((self.recompute or self._stateless_dropout) and training and
+        (hidden_dropout or attention_dropout)):
       seeds = tf.random.uniform([len(self.layers), 3, 2], maxval=2**31 - 1,
                                 dtype=tf.int32)
     else:
       seeds = None
     for index, layer in enumerate(self.layers):
       layer_fn = _LayerCall(layer, seq_length, self.compute_dtype,
-                            hidden_dropout, attention_dropout,
-                            stateless=seeds is not None)
+                            hidden_dropout, attention_dropout, attention_adder,
+                            seeds[index] if seeds is not None else None)
       if self.recompute:
+        # Only the hidden state is an argument: the mask and the dropout seeds
+        # are captured, so no gradient is computed for them.
         layer_fn = tf.recompute_grad(layer_fn)
-      layer_seeds = seeds[index] if seeds is not None else tf.zeros(
-          [3, 2], tf.int32)
-      hidden = layer_fn(hidden, attention_adder, layer_seeds)
+      hidden = layer_fn(hidden)
       all_layer_outputs.append(
           tf.reshape(hidden, [batch_size, seq_length, width]))
 
@@ -684,22 +689,24 @@ class _LayerCall(object):
   """
 
   def __init__(self, layer, seq_length, compute_dtype, hidden_dropout,
-               attention_dropout, stateless):
+               attention_dropout, attention_adder, seeds):
     self.layer = layer
     self.seq_length = seq_length
     self.compute_dtype = compute_dtype
     self.hidden_dropout = hidden_dropout
     self.attention_dropout = attention_dropout
-    self.stateless = stateless
+    self.attention_adder = attention_adder
+    self.seeds = seeds
 
-  def _dropout(self, x, rate, seed):
+  def _dropout(self, x, rate, site):
     if not rate:
       return x
-    if self.stateless:
-      return tf.nn.experimental.stateless_dropout(x, rate=rate, seed=seed)
+    if self.seeds is not None:
+      return tf.nn.experimental.stateless_dropout(x, rate=rate,
+                                                  seed=self.seeds[site])
     return tf.nn.dropout(x, rate=rate)
 
-  def __call__(self, hidden, attention_adder, seeds):
+  def __call__(self, hidden):
     layer = self.layer
     cdt = self.compute_dtype
     num_heads = layer.num_heads
@@ -725,21 +732,20 @@ class _LayerCall(object):
     scores = tf.einsum("bfnd,btnd->bnft", q, k)
     scores = _cast(scores, tf.float32)
     scores = scores * (1.0 / math.sqrt(float(size_per_head)))
-    scores += attention_adder
+    scores += self.attention_adder
     probs = tf.nn.softmax(scores)
-    probs = self._dropout(probs, self.attention_dropout, seeds[0])
+    probs = self._dropout(probs, self.attention_dropout, 0)
 
     context = tf.einsum("bnft,btnd->bfnd", _cast(probs, cdt), v)
     context = tf.reshape(context, [-1, width])
 
     attention_output = _cast(layer.attention_output(context), tf.float32)
-    attention_output = self._dropout(attention_output, self.hidden_dropout,
-                                     seeds[1])
+    attention_output = self._dropout(attention_output, self.hidden_dropout, 1)
     attention_output = layer.attention_layer_norm(attention_output + hidden)
 
     intermediate_output = layer.intermediate(_cast(attention_output, cdt))
     layer_output = _cast(layer.output_dense(intermediate_output), tf.float32)
-    layer_output = self._dropout(layer_output, self.hidden_dropout, seeds[2])
+    layer_output = self._dropout(layer_output, self.hidden_dropout, 2)
     return layer.output_layer_norm(layer_output + attention_output)
 
 
