@@ -46,8 +46,10 @@ class _Setup(object):
     self.state["global_step"] = self.global_step
     batches = np.load(REF / "batches.npz")
     self.batches = {k: batches[k] for k in batches.files}
+    # train_step has no tensor-dependent Python control flow: no autograph.
     self.step = tf.function(lambda f: optimization.train_step(
-        self.task, self.model, self.optimizer, f, self.global_step))
+        self.task, self.model, self.optimizer, f, self.global_step),
+                            autograph=False)
 
   def features(self, k):
     return {name: tf.constant(v[k]) for name, v in self.batches.items()}
