@@ -404,23 +404,24 @@ class _TokenizeCache(object):
 def _max_context_owner(doc_spans, num_tokens):
   """For each doc sub-token, the index of the span where it has most context.
 
-  Same rule as `_check_is_max_context` (score = min(left, right) + 0.01 * span
-  length, the first span with the strictly highest score wins), computed for
-  all tokens at once in time linear in the total span length.
+  Same rule and float arithmetic as `_check_is_max_context` (score =
+  min(left, right) + 0.01 * span length, the first span with the strictly
+  highest score wins), computed for all tokens at once in time linear in the
+  total span length. Returns an int numpy array.
   """
-  best_score = [None] * num_tokens
-  owner = [-1] * num_tokens
+  owner = np.zeros([num_tokens], np.int64)
+  if len(doc_spans) <= 1:
+    return owner
+  best_score = np.full([num_tokens], -np.inf)
+  positions = np.arange(num_tokens, dtype=np.int64)
   for span_index, doc_span in enumerate(doc_spans):
     start = doc_span.start
     end = doc_span.start + doc_span.length - 1
-    bonus = 0.01 * doc_span.length
-    for position in range(start, end + 1):
-      num_left_context = position - start
-      num_right_context = end - position
-      score = min(num_left_context, num_right_context) + bonus
-      if best_score[position] is None or score > best_score[position]:
-        best_score[position] = score
-        owner[position] = span_index
+    pos = positions[start:end + 1]
+    score = np.minimum(pos - start, end - pos) + 0.01 * doc_span.length
+    better = score > best_score[start:end + 1]
+    best_score[start:end + 1][better] = score[better]
+    owner[start:end + 1][better] = span_index
   return owner
 
 
@@ -524,7 +525,7 @@ def convert_examples_to_features(examples, tokenizer, max_seq_length,
         end = doc_span.start + doc_span.length
         span_maps.append(
             (tok_to_orig_index[doc_span.start:end],
-             [o == span_index for o in owner[doc_span.start:end]]))
+             (owner[doc_span.start:end] == span_index).tolist()))
       cached = (doc_spans, span_maps)
       span_cache[max_tokens_for_doc] = cached
     doc_spans, span_maps = cached
@@ -831,20 +832,28 @@ def _varint(value):
   return bytes(out)
 
 
-_SMALL_VARINTS = [_varint(i) for i in range(1 << 15)]
+_SHORT_VARINTS = [_varint(i) for i in range(1 << 14)]
+_ID_VARINTS = []  # varints of 0 .. 2**16 - 1 (vocab ids), built on first use
 
 
 def _packed_varints(values):
-  try:
-    if min(values) < 0:
-      raise IndexError
-    return b"".join(map(_SMALL_VARINTS.__getitem__, values))
-  except IndexError:
-    return b"".join([_varint(int(v)) for v in values])
+  """Concatenated varints of `values` (table lookups for small values)."""
+  if not len(values):
+    return b""
+  smallest = min(values)
+  largest = max(values)
+  if smallest >= 0 and largest < 0x80:
+    return bytes(values)  # one byte each (masks, segment ids)
+  if smallest >= 0 and largest < (1 << 16):
+    if not _ID_VARINTS:
+      _ID_VARINTS.extend(_varint(i) for i in range(1 << 16))
+    return b"".join(map(_ID_VARINTS.__getitem__, values))
+  return b"".join([_varint(int(v)) for v in values])
 
 
 def _length_delimited(field_tag, payload):
-  return field_tag + _varint(len(payload)) + payload
+  n = len(payload)
+  return field_tag + (_SHORT_VARINTS[n] if n < 16384 else _varint(n)) + payload
 
 
 def _serialize_int64_example(named_values):
