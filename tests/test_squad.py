@@ -661,3 +661,36 @@ def test_script_rejects_bad_flags(tmp_path):
   last = proc.stderr.strip().splitlines()[-1]
   assert last.startswith("ERROR: The max_seq_length (64) must be greater than "
                          "max_query_length (64) + 3")
+
+
+def test_run_eval_reads_prediction_files(tmp_path):
+  """--do_eval alone: scores the files of a predict run (here the reference's)."""
+  v1 = str(require(SQUAD / "inputs" / "squad_v1.1_dev_first3.json"))
+  (tmp_path / "predictions.json").write_bytes(
+      _read_bytes(SQUAD / "pred_v1_dev_first3_v2off" / "predictions.json"))
+  res = run_squad.run_eval(v1, str(tmp_path), version_2_with_negative=False)
+  assert list(res) == ["exact_match", "f1"]
+  assert json.loads((tmp_path / "eval_results.json").read_text()) == res
+  # random logits: some overlap, little exact match
+  assert 0.0 <= res["exact_match"] < res["f1"] < 30.0
+  preds = json.loads((tmp_path / "predictions.json").read_text())
+  gold = {qa["id"]: [a["text"] for a in qa["answers"]]
+          for art in json.load(open(v1))["data"] for p in art["paragraphs"]
+          for qa in p["qas"]}
+  em = np.mean([max(run_squad.normalize_answer(preds[k]) ==
+                    run_squad.normalize_answer(g) for g in gs)
+                for k, gs in gold.items()])
+  assert res["exact_match"] == pytest.approx(100 * em)
+
+  v2 = str(require(SQUAD / "inputs" / "squad_v2_fixture_dev.json"))
+  out = tmp_path / "v2"
+  out.mkdir()
+  for name in ("predictions.json", "nbest_predictions.json", "null_odds.json"):
+    (out / name).write_bytes(_read_bytes(SQUAD / "pred_v2_fixture_v2on" / name))
+  res = run_squad.run_eval(v2, str(out), version_2_with_negative=True,
+                           null_threshold_search=True)
+  assert res["total"] == 14 and res["NoAns_total"] == 6
+  # the exact search can only improve on the threshold used (0.0)
+  assert res["at_best_threshold_f1"] >= res["f1"] - 1e-9
+  with pytest.raises(FileNotFoundError, match="predictions.json"):
+    run_squad.run_eval(v2, str(tmp_path / "nothing"), True)
