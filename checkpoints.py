@@ -207,9 +207,11 @@ def normalize_checkpoint_path(path):
   if tf.io.gfile.isdir(path):
     latest, _ = _read_state_paths(path)
     if latest:
-      prefix = _absolute(path, latest)
-      if tf.io.gfile.exists(prefix + ".index"):
-        return _check_bundle(prefix)
+      # Like tf.train.latest_checkpoint: a state file copied from elsewhere
+      # may name an absolute path; then look for its basename here.
+      for prefix in (_absolute(path, latest), _join(path, _basename(latest))):
+        if tf.io.gfile.exists(prefix + ".index"):
+          return _check_bundle(prefix)
     indexes = sorted(tf.io.gfile.glob(_join(path, "*.index")))
     if len(indexes) == 1:
       return _check_bundle(indexes[0][:-len(".index")])
