@@ -1,0 +1,290 @@
+# coding=utf-8
+"""This project's side of the CPU benchmark of ../shared/bench (W1, W2, W3).
+
+Runs the three workloads of `../shared/bench/WORKLOADS.md` through the code
+paths the scripts use, not through a special-cased copy:
+
+  * W1_infer: `run_classifier.ClassifierTask` through `runner.predict` (the
+    prediction loop of `run_classifier.py --do_predict`: encoder + pooler +
+    the 2-way head and softmax, outputs fetched to the host as numpy). One
+    timed step = one batch pulled from the `runner.predict` generator.
+  * W2_finetune: `run_classifier.ClassifierTask` trained by the runner's
+    training step (`runner.build_trainer`, the object `runner.train` drives:
+    forward + backward, clip by global norm 1.0, AdamWeightDecay update,
+    global_step increment), one step per call.
+  * W3_pretrain: `run_pretraining.PretrainingTask` (masked LM gathered at the
+    20 positions before the tied vocab projection + next sentence) through the
+    same training step.
+
+Inputs, shapes, FLOP counts, timing and the `bert-bench/1` JSON lines come
+from `../shared/bench/benchlib.py` (set BERT_SHARED_DIR if ../shared is
+elsewhere). The runtime options are the scripts' flags: `--use_xla`,
+`--mixed_precision` (the `bf16` rows use our bf16 path: bfloat16 matmuls with
+float32 accumulation, float32 variables, LayerNorm/softmax/losses in float32)
+and `--recompute`.
+
+usage:
+  python3 bench/bench_ours.py [--quick] [--sizes mini,base]
+      [--workloads W1_infer,W2_finetune,W3_pretrain] [--dtypes fp32,bf16]
+      [--bf16_w3] [--use_xla auto|on|off] [--recompute] [--warmup N]
+      [--steps N] [--threads 2] [--out results.jsonl]
+
+`--use_xla auto` (default) uses, per workload, the setting that measured
+fastest on this CPU (see docs/bench.md); `on`/`off` force it. The benchlib plan
+runs W3 in fp32 only; `--bf16_w3` adds the W3 bf16 row.
+"""
+
+import argparse
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+# Development aid: a directory of modified modules to measure before porting.
+if os.environ.get("BENCH_OURS_OVERRIDE"):
+  sys.path.insert(0, os.environ["BENCH_OURS_OVERRIDE"])
+_SHARED_BENCH = os.path.join(os.environ.get(
+    "BERT_SHARED_DIR", os.path.join(os.path.dirname(ROOT), "shared")), "bench")
+sys.path.insert(0, _SHARED_BENCH)
+
+import numpy as np  # pylint: disable=g-import-not-at-top
+import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+import benchlib as bl  # pylint: disable=g-import-not-at-top
+import modeling  # pylint: disable=g-import-not-at-top
+import run_classifier  # pylint: disable=g-import-not-at-top
+import run_pretraining  # pylint: disable=g-import-not-at-top
+import runner  # pylint: disable=g-import-not-at-top
+
+IMPL = "ours"
+
+# What `--use_xla auto` picks, per (workload, dtype): the faster setting
+# measured on the benchmark CPU (docs/bench.md). Filled from measurements.
+XLA_AUTO = {
+    ("W1_infer", "fp32"): False,
+    ("W1_infer", "bf16"): False,
+    ("W2_finetune", "fp32"): False,
+    ("W2_finetune", "bf16"): False,
+    ("W3_pretrain", "fp32"): False,
+    ("W3_pretrain", "bf16"): False,
+}
+
+
+def bert_config(size):
+  d = bl.SIZES[size]
+  return modeling.BertConfig(
+      vocab_size=bl.VOCAB, hidden_size=d["H"], num_hidden_layers=d["L"],
+      num_attention_heads=d["A"], intermediate_size=d["I"], hidden_act="gelu",
+      hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
+      max_position_embeddings=bl.MAX_POS, type_vocab_size=bl.TYPE_VOCAB,
+      initializer_range=0.02)
+
+
+def run_config(dtype, use_xla, recompute):
+  return runner.RunConfig(
+      output_dir=None, mixed_precision=dtype, use_xla=use_xla, seed=bl.SEED,
+      recompute=recompute, iterations_per_loop=1, log_steps=1)
+
+
+def features_of(workload, raw):
+  """benchlib's numpy inputs -> the feature dict our input_fns produce."""
+  feats = {
+      "input_ids": raw["input_ids"],
+      "input_mask": raw["input_mask"],
+      "segment_ids": raw["segment_ids"],
+  }
+  if workload in ("W1_infer", "W2_finetune"):
+    labels = raw.get("labels")
+    if labels is None:
+      labels = np.zeros(raw["input_ids"].shape[:1], np.int32)
+    feats["label_ids"] = labels
+    feats["is_real_example"] = np.ones_like(labels)
+  else:
+    for name in ("masked_lm_positions", "masked_lm_ids", "masked_lm_weights",
+                 "next_sentence_labels"):
+      feats[name] = raw[name]
+  return feats
+
+
+def repeated_input_fn(feats):
+  """An input_fn feeding the same batch every step (as the protocol says)."""
+
+  def input_fn(params):
+    del params
+    return tf.data.Dataset.from_tensors(
+        {k: tf.constant(v) for k, v in feats.items()}).repeat()
+
+  return input_fn
+
+
+def count_params(model):
+  return int(sum(np.prod(v.shape) for v in model.named_variables().values()
+                 if v.trainable))
+
+
+def make_task(workload, size, cfg):
+  config = bert_config(size)
+  if workload == "W3_pretrain":
+    return run_pretraining.PretrainingTask(
+        config, compute_dtype=cfg.compute_dtype, recompute=cfg.recompute)
+  return run_classifier.ClassifierTask(
+      config, ["0", "1"], compute_dtype=cfg.compute_dtype,
+      recompute=cfg.recompute)
+
+
+def predict_step_fn(cfg, task, feats, batch):
+  """One W1 step = one batch through the `runner.predict` generator."""
+  model, _, _ = runner.load_model(cfg, task)
+  outputs = runner.predict(cfg, task, repeated_input_fn(feats), batch,
+                           model=model)
+
+  def step():
+    for _ in range(batch):
+      next(outputs)
+
+  return step, model
+
+
+class _TrainerShim(object):
+  """`runner.build_trainer` for a runner that does not have it yet.
+
+  Builds the train state and `_Trainer` exactly as `runner.train` does.
+  """
+
+  def __init__(self, cfg, task, learning_rate, num_train_steps,
+               num_warmup_steps, train_batch_size):
+    self.strategy = runner.get_strategy(cfg)
+    self.per_replica = train_batch_size // self.strategy.num_replicas_in_sync
+    self.state = runner._TrainState(  # pylint: disable=protected-access
+        cfg, task, self.strategy, learning_rate, num_train_steps,
+        num_warmup_steps)
+    self.model = self.state.model
+    self.trainer = runner._Trainer(  # pylint: disable=protected-access
+        cfg, task, self.strategy, self.state)
+
+  def make_iterator(self, input_fn):
+    dataset = self.strategy.distribute_datasets_from_function(
+        lambda ctx: input_fn({"batch_size": self.per_replica,
+                              "input_context": ctx}))
+    return iter(dataset)
+
+  def run_steps(self, iterator, num_steps):
+    logs, _ = self.trainer.train_loop(iterator,
+                                      tf.constant(num_steps, tf.int32))
+    return logs
+
+
+def train_step_fn(cfg, task, feats, batch):
+  """One W2/W3 step = one call of the runner's training step."""
+  o = bl.OPT
+  build = getattr(runner, "build_trainer", _TrainerShim)
+  trainer = build(
+      cfg, task, learning_rate=o["lr"], num_train_steps=10**9,
+      num_warmup_steps=0, train_batch_size=batch)
+  iterator = trainer.make_iterator(repeated_input_fn(feats))
+
+  def step():
+    logs = trainer.run_steps(iterator, 1)
+    float(logs["loss"].numpy())
+
+  return step, trainer.model
+
+
+def make_bench(options):
+  """Returns benchlib's bench_fn(workload, size, dtype, warmup, steps)."""
+
+  def bench(workload, size, dtype, warmup, steps):
+    use_xla = options.use_xla
+    if use_xla == "auto":
+      use_xla = XLA_AUTO[(workload, dtype)]
+    else:
+      use_xla = use_xla == "on"
+    cfg = run_config(dtype, use_xla, options.recompute)
+    runner.setup_determinism(cfg)
+    task = make_task(workload, size, cfg)
+    raw = bl.make_inputs(workload, size)
+    feats = features_of(workload, raw)
+    batch = bl.BATCH[workload]
+    if workload == "W1_infer":
+      step, model = predict_step_fn(cfg, task, feats, batch)
+    else:
+      step, model = train_step_fn(cfg, task, feats, batch)
+    step()  # traces (and compiles with XLA); an extra untimed warm-up
+    times = bl.time_steps(step, warmup, steps)
+    notes = [
+        f"use_xla={use_xla}",
+        f"mixed_precision={dtype}" + (
+            " (bf16 matmuls, fp32 accumulation, fp32 variables; LayerNorm, "
+            "softmax, losses and the optimizer in fp32)" if dtype == "bf16"
+            else ""),
+        "tanh gelu (the original's)",
+    ]
+    if options.recompute:
+      notes.append("recompute=True (per-layer activation recomputation)")
+    if workload == "W1_infer":
+      notes.append("run_classifier predict path via runner.predict: encoder + "
+                   "pooler + Dense(2) + softmax, probabilities fetched to numpy "
+                   "(head: +1,538 params, negligible FLOPs)")
+    elif workload == "W2_finetune":
+      notes.append("run_classifier ClassifierTask + runner training step; "
+                   "AdamWeightDecay (original: no bias correction, LayerNorm/"
+                   "bias excluded from decay), lr schedule at ~1e-4")
+    else:
+      notes.append("run_pretraining PretrainingTask + runner training step; MLM "
+                   "gathered at 20 positions before the tied decoder")
+    return times, count_params(model), notes
+
+  return bench
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(add_help=False)
+  parser.add_argument("--use_xla", default="auto", choices=["auto", "on", "off"])
+  parser.add_argument("--recompute", action="store_true")
+  parser.add_argument("--bf16_w3", action="store_true",
+                      help="also run W3_pretrain in bf16 (not in the plan)")
+  parser.add_argument("--variant", default=None)
+  options, rest = parser.parse_known_args(argv)
+  args = bl.parse_args(rest)
+
+  inter = int(os.environ.get("BENCH_TF_INTER", "1"))
+  tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+  tf.config.threading.set_inter_op_parallelism_threads(inter)
+  threads = dict(tf_intra=args.threads, tf_inter=inter,
+                 TF_ENABLE_ONEDNN_OPTS=os.environ.get("TF_ENABLE_ONEDNN_OPTS",
+                                                      "default"))
+  versions = dict(tensorflow=tf.__version__, numpy=np.__version__)
+  variant = options.variant
+  if variant is None:
+    parts = []
+    if options.use_xla != "auto":
+      parts.append(f"use_xla={options.use_xla}")
+    if options.recompute:
+      parts.append("recompute")
+    variant = ",".join(parts)
+  bench = make_bench(options)
+  bl.run_plan(IMPL, args, bench, versions, threads, variant=variant)
+  if options.bf16_w3 and "W3_pretrain" in args.workloads:
+    extra = argparse.Namespace(**vars(args))
+    extra.workloads, extra.dtypes = ["W3_pretrain"], ["bf16"]
+    for wl, size, dt, w, n in [
+        (wl, size, "bf16", w, n) for wl, size, _, w, n in bl.plan(
+            argparse.Namespace(**dict(vars(extra), dtypes=["fp32"])))]:
+      load0 = bl.loadavg()
+      try:
+        times, params, notes = bench(wl, size, dt, w, n)
+        rec = bl.record(IMPL, wl, size, dt, times, warmup=w, params=params,
+                        threads=threads, versions=versions, notes=notes,
+                        variant=variant, load_start=load0)
+      except Exception as e:  # pylint: disable=broad-except
+        rec = bl.record(IMPL, wl, size, dt, None, warmup=w, threads=threads,
+                        versions=versions, variant=variant, status="error",
+                        reason=f"{type(e).__name__}: {e}"[:500],
+                        load_start=load0)
+      bl.emit(rec, args.out)
+
+
+if __name__ == "__main__":
+  main()
