@@ -325,6 +325,8 @@ class Dense(_NamedModule):
         name + "/bias",
         create_variable(name + "/bias", [out_size], zeros_initializer))
 
+  # Plain Python control flow on static values only: no autograph needed.
+  @tf.autograph.experimental.do_not_convert
   def __call__(self, x):
     kernel = _cast(self.kernel, x.dtype)
     bias = _cast(self.bias, x.dtype)
@@ -356,6 +358,8 @@ class LayerNorm(_NamedModule):
         name + "/gamma", create_variable(name + "/gamma", [width],
                                          ones_initializer))
 
+  # Plain Python control flow on static values only: no autograph needed.
+  @tf.autograph.experimental.do_not_convert
   def __call__(self, x):
     return layer_norm(x, beta=self.beta, gamma=self.gamma)
 
@@ -504,6 +508,8 @@ class BertModel(_NamedModule):
     self._outputs = outputs
     return outputs
 
+  # Plain Python control flow on static values only: no autograph needed.
+  @tf.autograph.experimental.do_not_convert
   def _forward(self, input_ids, input_mask, token_type_ids, training):
     cfg = self.config
     input_ids = tf.convert_to_tensor(input_ids)
@@ -706,6 +712,8 @@ class _LayerCall(object):
                                                   seed=self.seeds[site])
     return tf.nn.dropout(x, rate=rate)
 
+  # Plain Python control flow on static values only: no autograph needed.
+  @tf.autograph.experimental.do_not_convert
   def __call__(self, hidden):
     layer = self.layer
     cdt = self.compute_dtype
