@@ -539,8 +539,110 @@ class _AtomicOutput(object):
       self.tmp = None
 
 
+def format_value_rows(values):
+  """JSON text of `round(float(x), 6)` for each row of a float32 matrix.
+
+  Returns, for each row of `values` [rows, width], exactly what
+  `json.dumps([round(float(x), 6) for x in row])[1:-1]` gives (`"0.1, -2.5e-05"`),
+  or None for a row holding NaN, Inf or |x| >= 1e8 (the caller then uses
+  json.dumps). Vectorised: about 4x faster than formatting each float.
+
+  Why it is exact: with k = rint(x * 1e6) (exact for float32 x, see `round6`), the
+  rounded value is the double nearest to k / 10**6; for |k| < 10**14 that decimal
+  has at most 14 significant digits, so it is also the shortest string that reads
+  back to the double, which is what repr (and json.dumps) prints: the integer part,
+  '.', the 6 decimals without trailing zeros (at least one digit), or for
+  0 < |k| < 100 repr's exponent form `ke-06`, `De-05`, `D.de-05`.
+  """
+  x = np.asarray(values, dtype=np.float32)
+  rows, width = x.shape
+  scaled = np.rint(x.astype(np.float64) * 1e6).ravel()
+  negative = np.signbit(scaled)
+  with np.errstate(invalid="ignore"):
+    k = np.abs(scaled)
+    slow = ~(k < 1e14)
+  if slow.any():
+    k = np.where(slow, 0.0, k)
+  int_part = (k // 1e6).astype(np.int64)
+  frac = (k - int_part * 1e6).astype(np.int32)
+  n = k.size
+  num_int = max(1, len(str(int(int_part.max())))) if n else 1
+  cols = 1 + num_int + 1 + 6 + 2  # sign, integer, '.', decimals, ", "
+  chars = np.empty((cols, n), np.uint8)
+  keep = np.empty((cols, n), bool)
+  chars[0] = ord("-")
+  keep[0] = negative
+  rest = int_part
+  for j in range(num_int - 1, -1, -1):
+    rest, digit = np.divmod(rest, 10)
+    chars[1 + j] = digit + ord("0")
+    # No leading zeros, but always one integer digit.
+    keep[1 + j] = True if j == num_int - 1 else int_part >= 10**(num_int - 1 - j)
+  dot = 1 + num_int
+  chars[dot] = ord(".")
+  keep[dot] = True
+  rest = frac
+  nonzero_after = np.zeros(n, bool)
+  for j in range(5, -1, -1):
+    rest, digit = np.divmod(rest, 10)
+    chars[dot + 1 + j] = digit + ord("0")
+    if j:
+      # No trailing zeros, but always one decimal.
+      nonzero_after |= digit != 0
+      keep[dot + 1 + j] = nonzero_after
+    else:
+      keep[dot + 1] = True
+  chars[cols - 2] = ord(",")
+  chars[cols - 1] = ord(" ")
+  keep[cols - 2:] = True
+  keep[cols - 2:, width - 1::width] = False  # No separator after a row's last.
+
+  tiny = np.nonzero((int_part == 0) & (frac > 0) & (frac < 100))[0]
+  if tiny.size:
+    # repr's exponent form (value < 1e-4): 7 slots after the sign (of >= 8).
+    small = frac[tiny]
+    tens, ones = np.divmod(small, 10)
+    single = small < 10
+    sub = np.zeros((cols, tiny.size), np.uint8)
+    sub_keep = np.zeros((cols, tiny.size), bool)
+    sub[0], sub_keep[0] = ord("-"), negative[tiny]
+    sub[1], sub_keep[1] = np.where(single, small, tens) + ord("0"), True
+    sub[2], sub_keep[2] = ord("."), ~single & (ones != 0)
+    sub[3], sub_keep[3] = ones + ord("0"), sub_keep[2]
+    sub[4], sub[5], sub[6] = ord("e"), ord("-"), ord("0")
+    sub[7] = np.where(single, ord("6"), ord("5"))
+    sub_keep[4:8] = True
+    sub[cols - 2:], sub_keep[cols - 2:] = chars[cols - 2:, tiny], keep[cols - 2:, tiny]
+    chars[:, tiny] = sub
+    keep[:, tiny] = sub_keep
+
+  chars, keep = chars.T, keep.T
+  lengths = keep.reshape(rows, width * cols).sum(axis=1)
+  text = chars[keep].tobytes().decode("ascii")
+  slow_rows = slow.reshape(rows, width).any(axis=1)
+  out = []
+  pos = 0
+  for i in range(rows):
+    end = pos + int(lengths[i])
+    out.append(None if slow_rows[i] else text[pos:end])
+    pos = end
+  return out
+
+
+def _values_json(values):
+  """[rows, width] -> list of the JSON lists (`[...]`) of each row's rounded values."""
+  values = np.asarray(values, dtype=np.float32)
+  texts = format_value_rows(values)
+  return ["[%s]" % t if t is not None else json.dumps(round6(row).tolist())
+          for t, row in zip(texts, values)]
+
+
 class JsonlWriter(object):
-  """The original JSON Lines output (or one pooled vector per line)."""
+  """The original JSON Lines output (or one pooled vector per line).
+
+  Each line is what the original's `json.dumps(OrderedDict(...))` gives, built
+  from pieces (`format_value_rows` for the numbers, json.dumps for the tokens).
+  """
 
   def __init__(self, output_file, layer_indexes, pooling="none"):
     self.out = _AtomicOutput(output_file)
@@ -549,28 +651,25 @@ class JsonlWriter(object):
 
   def write(self, unique_id, tokens, layer_outputs=None, pooled=None):
     if self.pooling == "none":
-      # [tokens, layers, hidden] -> nested lists of rounded Python floats.
-      values = round6(np.stack(layer_outputs, axis=1)).tolist()
+      num_layers = len(self.layer_indexes)
+      width = layer_outputs[0].shape[-1]
+      # [tokens, layers, hidden] -> one row per (token, layer).
+      rows = _values_json(np.stack(layer_outputs, axis=1).reshape(-1, width))
       features = []
       for i, token in enumerate(tokens):
-        per_token = values[i]
-        features.append(collections.OrderedDict([
-            ("token", token),
-            ("layers", [collections.OrderedDict([("index", layer_index),
-                                                 ("values", per_token[j])])
-                        for j, layer_index in enumerate(self.layer_indexes)]),
-        ]))
-      output_json = collections.OrderedDict([("linex_index", unique_id),
-                                             ("features", features)])
+        layers = ", ".join(
+            '{"index": %d, "values": %s}' % (layer_index, rows[i * num_layers + j])
+            for j, layer_index in enumerate(self.layer_indexes))
+        features.append('{"token": %s, "layers": [%s]}' %
+                        (json.dumps(token), layers))
+      line = '{"linex_index": %d, "features": [%s]}' % (unique_id,
+                                                        ", ".join(features))
     else:
-      output_json = collections.OrderedDict([
-          ("linex_index", unique_id),
-          ("pooling", self.pooling),
-          ("layers", self.layer_indexes),
-          ("num_tokens", len(tokens)),
-          ("values", round6(pooled).tolist()),
-      ])
-    self.out.write((json.dumps(output_json) + "\n").encode("utf-8"))
+      line = ('{"linex_index": %d, "pooling": %s, "layers": %s, "num_tokens": %d, '
+              '"values": %s}' % (unique_id, json.dumps(self.pooling),
+                                 json.dumps(self.layer_indexes), len(tokens),
+                                 _values_json(np.asarray(pooled)[None])[0]))
+    self.out.write((line + "\n").encode("utf-8"))
 
   def close(self):
     self.out.commit()

@@ -18,7 +18,7 @@ keys get -10000 before the softmax, so exp underflows to exactly 0 and the paddi
 cannot reach real tokens; only the matmul shapes (hence float32 summation order)
 change.
 """
-import io
+import collections
 import json
 import os
 import subprocess
@@ -151,6 +151,51 @@ def test_round6_is_python_round():
   got = ef.round6(x).tolist()
   want = [round(float(v), 6) for v in x]
   assert [repr(v) for v in got] == [repr(v) for v in want]
+
+
+def test_fast_json_writer_equals_json_dumps(tmp_path):
+  """The vectorised number formatting gives the original's json.dumps bytes."""
+  rng = np.random.RandomState(1)
+  special = np.array([0.0, -0.0, 1e-4, -1e-4, 1.5e-5, -1e-5, 2e-5, 9.95e-5,
+                      9.9999e-5, 1e-6, -4e-7, 5e-7, -5e-7, 1e-7, 0.5, -1.0,
+                      123.456789, 99999999.0, 1e8, np.nan, np.inf, -np.inf],
+                     np.float32)
+  layers = []
+  for scale in (1e-5, 1e-3, 1.0, 30.0, 1e6):
+    layers.append(rng.standard_normal((6, 23)).astype(np.float32) * scale)
+  layers[0][2, :special.size] = special
+  tokens = ["[CLS]", "caf\u00e9", "\"q\"", "a\\b", "##x", "[SEP]"]
+  layer_indexes = [-1, 0, 2, -3, 1]
+  writer = ef.JsonlWriter(str(tmp_path / "o.jsonl"), layer_indexes)
+  writer.write(7, tokens, layer_outputs=layers)
+  writer.write(8, tokens[:1], layer_outputs=[l[:1] for l in layers])
+  pooled_writer = ef.JsonlWriter(str(tmp_path / "p.jsonl"), [-2], "mean")
+  pooled_writer.write(3, tokens, pooled=layers[0][2])
+  writer.close()
+  pooled_writer.close()
+
+  def original(uid, n):
+    features = []
+    for i in range(n):
+      features.append(collections.OrderedDict([
+          ("token", tokens[i]),
+          ("layers", [collections.OrderedDict([
+              ("index", index),
+              ("values", [round(float(x), 6) for x in layers[j][i].flat])])
+                      for j, index in enumerate(layer_indexes)])]))
+    return json.dumps(collections.OrderedDict([("linex_index", uid),
+                                               ("features", features)]))
+
+  with open(tmp_path / "o.jsonl", encoding="utf-8") as f:
+    assert f.read() == original(7, 6) + "\n" + original(8, 1) + "\n"
+  with open(tmp_path / "p.jsonl", encoding="utf-8") as f:
+    assert f.read() == json.dumps(collections.OrderedDict([
+        ("linex_index", 3), ("pooling", "mean"), ("layers", [-2]),
+        ("num_tokens", 6),
+        ("values", [round(float(x), 6) for x in layers[0][2]])])) + "\n"
+  big = (rng.standard_normal((300, 384)) * 3).astype(np.float32)
+  assert ef.format_value_rows(big) == [
+      json.dumps([round(float(x), 6) for x in row])[1:-1] for row in big]
 
 
 def _varied_input(path):
