@@ -619,9 +619,7 @@ def train(cfg, task, input_fn, num_train_steps, num_warmup_steps, learning_rate,
                    "init_checkpoint.", cfg.output_dir)
     step = 0
     if chief:
-      prefix = checkpoints.save(cfg.output_dir, 0, named_state,
-                                cfg.keep_checkpoint_max)
-      _save_input_position(input_state, prefix)
+      _save_checkpoint(cfg, 0, named_state, input_state)
 
   trainer = _Trainer(cfg, task, strategy, state)
   writer = (tf.summary.create_file_writer(cfg.output_dir) if chief else None)
@@ -648,9 +646,7 @@ def train(cfg, task, input_fn, num_train_steps, num_warmup_steps, learning_rate,
     progress.report(step, {k: v.numpy() for k, v in logs.items()})
     if step % save_every == 0 or step >= num_train_steps:
       if chief:
-        last_saved = checkpoints.save(cfg.output_dir, step, named_state,
-                                      cfg.keep_checkpoint_max)
-        _save_input_position(input_state, last_saved)
+        last_saved = _save_checkpoint(cfg, step, named_state, input_state)
       if on_checkpoint is not None:
         on_checkpoint(step, last_saved)
   return step
@@ -693,22 +689,33 @@ def _input_state_prefix(checkpoint_prefix):
   return os.path.join(directory, "input_state", name)
 
 
-def _save_input_position(input_state, checkpoint_prefix):
-  """Saves the tf.data iterator beside a checkpoint (so data is not replayed)."""
-  if input_state is None:
-    return
-  try:
-    input_state.write(_input_state_prefix(checkpoint_prefix))
-  except (tf.errors.OpError, ValueError, TypeError) as e:
-    logging.warning("Input position not saved (%s); a resumed run will restart "
-                    "its input pipeline.", str(e).splitlines()[0])
-  directory = os.path.join(os.path.dirname(checkpoint_prefix), "input_state")
-  keep = {os.path.basename(p) for p in _listed_checkpoints(
-      os.path.dirname(checkpoint_prefix))}
+def _save_checkpoint(cfg, step, named_state, input_state):
+  """Writes the input position, then model.ckpt-<step>; returns the prefix.
+
+  The input position goes first: the `checkpoint` file only names a model
+  checkpoint once both are complete, so a process killed at any moment leaves
+  a resumable output_dir.
+  """
+  prefix = os.path.join(cfg.output_dir, "model.ckpt-%d" % step)
+  if input_state is not None:
+    try:
+      input_state.write(_input_state_prefix(prefix))
+    except (tf.errors.OpError, ValueError, TypeError) as e:
+      logging.warning("Input position not saved (%s); a resumed run will restart "
+                      "its input pipeline.", str(e).splitlines()[0])
+  prefix = checkpoints.save(cfg.output_dir, step, named_state,
+                            cfg.keep_checkpoint_max)
+  # Drop the input positions of checkpoints that are gone (and temp leftovers).
+  keep = {os.path.basename(p) for p in _listed_checkpoints(cfg.output_dir)}
+  directory = os.path.join(cfg.output_dir, "input_state")
   for path in tf.io.gfile.glob(os.path.join(directory, "model.ckpt-*")):
     base = os.path.basename(path).split(".index")[0].split(".data-")[0]
     if base not in keep:
-      tf.io.gfile.remove(path)
+      if tf.io.gfile.isdir(path):
+        tf.io.gfile.rmtree(path)
+      else:
+        tf.io.gfile.remove(path)
+  return prefix
 
 
 def _listed_checkpoints(directory):
