@@ -32,6 +32,7 @@ local files are read and written with Python's io module, which yields the
 same bytes without TensorFlow's import time and memory.
 """
 
+import bisect
 import collections
 import glob as glob_lib
 import hashlib
@@ -88,7 +89,7 @@ def define_flags():
       "Generate and write chunk by chunk with bounded memory instead of "
       "holding the whole corpus. Not record-identical to the default mode.")
   flags.DEFINE_float(
-      "streaming_chunk_mb", 4.0,
+      "streaming_chunk_mb", 1.0,
       "Streaming mode: MB of input text per chunk (cut at a blank line). "
       "Documents, random next sentences and the final shuffle stay within "
       "a chunk; peak memory grows with this, not with the corpus.")
@@ -430,12 +431,14 @@ class _Generator(object):
     self.do_whole_word_mask = do_whole_word_mask
     self.wwm_per_word_masking = wwm_per_word_masking
 
-  def from_document(self, all_documents, document_index, rng, emit):
+  def from_document(self, all_documents, document_index, rng, emit,
+                    prefix_sums=None):
     """Creates the instances of one document; calls `emit` for each.
 
     `emit(tokens, segment_b_start, masked_positions, masked_labels,
     is_random_next)`: `tokens` are the masked tokens, segment ids are 0
-    before `segment_b_start` and 1 from there on.
+    before `segment_b_start` and 1 from there on. `prefix_sums[d]` (optional,
+    from `_prefix_sums`) holds the running token counts of document d.
     """
     document = all_documents[document_index]
     max_num_tokens = self.max_seq_length - 3
@@ -443,58 +446,61 @@ class _Generator(object):
     if rng.random() < self.short_seq_prob:
       target_seq_length = rng.randint(2, max_num_tokens)
     spec = self.spec
+    if prefix_sums is None:
+      prefix_sums = _LazyPrefixSums(all_documents)
+    sums = prefix_sums[document_index]
     num_sentences = len(document)
-    current_chunk = []
-    current_length = 0
+    chain = itertools.chain.from_iterable
     i = 0
     while i < num_sentences:
-      sentence = document[i]
-      current_chunk.append(sentence)
-      current_length += len(sentence)
-      if i == num_sentences - 1 or current_length >= target_seq_length:
-        if current_chunk:
-          a_end = 1
-          if len(current_chunk) >= 2:
-            a_end = rng.randint(1, len(current_chunk) - 1)
-          tokens_a = []
-          for sentence_a in current_chunk[:a_end]:
-            tokens_a.extend(sentence_a)
-          tokens_b = []
-          if len(current_chunk) == 1 or rng.random() < 0.5:
-            is_random_next = True
-            target_b_length = target_seq_length - len(tokens_a)
-            for _ in range(10):
-              random_document_index = rng.randint(0, len(all_documents) - 1)
-              if random_document_index != document_index:
-                break
-            random_document = all_documents[random_document_index]
-            random_start = rng.randint(0, len(random_document) - 1)
-            for sentence_b in itertools.islice(random_document, random_start,
-                                               None):
-              tokens_b.extend(sentence_b)
-              if len(tokens_b) >= target_b_length:
-                break
-            # The sentences of the chunk not used go back to the document.
-            i -= len(current_chunk) - a_end
-          else:
-            is_random_next = False
-            for sentence_b in current_chunk[a_end:]:
-              tokens_b.extend(sentence_b)
-          tokens_a, tokens_b = _truncate_pair(tokens_a, tokens_b,
-                                              max_num_tokens, rng)
-          if not tokens_a or not tokens_b:
-            raise AssertionError("empty segment after truncation")
-          tokens = [spec.cls]
-          tokens.extend(tokens_a)
-          tokens.append(spec.sep)
-          tokens.extend(tokens_b)
-          tokens.append(spec.sep)
-          masked, positions, labels = self.mask(
-              tokens, rng, len(tokens_a) + 1 if spec.plain_text else None)
-          emit(masked, len(tokens_a) + 2, positions, labels, is_random_next)
-        current_chunk = []
-        current_length = 0
-      i += 1
+      # The chunk grows sentence by sentence until it reaches the target
+      # length or the document ends: find its last sentence directly.
+      last = bisect.bisect_left(sums, sums[i] + target_seq_length,
+                                i + 1) - 1
+      if last >= num_sentences:
+        last = num_sentences - 1
+      chunk_size = last + 1 - i
+      a_end = 1
+      if chunk_size >= 2:
+        a_end = rng.randint(1, chunk_size - 1)
+      tokens_a = list(chain(document[i:i + a_end]))
+      if chunk_size == 1 or rng.random() < 0.5:
+        is_random_next = True
+        target_b_length = target_seq_length - len(tokens_a)
+        for _ in range(10):
+          random_document_index = rng.randint(0, len(all_documents) - 1)
+          if random_document_index != document_index:
+            break
+        random_document = all_documents[random_document_index]
+        random_start = rng.randint(0, len(random_document) - 1)
+        # Sentences from random_start on, until at least target_b_length
+        # tokens (at least one sentence).
+        random_sums = prefix_sums[random_document_index]
+        random_last = bisect.bisect_left(
+            random_sums, random_sums[random_start] + target_b_length,
+            random_start + 1) - 1
+        if random_last >= len(random_document):
+          random_last = len(random_document) - 1
+        tokens_b = list(chain(random_document[random_start:random_last + 1]))
+        # The sentences of the chunk not used go back to the document.
+        next_start = i + a_end
+      else:
+        is_random_next = False
+        tokens_b = list(chain(document[i + a_end:last + 1]))
+        next_start = last + 1
+      tokens_a, tokens_b = _truncate_pair(tokens_a, tokens_b, max_num_tokens,
+                                          rng)
+      if not tokens_a or not tokens_b:
+        raise AssertionError("empty segment after truncation")
+      tokens = [spec.cls]
+      tokens.extend(tokens_a)
+      tokens.append(spec.sep)
+      tokens.extend(tokens_b)
+      tokens.append(spec.sep)
+      masked, positions, labels = self.mask(
+          tokens, rng, len(tokens_a) + 1 if spec.plain_text else None)
+      emit(masked, len(tokens_a) + 2, positions, labels, is_random_next)
+      i = next_start
 
   def mask(self, tokens, rng, first_sep=None):
     """create_masked_lm_predictions: (output tokens, positions, labels).
@@ -572,6 +578,24 @@ class _Generator(object):
       chosen.extend(group)
     chosen.sort()
     return output, chosen, [tokens[index] for index in chosen]
+
+
+def _prefix_sums(document):
+  """[0, len(s0), len(s0) + len(s1), ...] for a document's sentences."""
+  return list(itertools.accumulate(map(len, document), initial=0))
+
+
+class _LazyPrefixSums(dict):
+  """Prefix sums of the documents, computed when first needed."""
+
+  def __init__(self, documents):
+    super().__init__()
+    self._documents = documents
+
+  def __missing__(self, index):
+    value = _prefix_sums(self._documents[index])
+    self[index] = value
+    return value
 
 
 def _truncate_pair(tokens_a, tokens_b, max_num_tokens, rng):
@@ -841,19 +865,20 @@ def _varint_bytes(values):
   `planes[b]` holds byte b of every value's encoding (valid where
   `lengths > b`).
   """
-  values = np.asarray(values, dtype=np.int64)
+  values = np.asarray(values)
   if values.size and values.min() < 0:
     raise ValueError("negative value in a feature")
   top = int(values.max()) if values.size else 0
+  values = values.astype(np.int32 if top < (1 << 31) else np.int64)
   width = max(1, (top.bit_length() + 6) // 7)
-  lengths = np.ones(values.shape, dtype=np.int64)
+  lengths = np.ones(values.shape, dtype=values.dtype)
   planes = []
   for b in range(width):
     plane = (values >> (7 * b)) & 0x7F
     if b + 1 < width:
       more = values >= (1 << (7 * (b + 1)))
       lengths += more
-      plane |= more.astype(np.int64) << 7
+      plane |= more.astype(values.dtype) << 7
     planes.append(plane)
   return planes, lengths
 
@@ -1014,9 +1039,9 @@ class _TFRecordEncoder(object):
         elif payload_kind == "ones":
           low, high = args
           columns = np.arange(seq, dtype=np.int64)[None, :]
-          where = (columns >= np.reshape(low, (-1, 1))) & (columns <
-                                                            high[:, None])
-          out[(offset[:, None] + columns)[where]] = 1
+          ones = ((columns >= np.reshape(low, (-1, 1))) &
+                  (columns < high[:, None])).view(np.uint8)
+          out[offset[:, None] + columns] = ones
           distance = end - offset
           crc ^= (self._ones_prefix[distance - low] ^
                   self._ones_prefix[distance - high])
@@ -1048,18 +1073,30 @@ class _TFRecordEncoder(object):
     """Writes varint bytes at `starts` (+ byte index); returns their CRC part."""
     crc = np.zeros(starts.shape[0], dtype=np.uint32)
     g_flat = self._g_flat
-    spare = len(out) - 1
+    # Table row of byte 0 of every value: its distance from the record end.
+    row_base = ((end - 1 - starts) * 256).astype(np.int32)
     for b, plane in enumerate(planes):
-      position = starts + b
-      if b:
-        valid = lengths > b
-        position = np.where(valid, position, spare)
-        # An unused slot reads G[0][0] == 0.
-        index = np.where(valid, (end - 1 - position) * 256 + plane, 0)
+      plane = plane.astype(np.int32)
+      if b == 0:
+        out[starts] = plane
+        crc ^= np.bitwise_xor.reduce(g_flat[row_base + plane], axis=1)
+        continue
+      valid = lengths > b
+      count = int(np.count_nonzero(valid))
+      if not count:
+        break
+      if count * 3 > valid.size:
+        # Mostly used: dense, with unused slots reading G[0][0] == 0.
+        out[np.where(valid, starts + b, len(out) - 1)] = plane
+        index = np.where(valid, row_base - 256 * b + plane, 0)
+        crc ^= np.bitwise_xor.reduce(g_flat[index], axis=1)
       else:
-        index = (end - 1 - position) * 256 + plane
-      out[position] = plane
-      crc ^= np.bitwise_xor.reduce(g_flat[index], axis=1)
+        rows, columns = np.nonzero(valid)
+        values = plane[rows, columns]
+        out[np.broadcast_to(starts, valid.shape)[rows, columns] + b] = values
+        np.bitwise_xor.at(crc, rows, g_flat[
+            np.broadcast_to(row_base, valid.shape)[rows, columns] - 256 * b +
+            values])
     return crc
 
 
@@ -1513,9 +1550,11 @@ def _generate(documents, document_indexes, dupe_factor, generator, rng, store,
   emit = store.add
   total = dupe_factor * len(document_indexes)
   done = 0
+  prefix_sums = _LazyPrefixSums(documents)
   for _ in range(dupe_factor):
     for document_index in document_indexes:
-      generator.from_document(documents, document_index, rng, emit)
+      generator.from_document(documents, document_index, rng, emit,
+                              prefix_sums)
       done += 1
       if progress is not None and progress.due():
         progress.report("Generating", instances=len(store), done=done,
@@ -1565,8 +1604,12 @@ def _tokenize_lines(lines):
   return out
 
 
-def _process_chunk(task):
-  """Streaming mode: one chunk of lines -> framed records and counts."""
+def _process_chunk(task, sink=None):
+  """Streaming mode: one chunk of lines -> framed records and counts.
+
+  With `sink`, each encoded batch goes to `sink(stream, lengths, features)`
+  as soon as it is ready; without, the batches are returned (worker).
+  """
   chunk_index, lines = task
   settings = _WORKER["settings"]
   tokenizer = _worker_tokenizer()
@@ -1584,20 +1627,18 @@ def _process_chunk(task):
   stats.add_documents(documents)
   stats.add_instances(instances)
   del documents
-  config = _Config(settings.max_seq_length, settings.max_predictions_per_seq)
-  streams, lengths, first = [], [], None
+  batches = []
   for start in range(0, len(order), _WRITE_BATCH):
     features = instances.batch(order[start:start + _WRITE_BATCH],
-                               config.max_seq_length,
-                               config.max_predictions_per_seq)
-    if first is None:
-      first = features
-    stream, length = encode_tfrecords(features)
-    streams.append(stream)
-    lengths.append(length)
-  stream = np.concatenate(streams) if streams else np.zeros(0, np.uint8)
-  length = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
-  return stream, length, first, stats
+                               settings.max_seq_length,
+                               settings.max_predictions_per_seq)
+    stream, lengths = encode_tfrecords(features)
+    if sink is not None:
+      sink(stream, lengths, features)
+    else:
+      # Only the first batch's features are kept (for the example log).
+      batches.append((stream, lengths, None if batches else features))
+  return batches, stats
 
 
 def _mp_context():
@@ -1694,13 +1735,17 @@ def _run_streaming(settings, input_files, output, num_workers, interval,
                                   max(1, int(chunk_mb * (1 << 20)))))
   logged = [0]
 
-  def consume(result):
-    stream, lengths, first, chunk_stats = result
-    if first is not None:
-      for row in range(min(len(first.num_tokens), 20 - logged[0])):
-        _log_example(tokenizer.inv_vocab, first, row)
+  def write(stream, lengths, features):
+    if features is not None and logged[0] < 20:
+      for row in range(min(len(features.num_tokens), 20 - logged[0])):
+        _log_example(tokenizer.inv_vocab, features, row)
         logged[0] += 1
     output.write(stream, lengths)
+
+  def consume(result):
+    batches, chunk_stats = result
+    for stream, lengths, features in batches:
+      write(stream, lengths, features)
     stats.merge(chunk_stats)
     if progress.due():
       progress.report("Streaming", documents=stats.documents,
@@ -1711,7 +1756,7 @@ def _run_streaming(settings, input_files, output, num_workers, interval,
     _init_worker(settings, None)
     _WORKER["tokenizer"] = tokenizer
     for task in chunks:
-      consume(_process_chunk(task))
+      consume(_process_chunk(task, sink=write))
   else:
     with _mp_context().Pool(num_workers, _init_worker,
                             (settings, None)) as pool:
