@@ -125,9 +125,10 @@ def define_flags():
       "those of the fixed-length path (up to float32 noise), and much faster "
       "on short lines.")
   flags.DEFINE_integer(
-      "bucket_window", 4096,
+      "bucket_window", 1024,
       "With --dynamic_padding: how many lines are sorted by length together "
-      "(rounded up to a multiple of batch_size). Bounds the reordering memory.")
+      "(rounded up to a multiple of batch_size). At most about one window of "
+      "results waits to be written in input order.")
 
   for name in ("input_file", "output_file", "bert_config_file", "init_checkpoint",
                "vocab_file"):
@@ -344,7 +345,7 @@ def _stack_batch(features, pad_to):
 
 
 def iter_batches(features, batch_size, seq_length, dynamic_padding=False,
-                 bucket_window=4096):
+                 bucket_window=1024):
   """Groups `InputFeatures` into padded numpy batches.
 
   Fixed length (default): consecutive lines, padded to `seq_length` (the
@@ -937,7 +938,7 @@ class _Progress(object):
 
 
 def extract(cfg, task, tokenizer, input_file, writer, max_seq_length, batch_size,
-            init_checkpoint=None, dynamic_padding=False, bucket_window=4096,
+            init_checkpoint=None, dynamic_padding=False, bucket_window=1024,
             model=None, progress_seconds=10.0):
   """Runs the whole extraction; returns `ExtractionStats`.
 
@@ -969,7 +970,14 @@ def extract(cfg, task, tokenizer, input_file, writer, max_seq_length, batch_size
     results = runner.predict(cfg, task, input_fn_builder(batches), batch_size,
                              init_checkpoint=init_checkpoint, model=model)
     for result in results:
-      pending[int(result["unique_id"])] = result
+      unique_id = int(result["unique_id"])
+      if unique_id != next_id:
+        # Out of order (dynamic padding): keep only the real tokens, copied,
+        # so the padded batch arrays can be freed while the line waits.
+        n = int(result["num_tokens"])
+        result = {k: (v[:n].copy() if k.startswith("layer_output_") else v)
+                  for k, v in result.items()}
+      pending[unique_id] = result
       while next_id in pending:
         result = pending.pop(next_id)
         n = int(result["num_tokens"])

@@ -144,7 +144,7 @@ def main():
   parser.add_argument("--warmup_lines", type=int, default=256)
   parser.add_argument("--max_seq_length", type=int, default=128)
   parser.add_argument("--batch_size", type=int, default=32)
-  parser.add_argument("--bucket_window", type=int, default=4096)
+  parser.add_argument("--bucket_window", type=int, default=1024)
   parser.add_argument("--layers", default="-2")
   parser.add_argument("--pooling", default="mean")
   parser.add_argument("--output_format", default="npz")
