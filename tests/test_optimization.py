@@ -114,7 +114,8 @@ def _run_trajectory(run, mode):
   x = tf.constant(s["x"], tf.float32)
   opt = optimization.AdamWeightDecayOptimizer(
       s["learning_rate"], weight_decay_rate=s["weight_decay_rate"],
-      exclude_from_weight_decay=s["exclude_from_weight_decay"])
+      exclude_from_weight_decay=s["exclude_from_weight_decay"],
+      jit_update=(mode == "jit_update"))
   named = collections.OrderedDict(w=w)
   opt.build(named)
 
@@ -124,7 +125,7 @@ def _run_trajectory(run, mode):
     opt.apply_gradients([tape.gradient(loss, w)], named)
     return loss
 
-  if mode != "eager":
+  if mode in ("function", "jit"):
     step = tf.function(step, jit_compile=(mode == "jit"))
   slots = opt.named_slots()
   assert list(slots) == ["w/adam_m", "w/adam_v"]
@@ -140,7 +141,7 @@ def _run_trajectory(run, mode):
 @pytest.mark.parametrize("key,mode", [
     ("adam_test", "eager"), ("adam_wd0.1", "eager"),
     ("adam_wd0.1_excluded", "eager"), ("adam_wd0.1", "function"),
-    ("adam_wd0.1", "jit")])
+    ("adam_wd0.1", "jit"), ("adam_wd0.1", "jit_update")])
 def test_adam_trajectories_match_original(key, mode):
   ref = _load("adam_trajectories.json")
   assert set(ref) == {"adam_test", "adam_wd0.1", "adam_wd0.1_excluded"}
@@ -218,18 +219,20 @@ def _random_problem(seed=0, steps=6):
   return params, grads
 
 
-@pytest.mark.parametrize("cls,bias_correction", [
-    (optimization.AdamWeightDecayOptimizer, False),
-    (optimization.AdamWeightDecayOptimizer, True),
-    (optimization.LAMBOptimizer, True),
-    (optimization.LAMBOptimizer, False),
+@pytest.mark.parametrize("cls,bias_correction,jit_update", [
+    (optimization.AdamWeightDecayOptimizer, False, False),
+    (optimization.AdamWeightDecayOptimizer, True, False),
+    (optimization.AdamWeightDecayOptimizer, False, True),
+    (optimization.LAMBOptimizer, True, False),
+    (optimization.LAMBOptimizer, False, False),
+    (optimization.LAMBOptimizer, True, True),
 ])
-def test_update_rules_against_numpy(cls, bias_correction):
+def test_update_rules_against_numpy(cls, bias_correction, jit_update):
   params, grads = _random_problem()
   lrs = [0.0, 0.01, 0.02, 0.015, 0.01, 0.005]
   named = collections.OrderedDict((n, tf.Variable(v)) for n, v in params.items())
   opt = cls(0.0, weight_decay_rate=0.01, exclude_from_weight_decay=EXCLUDE,
-            bias_correction=bias_correction)
+            bias_correction=bias_correction, jit_update=jit_update)
   opt.build(named)
   step = tf.Variable(0, dtype=tf.int64)
 
@@ -421,7 +424,9 @@ def test_mirrored_strategy_equals_single_device():
     assert err <= 1e-6, (key, err)
   assert set(result["max_abs_diff"]) == {
       "adamw/cross_replica", "adamw/replica", "lamb/cross_replica",
-      "lamb/replica", "train_step/replica", "train_step/global_step"}
+      "lamb/replica", "adamw_jit_update/cross_replica",
+      "adamw_jit_update/replica", "train_step/replica",
+      "train_step/global_step"}
 
 
 def _mirrored_main():
@@ -459,14 +464,16 @@ def _mirrored_main():
 
   order = dense_names + ["emb/word_embeddings"]
 
-  def make(cls):
+  def make(cls, jit_update=False):
     return cls(0.0, weight_decay_rate=0.01, exclude_from_weight_decay=EXCLUDE,
-               bias_correction=True)
+               bias_correction=True, jit_update=jit_update)
 
   diffs = {}
-  for label, cls in (("adamw", optimization.AdamWeightDecayOptimizer),
-                     ("lamb", optimization.LAMBOptimizer)):
-    # Single device reference.
+  for label, cls, jit in (
+      ("adamw", optimization.AdamWeightDecayOptimizer, False),
+      ("lamb", optimization.LAMBOptimizer, False),
+      ("adamw_jit_update", optimization.AdamWeightDecayOptimizer, True)):
+    # Single device reference (plain ops).
     ref = collections.OrderedDict((n, tf.Variable(params[n])) for n in order)
     ref_opt = make(cls)
     ref_opt.build(ref)
@@ -479,7 +486,7 @@ def _mirrored_main():
     # Cross-replica context: aggregated gradients, extended.update per variable.
     with strategy.scope():
       cv = collections.OrderedDict((n, tf.Variable(params[n])) for n in order)
-      c_opt = make(cls)
+      c_opt = make(cls, jit)
       c_opt.build(cv)
     cross = tf.function(lambda gr, lr, s: c_opt.apply_gradients(
         gr, cv, learning_rate=lr, global_step=s))
@@ -495,7 +502,7 @@ def _mirrored_main():
     # Replica context: per-replica grads, all-reduce mean, one merge_call.
     with strategy.scope():
       rv = collections.OrderedDict((n, tf.Variable(params[n])) for n in order)
-      r_opt = make(cls)
+      r_opt = make(cls, jit)
       r_opt.build(rv)
 
     @tf.function
