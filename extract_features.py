@@ -28,7 +28,6 @@ Beyond the original:
   * `--input_file=-` reads stdin, `--output_file=-` writes stdout.
 """
 
-import collections
 import json
 import os
 import re
@@ -502,6 +501,7 @@ class _AtomicOutput(object):
     else:
       self.tmp = "%s.tmp-%d-%d" % (path, os.getpid(), int(time.time() * 1e6))
       self.f = tf.io.gfile.GFile(self.tmp, "wb")
+      self.f.write(b"")  # GFile creates the file on the first write.
     self._buffer = []
     self._buffered = 0
 
@@ -913,6 +913,15 @@ def _count_lines(input_file):
   return count + (last != b"\n")
 
 
+def _format_duration(seconds):
+  if seconds != seconds or seconds == float("inf"):
+    return "?"
+  minutes, seconds = divmod(int(seconds), 60)
+  hours, minutes = divmod(minutes, 60)
+  return (f"{hours}h{minutes:02d}m{seconds:02d}s" if hours
+          else f"{minutes}m{seconds:02d}s")
+
+
 class _Progress(object):
   """Logs lines/s (and an ETA when the total is known) every few seconds."""
 
@@ -932,7 +941,7 @@ class _Progress(object):
       eta = (self.total - done) / rate if rate > 0 else float("nan")
       logging.info("Processed %d/%d lines (%.1f%%), %.1f lines/s, ETA %s", done,
                    self.total, 100.0 * done / self.total, rate,
-                   runner._fmt_duration(eta))  # pylint: disable=protected-access
+                   _format_duration(eta))
     else:
       logging.info("Processed %d lines, %.1f lines/s", done, rate)
 

@@ -325,6 +325,17 @@ def test_failure_leaves_nothing_under_the_final_name(minilm, tmp_path):
   assert sorted(os.listdir(tmp_path)) == ["in.txt"]
 
 
+def test_empty_input_gives_empty_outputs(minilm, tmp_path):
+  src = tmp_path / "empty.txt"
+  src.write_bytes(b"")
+  assert _extract(minilm, src, tmp_path / "e.jsonl").lines == 0
+  assert (tmp_path / "e.jsonl").read_bytes() == b""
+  _extract(minilm, src, tmp_path / "e.npz", layers=[-1], output_format="npz")
+  with np.load(tmp_path / "e.npz") as z:
+    assert z["values"].shape == (0, 1, 384)
+    assert z["offsets"].tolist() == [0]
+
+
 def _cli(args, stdin=None, timeout=240):
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
   return subprocess.run(
