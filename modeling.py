@@ -483,7 +483,9 @@ class BertModel(_NamedModule):
         Dense(prefix + "pooler/dense", width, width, activation=tf.tanh,
               kernel_initializer=init))
 
-    self._outputs = None
+    # Outputs of the latest call, for the accessors. Kept in a plain holder so
+    # tf.Module's attribute tracking (and SavedModel export) never sees them.
+    self._last = _LastOutputs()
     if input_ids is not None:
       self(input_ids, input_mask=input_mask, token_type_ids=token_type_ids,
            training=self.is_training)
@@ -505,7 +507,7 @@ class BertModel(_NamedModule):
       all_encoder_layers (list of L [B, S, H]), embedding_output [B, S, H]).
     """
     outputs = self._forward(input_ids, input_mask, token_type_ids, training)
-    self._outputs = outputs
+    self._last.outputs = outputs
     return outputs
 
   # Plain Python control flow on static values only: no autograph needed.
@@ -604,11 +606,11 @@ class BertModel(_NamedModule):
 
   # --------------------------------------------------------------- accessors
   def _require_outputs(self):
-    if self._outputs is None:
+    if self._last.outputs is None:
       raise ValueError(
           "BertModel has no outputs yet: pass input_ids to the constructor or "
           "call the model (model(input_ids, ...)) first.")
-    return self._outputs
+    return self._last.outputs
 
   @property
   def pooled_output(self):
@@ -655,6 +657,13 @@ class BertModel(_NamedModule):
 
   def get_embedding_table(self):
     return self.embedding_table
+
+
+class _LastOutputs(object):
+  """Untracked holder of a BertModel's latest `BertOutputs`."""
+
+  def __init__(self):
+    self.outputs = None
 
 
 class _EncoderLayer(_NamedModule):
