@@ -291,8 +291,14 @@ class AdamWeightDecayOptimizer(tf.Module):
     if _in_replica_context_of_a_strategy():
       tf.distribute.get_replica_context().merge_call(
           distributed_apply, args=(grads, lr, step))
-    else:
-      distributed_apply(tf.distribute.get_strategy(), grads, lr, step)
+      return
+    # Distributed variables used outside their strategy's scope: enter it.
+    var_strategy = getattr(targets[0][1], "distribute_strategy", None)
+    if var_strategy is not None and not tf.distribute.has_strategy():
+      with var_strategy.scope():
+        distributed_apply(var_strategy, grads, lr, step)
+      return
+    distributed_apply(tf.distribute.get_strategy(), grads, lr, step)
 
   def _distributed_apply(self, strategy, targets, grads, lr, step):
     """One `strategy.extended.update` per variable (cross-replica context)."""
@@ -515,8 +521,13 @@ def increment_global_step(global_step):
     strategy.extended.update(global_step, lambda v: v.assign_add(1), group=True)
   if _in_replica_context_of_a_strategy():
     tf.distribute.get_replica_context().merge_call(_inc)
-  else:
-    _inc(tf.distribute.get_strategy())
+    return
+  var_strategy = getattr(global_step, "distribute_strategy", None)
+  if var_strategy is not None and not tf.distribute.has_strategy():
+    with var_strategy.scope():
+      _inc(var_strategy)
+    return
+  _inc(tf.distribute.get_strategy())
 
 
 def compute_gradients(task, model, features, training=True):

@@ -491,13 +491,14 @@ def _mirrored_main():
     cross = tf.function(lambda gr, lr, s: c_opt.apply_gradients(
         gr, cv, learning_rate=lr, global_step=s))
     for s, (g, lr) in enumerate(zip(grads, lrs)):
-      with strategy.scope():
-        if s % 2:
+      if s % 2:
+        with strategy.scope():
           cross(mean_grads(g), tf.constant(lr, tf.float32),
                 tf.constant(s, tf.int64))
-        else:
-          c_opt.apply_gradients(mean_grads(g), cv, learning_rate=lr,
-                                global_step=tf.constant(s, tf.int64))
+      else:
+        # Also outside the scope: the variables' own strategy is used.
+        c_opt.apply_gradients(mean_grads(g), cv, learning_rate=lr,
+                              global_step=tf.constant(s, tf.int64))
 
     # Replica context: per-replica grads, all-reduce mean, one merge_call.
     with strategy.scope():
