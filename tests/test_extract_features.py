@@ -19,6 +19,7 @@ cannot reach real tokens; only the matmul shapes (hence float32 summation order)
 change.
 """
 import collections
+import io
 import json
 import os
 import subprocess
@@ -334,6 +335,23 @@ def test_empty_input_gives_empty_outputs(minilm, tmp_path):
   with np.load(tmp_path / "e.npz") as z:
     assert z["values"].shape == (0, 1, 384)
     assert z["offsets"].tolist() == [0]
+
+
+def test_npz_to_stdout(minilm, tmp_path, monkeypatch):
+  class FakeStdout(object):
+    buffer = io.BytesIO()
+
+  monkeypatch.setattr(sys, "stdout", FakeStdout)
+  _extract(minilm, ORACLE / "input.txt", "-", layers=[-1], pooling="cls",
+           output_format="npz")
+  _extract(minilm, ORACLE / "input.txt", tmp_path / "cls.npz", layers=[-1],
+           pooling="cls", output_format="npz")
+  with np.load(io.BytesIO(FakeStdout.buffer.getvalue())) as piped, \
+      np.load(tmp_path / "cls.npz") as written:
+    assert piped.files == written.files
+    for name in written.files:
+      np.testing.assert_array_equal(piped[name], written[name])
+  assert os.listdir(tmp_path) == ["cls.npz"]
 
 
 def _cli(args, stdin=None, timeout=240):
