@@ -1085,6 +1085,11 @@ def create_model(bert_config, is_training, input_ids, input_mask, segment_ids,
   return (loss, per_example_loss, logits, probabilities)
 
 
+# The model code is plain TF (Python control flow only on Python values):
+# AutoGraph's source conversion of the whole encoder only costs tracing time.
+_no_autograph = tf.autograph.experimental.do_not_convert
+
+
 class ClassifierTask(object):
   """The classifier for the shared loop (see runner.py's task protocol)."""
 
@@ -1124,10 +1129,12 @@ class ClassifierTask(object):
         logits, features["label_ids"], self.num_labels, self.regression)
     return loss, per_example_loss, logits, probabilities
 
+  @_no_autograph
   def compute_loss(self, model, features, training):
     loss, _, _, _ = self._forward(model, features, training)
     return loss, {}
 
+  @_no_autograph
   def eval_metrics(self, model, features):
     loss, per_example_loss, logits, _ = self._forward(model, features, False)
     if self.weighted_eval and "is_real_example" in features:
@@ -1147,6 +1154,7 @@ class ClassifierTask(object):
       metrics["eval_accuracy"] = (tf.reduce_sum(correct * weights), total)
     return metrics
 
+  @_no_autograph
   def predict(self, model, features):
     logits = model.logits(features["input_ids"], features["input_mask"],
                           features["segment_ids"], training=False)
@@ -1396,9 +1404,12 @@ class _BestCheckpointKeeper(object):
     if better:
       self.best_value = value
       tf.io.gfile.makedirs(self.best_dir)
-      checkpoints.save(self.best_dir, step, named, keep_checkpoint_max=1)
+      best = collections.OrderedDict(named)
+      best["global_step"] = np.int64(step)
+      checkpoints.save(self.best_dir, step, best, keep_checkpoint_max=1)
       runner.write_eval_results(
-          os.path.join(self.best_dir, "eval_results.txt"), results,
+          os.path.join(self.best_dir, "eval_results.txt"),
+          _as_estimator_values(results),
           header="***** Best eval results (step %d) *****" % step)
 
   def _write_history(self):
@@ -1436,6 +1447,12 @@ def evaluate_model(cfg, task, model, global_step, eval_input_fn,
     results["eval_pearson"] = metrics.pop("eval_pearson")
     results["eval_spearman"] = metrics.pop("eval_spearman")
   return results, metrics, lines
+
+
+def _as_estimator_values(results):
+  """float32 metrics and an int64 global_step, printed as the Estimator did."""
+  return {k: (np.int64(v) if k == "global_step" else np.float32(v))
+          for k, v in results.items()}
 
 
 def run(cfg, processor, label_list, tokenizer, task, init_checkpoint,
@@ -1539,7 +1556,7 @@ def run(cfg, processor, label_list, tokenizer, task, init_checkpoint,
         eval_steps, eval_examples, label_list,
         with_predictions=FLAGS.write_eval_predictions)
     output_eval_file = os.path.join(FLAGS.output_dir, "eval_results.txt")
-    runner.write_eval_results(output_eval_file, result)
+    runner.write_eval_results(output_eval_file, _as_estimator_values(result))
     if FLAGS.write_eval_predictions and prediction_lines is not None:
       _write_atomically(
           os.path.join(FLAGS.output_dir, "eval_predictions.tsv"),
