@@ -4,10 +4,11 @@ Oracle: ../shared/reference/model/pretrain_tiny/ (README §3): the original mode
 (BertModel + MLM/NSP heads + create_optimizer) run for 20 steps with pre-increment
 learning-rate reads. Our step is `optimization.train_step` on
 `run_pretraining.PretrainingTask`; the same task through `runner.train` (the
-script's loop) is checked in test_pretraining_task.py.
+training loop of run_pretraining.py) is checked at the end.
 """
 import collections
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -168,3 +169,40 @@ def test_twenty_steps_from_ckpt0_reproduce_log_and_ckpt20(setup, tmp_path):
   reader = tf.train.load_checkpoint(prefix)
   dtypes = reader.get_variable_to_dtype_map()
   assert {n: dtypes[n].name for n in ours} == {k["name"]: k["dtype"] for k in keys}
+
+
+def test_runner_train_reproduces_original_20_steps(tmp_path):
+  """The pretraining task through the script's loop (runner.train) from the
+  original's model.ckpt-0 on the saved batches lands on its model.ckpt-20."""
+  runner = pytest.importorskip("runner")
+  require(REF / "model.ckpt-20.index")
+  settings = json.loads((REF / "train_log.json").read_text())["settings"]
+  out = tmp_path / "out"
+  out.mkdir()
+  for suffix in (".index", ".data-00000-of-00001"):
+    shutil.copy(REF / ("model.ckpt-0" + suffix), out)
+  (out / "checkpoint").write_text(
+      'model_checkpoint_path: "model.ckpt-0"\n'
+      'all_model_checkpoint_paths: "model.ckpt-0"\n')
+  batches = np.load(REF / "batches.npz")
+  stream = {k: batches[k].reshape((-1,) + batches[k].shape[2:])
+            for k in batches.files}
+
+  def input_fn(params):
+    d = tf.data.Dataset.from_tensor_slices(stream)
+    return d.batch(params["batch_size"], drop_remainder=True)
+
+  config = modeling.BertConfig.from_json_file(str(REF / "bert_config.json"))
+  task = run_pretraining.PretrainingTask(config)
+  cfg = runner.RunConfig(str(out), iterations_per_loop=20,
+                         save_checkpoints_steps=20, log_steps=20)
+  step = runner.train(cfg, task, input_fn, settings["steps"], settings["warmup"],
+                      settings["lr"], train_batch_size=settings["B"])
+  assert step == 20
+  ours = tf.train.load_checkpoint(str(out / "model.ckpt-20"))
+  ref = tf.train.load_checkpoint(str(REF / "model.ckpt-20"))
+  ref_map = ref.get_variable_to_shape_map()
+  assert ours.get_variable_to_shape_map() == ref_map
+  for name in ref_map:
+    np.testing.assert_allclose(ours.get_tensor(name), ref.get_tensor(name),
+                               rtol=1e-5, atol=1e-5, err_msg=name)

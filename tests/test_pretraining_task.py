@@ -1,21 +1,16 @@
-"""run_pretraining.py: heads, metrics, input pipeline, input checks, and the
-pretraining task through the script's own loop (runner.train) against the
-original's 20-step run in ../shared/reference/model/pretrain_tiny/."""
+"""run_pretraining.py as a library: heads, losses and streaming eval metrics
+against numpy, the original input pipeline, and the input checks.
+
+Numerical parity with the original's training run: test_pretraining_parity.py;
+the script (CLI, resume, bad input): test_run_pretraining_script.py."""
 import collections
-import os
-import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import REFERENCE, ROOT, require
 import modeling
 import run_pretraining
-
-REF = REFERENCE / "model" / "pretrain_tiny"
 
 
 def _tiny_config(vocab_size=50):
@@ -202,62 +197,3 @@ def test_input_checks_name_the_problem(tmp_path):
     run_pretraining.check_input_files([big], 8, 3, 50)
   with pytest.raises(run_pretraining.runner.UserError, match="matches no file"):
     run_pretraining.expand_input_files(str(tmp_path / "missing-*.tfrecord"))
-
-
-def test_cli_bad_input_is_one_line_error(tmp_path):
-  records = _write_records(tmp_path / "data.tfrecord", 4)
-  config = tmp_path / "bert_config.json"
-  config.write_text(_tiny_config().to_json_string())
-  base = [sys.executable, str(ROOT / "run_pretraining.py"),
-          "--bert_config_file=%s" % config, "--input_file=%s" % records,
-          "--output_dir=%s" % (tmp_path / "out"), "--do_train=true",
-          "--max_predictions_per_seq=3"]
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-  proc = subprocess.run(base + ["--max_seq_length=16"], capture_output=True,
-                        text=True, env=env, timeout=300)
-  assert proc.returncode == 1
-  errors = [l for l in proc.stderr.splitlines() if l.startswith("ERROR:")]
-  assert len(errors) == 1, proc.stderr[-2000:]
-  assert "max_seq_length=8 but --max_seq_length=16" in errors[0]
-  assert not list((tmp_path / "out").glob("model.ckpt-*"))
-
-
-# --------------------------------------------------------------------- loop
-
-
-def test_runner_train_reproduces_original_20_steps(tmp_path):
-  """The pretraining task through the script's loop (runner.train) from the
-  original's model.ckpt-0 on the saved batches lands on its model.ckpt-20."""
-  runner = pytest.importorskip("runner")
-  require(REF / "model.ckpt-20.index")
-  settings = __import__("json").loads((REF / "train_log.json").read_text())[
-      "settings"]
-  out = tmp_path / "out"
-  out.mkdir()
-  for suffix in (".index", ".data-00000-of-00001"):
-    shutil.copy(REF / ("model.ckpt-0" + suffix), out)
-  (out / "checkpoint").write_text(
-      'model_checkpoint_path: "model.ckpt-0"\n'
-      'all_model_checkpoint_paths: "model.ckpt-0"\n')
-  batches = np.load(REF / "batches.npz")
-  stream = {k: batches[k].reshape((-1,) + batches[k].shape[2:])
-            for k in batches.files}
-
-  def input_fn(params):
-    d = tf.data.Dataset.from_tensor_slices(stream)
-    return d.batch(params["batch_size"], drop_remainder=True)
-
-  config = modeling.BertConfig.from_json_file(str(REF / "bert_config.json"))
-  task = run_pretraining.PretrainingTask(config)
-  cfg = runner.RunConfig(str(out), iterations_per_loop=20,
-                         save_checkpoints_steps=20, log_steps=20)
-  step = runner.train(cfg, task, input_fn, settings["steps"], settings["warmup"],
-                      settings["lr"], train_batch_size=settings["B"])
-  assert step == 20
-  ours = tf.train.load_checkpoint(str(out / "model.ckpt-20"))
-  ref = tf.train.load_checkpoint(str(REF / "model.ckpt-20"))
-  ref_map = ref.get_variable_to_shape_map()
-  assert ours.get_variable_to_shape_map() == ref_map
-  for name in ref_map:
-    np.testing.assert_allclose(ours.get_tensor(name), ref.get_tensor(name),
-                               rtol=1e-5, atol=1e-5, err_msg=name)
