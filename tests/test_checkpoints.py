@@ -258,3 +258,29 @@ def test_mirrored_variables_save_and_load(tmp_path):
   checkpoints.restore(again, prefix)
   np.testing.assert_array_equal(again["w"].numpy(), [1, 1, 1])
   assert int(again["global_step"].numpy()) == 7
+
+
+def test_save_uses_only_tf_io_gfile():
+  """A non-local filesystem (TF's ram://, standing in for gs://) works.
+
+  Only reading back goes through tf.train.load_checkpoint, whose directory
+  detection does not suit ram:// (every prefix looks like a directory there),
+  so the bundle is checked by listing the files and reading the state file.
+  """
+  out = "ram://bert_ckpt_test/run"
+  named = {"w": tf.Variable([1.0, 2.0]),
+           "global_step": tf.Variable(3, dtype=tf.int64)}
+  for step in (1, 2, 3):
+    prefix = checkpoints.save(out, step, named, keep_checkpoint_max=2)
+  assert prefix == out + "/model.ckpt-3"
+  assert sorted(tf.io.gfile.listdir(out)) == [
+      "checkpoint", "model.ckpt-2.data-00000-of-00001", "model.ckpt-2.index",
+      "model.ckpt-3.data-00000-of-00001", "model.ckpt-3.index"]
+  assert checkpoints.latest_checkpoint(out) == prefix
+  with tf.io.gfile.GFile(out + "/checkpoint") as f:
+    assert f.read() == ('model_checkpoint_path: "model.ckpt-3"\n'
+                        'all_model_checkpoint_paths: "model.ckpt-2"\n'
+                        'all_model_checkpoint_paths: "model.ckpt-3"\n')
+  with tf.io.gfile.GFile(out + "/config.json", "w") as f:
+    f.write('{"vocab_size": 7, "extra": 1}')
+  assert modeling.BertConfig.from_json_file(out + "/config.json").extra == 1
