@@ -331,10 +331,14 @@ class Dense(_NamedModule):
     kernel = _cast(self.kernel, x.dtype)
     bias = _cast(self.bias, x.dtype)
     if x.shape.rank == 2:
-      y = tf.matmul(x, kernel)
+      y = tf.nn.bias_add(tf.matmul(x, kernel), bias)
     else:
-      y = tf.einsum("...i,io->...o", x, kernel)
-    y = tf.nn.bias_add(y, bias)
+      # Through the 2-D layout: a plain MatMul (+ BiasAdd) is what the CPU
+      # kernels fuse best.
+      shape = get_shape_list(x)
+      y = tf.nn.bias_add(tf.matmul(tf.reshape(x, [-1, shape[-1]]), kernel),
+                         bias)
+      y = tf.reshape(y, shape[:-1] + [kernel.shape[-1]])
     if self.activation is not None:
       y = self.activation(y)
     return y
