@@ -342,7 +342,8 @@ def init_from_checkpoint(named_variables, path, log=True):
     logging.info("**** Trainable Variables ****")
     for name, variable in named_variables.items():
       init_string = ", *INIT_FROM_CKPT*" if name in used else ""
-      logging.info("  name = %s, shape = %s%s", name,
+      # As the original printed var.name (with ":0") and var.shape.
+      logging.info("  name = %s:0, shape = %s%s", name,
                    tuple(_var_shape(variable)), init_string)
     for line in report.summary().splitlines():
       logging.info("%s", line)

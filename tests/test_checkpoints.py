@@ -204,9 +204,9 @@ def test_init_from_checkpoint_report(caplog):
   for name in report.loaded:
     np.testing.assert_array_equal(named[name].numpy(), reader.get_tensor(name))
   text = caplog.text
-  assert ("name = bert/embeddings/word_embeddings, shape = (512, 64), "
+  assert ("  name = bert/embeddings/word_embeddings:0, shape = (512, 64), "
           "*INIT_FROM_CKPT*") in text
-  assert "name = output_weights, shape = (2, 64)\n" in text
+  assert "  name = output_weights:0, shape = (2, 64)\n" in text
   assert "Initialized 39 of 40 model variables" in text
   # Extra checkpoint variables are reported as unused, not an error.
   tiny = modeling.BertModel(modeling.BertConfig.from_json_file(
