@@ -107,11 +107,12 @@ def test_kill_minus_9_then_resume_equals_uninterrupted(data, tmp_path):
   the input position are restored. (The reference config has dropout 0.0;
   dropout masks come from TF's stateful RNG, which restarts with the process, so
   with dropout on a resumed run is equally valid but not bitwise equal.)"""
-  _run(_cmd(data, tmp_path / "full"))
+  steps = dict(num_train_steps=40)
+  _run(_cmd(data, tmp_path / "full", **steps))
 
   out = tmp_path / "killed"
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-  proc = subprocess.Popen(_cmd(data, out, iterations_per_loop=1, log_steps=1),
+  proc = subprocess.Popen(_cmd(data, out, **steps),
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                           env=env)
   deadline = time.time() + 240
@@ -122,12 +123,12 @@ def test_kill_minus_9_then_resume_equals_uninterrupted(data, tmp_path):
   proc.send_signal(signal.SIGKILL)
   proc.wait()
   latest = tf.train.latest_checkpoint(str(out))
-  assert latest is not None and not latest.endswith("model.ckpt-12")
+  assert latest is not None and not latest.endswith("model.ckpt-40")
 
-  resumed = _run(_cmd(data, out))
+  resumed = _run(_cmd(data, out, **steps))
   assert "Resuming from" in resumed.stderr
-  full = _read(tmp_path / "full" / "model.ckpt-12")
-  again = _read(out / "model.ckpt-12")
+  full = _read(tmp_path / "full" / "model.ckpt-40")
+  again = _read(out / "model.ckpt-40")
   assert sorted(full) == sorted(again)
   for name in full:
     np.testing.assert_array_equal(full[name], again[name], err_msg=name)
