@@ -289,8 +289,11 @@ class _TrainState(object):
       self.named_weights = collections.OrderedDict(self.model.named_variables())
       self.optimizer, self.schedule = optimization.create_optimizer(
           None, learning_rate, num_train_steps, num_warmup_steps, cfg.use_tpu,
-          optimizer=cfg.optimizer, bias_correction=cfg.adam_bias_correction,
-          continuous_warmup=cfg.continuous_warmup)
+          optimizer=cfg.optimizer,
+          # None keeps each optimizer's default (AdamW: none, LAMB: on).
+          bias_correction=cfg.adam_bias_correction or None,
+          continuous_warmup=cfg.continuous_warmup,
+          jit_update=bool(cfg.use_xla))
       self.optimizer.build(self.named_weights)
       self.global_step = tf.Variable(
           0, dtype=tf.int64, trainable=False, name="global_step",
@@ -457,11 +460,19 @@ class _Trainer(object):
       loss, logs = self.task.compute_loss(self.state.model, features, True)
       scaled = loss * self.loss_scale if self.fp16 else loss
     grads = tape.gradient(scaled, self.weights)
-    grads = [tf.zeros_like(w) if g is None else tf.convert_to_tensor(g)
+    # A gathered embedding's gradient stays an IndexedSlices on one replica:
+    # the original's clip_by_global_norm measured its values (repeated ids
+    # counted separately) and the optimizer densifies it. Summing replicas or
+    # micro-batches densifies it first.
+    dense = (self.strategy.num_replicas_in_sync > 1 or
+             self.cfg.gradient_accumulation_steps > 1)
+    grads = [tf.zeros_like(w) if g is None else
+             (tf.convert_to_tensor(g) if dense else g)
              for g, w in zip(grads, self.weights)]
     if self.fp16:
       inv = 1.0 / self.loss_scale
-      grads = [g * inv for g in grads]
+      grads = [tf.IndexedSlices(g.values * inv, g.indices, g.dense_shape)
+               if isinstance(g, tf.IndexedSlices) else g * inv for g in grads]
     return loss, logs, grads
 
   def _replica_step(self, features):
