@@ -40,70 +40,73 @@ import tokenization
 FLAGS = flags.FLAGS
 
 
+def _define(define, name, default, help_text):
+  """Defines a flag unless another script imported in this process did."""
+  if name not in FLAGS:
+    define(name, default, help_text)
+
+
 def define_flags():
   """Defines the flags of this script (idempotent)."""
-  if "task_name" in FLAGS:
+  if "task_name" in FLAGS and "allow_untrained_head" in FLAGS:
     return
 
   ## Required parameters
-  flags.DEFINE_string(
-      "data_dir", None,
+  _define(flags.DEFINE_string, "data_dir", None,
       "The input data dir. Should contain the .tsv files (or other data files) "
       "for the task.")
 
-  flags.DEFINE_string(
-      "bert_config_file", None,
+  _define(flags.DEFINE_string, "bert_config_file", None,
       "The config json file corresponding to the pre-trained BERT model. "
       "This specifies the model architecture.")
 
-  flags.DEFINE_string("task_name", None, "The name of the task to train.")
+  _define(flags.DEFINE_string, "task_name", None,
+          "The name of the task to train.")
 
-  flags.DEFINE_string("vocab_file", None,
-                      "The vocabulary file that the BERT model was trained on.")
+  _define(flags.DEFINE_string, "vocab_file", None,
+      "The vocabulary file that the BERT model was trained on.")
 
-  flags.DEFINE_string(
-      "output_dir", None,
+  _define(flags.DEFINE_string, "output_dir", None,
       "The output directory where the model checkpoints will be written.")
 
   ## Other parameters
 
-  flags.DEFINE_string(
-      "init_checkpoint", None,
+  _define(flags.DEFINE_string, "init_checkpoint", None,
       "Initial checkpoint (usually from a pre-trained BERT model).")
 
-  flags.DEFINE_bool(
-      "do_lower_case", True,
+  _define(flags.DEFINE_bool, "do_lower_case", True,
       "Whether to lower case the input text. Should be True for uncased "
       "models and False for cased models.")
 
-  flags.DEFINE_integer(
-      "max_seq_length", 128,
+  _define(flags.DEFINE_integer, "max_seq_length", 128,
       "The maximum total input sequence length after WordPiece tokenization. "
       "Sequences longer than this will be truncated, and sequences shorter "
       "than this will be padded.")
 
-  flags.DEFINE_bool("do_train", False, "Whether to run training.")
+  _define(flags.DEFINE_bool, "do_train", False, "Whether to run training.")
 
-  flags.DEFINE_bool("do_eval", False, "Whether to run eval on the dev set.")
+  _define(flags.DEFINE_bool, "do_eval", False,
+          "Whether to run eval on the dev set.")
 
-  flags.DEFINE_bool(
-      "do_predict", False,
+  _define(flags.DEFINE_bool, "do_predict", False,
       "Whether to run the model in inference mode on the test set.")
 
-  flags.DEFINE_integer("train_batch_size", 32, "Total batch size for training.")
+  _define(flags.DEFINE_integer, "train_batch_size", 32,
+          "Total batch size for training.")
 
-  flags.DEFINE_integer("eval_batch_size", 8, "Total batch size for eval.")
+  _define(flags.DEFINE_integer, "eval_batch_size", 8,
+          "Total batch size for eval.")
 
-  flags.DEFINE_integer("predict_batch_size", 8, "Total batch size for predict.")
+  _define(flags.DEFINE_integer, "predict_batch_size", 8,
+          "Total batch size for predict.")
 
-  flags.DEFINE_float("learning_rate", 5e-5,
-                     "The initial learning rate for Adam.")
+  _define(flags.DEFINE_float, "learning_rate", 5e-5,
+      "The initial learning rate for Adam.")
 
-  flags.DEFINE_float("num_train_epochs", 3.0,
-                     "Total number of training epochs to perform.")
+  _define(flags.DEFINE_float, "num_train_epochs", 3.0,
+      "Total number of training epochs to perform.")
 
-  flags.DEFINE_float(
-      "warmup_proportion", 0.1,
+  _define(flags.DEFINE_float, "warmup_proportion", 0.1,
       "Proportion of training to perform linear learning rate warmup for. "
       "E.g., 0.1 = 10% of training.")
 
@@ -115,33 +118,28 @@ def define_flags():
 
   ## New parameters (not in the original)
 
-  flags.DEFINE_integer(
-      "eval_every_n_steps", 0,
+  _define(flags.DEFINE_integer, "eval_every_n_steps", 0,
       "If > 0 (with --do_train and --do_eval), evaluate on the dev set every N "
       "training steps and at the end, and keep the checkpoint with the best "
       "dev metric in output_dir/best/.")
 
-  flags.DEFINE_string(
-      "best_metric", None,
+  _define(flags.DEFINE_string, "best_metric", None,
       "Metric that selects the best checkpoint for --eval_every_n_steps "
       "(higher is better, except for *loss). Default: eval_accuracy, or "
       "eval_pearson for sts-b.")
 
-  flags.DEFINE_bool(
-      "allow_untrained_head", False,
+  _define(flags.DEFINE_bool, "allow_untrained_head", False,
       "Allow --do_eval/--do_predict without training when the checkpoint has "
       "no classifier head (output_weights/output_bias): the head is then "
       "random and the predictions meaningless.")
 
-  flags.DEFINE_string(
-      "export_dir", None,
+  _define(flags.DEFINE_string, "export_dir", None,
       "If set, export the fine-tuned classifier as a SavedModel here, with a "
       "'serving_default' signature on int tensors (input_ids, input_mask, "
       "segment_ids) and a 'serving_text' signature on raw strings (text_a, "
       "text_b) with the tokenizer in the graph.")
 
-  flags.DEFINE_bool(
-      "write_eval_predictions", True,
+  _define(flags.DEFINE_bool, "write_eval_predictions", True,
       "With --do_eval, also write eval_predictions.tsv (guid, gold label, "
       "predicted label, per-label probabilities) and eval_extra_metrics.txt "
       "(F1 for binary tasks, Matthews correlation for CoLA).")
