@@ -52,6 +52,19 @@ SHAPES = {
 }
 
 
+class _Timer(object):
+  """Wall and CPU (all threads of this process) seconds of a block."""
+
+  def __enter__(self):
+    self.wall0 = time.perf_counter()
+    self.cpu0 = time.process_time()
+    return self
+
+  def __exit__(self, *unused):
+    self.wall = time.perf_counter() - self.wall0
+    self.cpu = time.process_time() - self.cpu0
+
+
 def _line(**kw):
   rec = {"schema": "bert-squad-bench/1", "host": {
       "cpus": os.cpu_count(), "loadavg": list(os.getloadavg()),
@@ -67,13 +80,14 @@ def bench_data(args, tmp):
     # A new tokenizer per measurement: its internal caches start cold.
     return tokenization.FullTokenizer(args.vocab_file, do_lower_case=True)
 
-  t0 = time.perf_counter()
-  examples = run_squad.read_squad_examples(args.squad_file, is_training=False,
-                                           version_2_with_negative=False)
-  t_read = time.perf_counter() - t0
+  with _Timer() as t:
+    examples = run_squad.read_squad_examples(
+        args.squad_file, is_training=False, version_2_with_negative=False)
   out = []
   out.append(_line(what="read_squad_examples", examples=len(examples),
-                   seconds=t_read, examples_per_s=len(examples) / t_read))
+                   seconds=t.wall, cpu_seconds=t.cpu,
+                   examples_per_s=len(examples) / t.wall,
+                   examples_per_cpu_s=len(examples) / t.cpu))
 
   features = []
   writer = run_squad.FeatureWriter(os.path.join(tmp, "eval.tf_record"), False)
@@ -83,27 +97,29 @@ def bench_data(args, tmp):
     writer.process_feature(feature)
 
   tokenizer = fresh_tokenizer()
-  t0 = time.perf_counter()
-  run_squad.convert_examples_to_features(examples, tokenizer, 384, 128, 64,
-                                         False, append_feature)
-  writer.close()
-  t_conv = time.perf_counter() - t0
+  with _Timer() as t:
+    run_squad.convert_examples_to_features(examples, tokenizer, 384, 128, 64,
+                                           False, append_feature)
+    writer.close()
   out.append(_line(what="convert_examples_to_features+FeatureWriter",
                    max_seq_length=384, doc_stride=128, examples=len(examples),
-                   features=len(features), seconds=t_conv,
-                   examples_per_s=len(examples) / t_conv,
-                   features_per_s=len(features) / t_conv))
+                   features=len(features), seconds=t.wall, cpu_seconds=t.cpu,
+                   examples_per_s=len(examples) / t.wall,
+                   features_per_s=len(features) / t.wall,
+                   examples_per_cpu_s=len(examples) / t.cpu,
+                   features_per_cpu_s=len(features) / t.cpu))
 
   tokenizer = fresh_tokenizer()
-  t0 = time.perf_counter()
-  count = run_squad.convert_examples_to_features(examples, tokenizer, 384, 128,
-                                                 64, False, lambda f: None)
-  t_conv_only = time.perf_counter() - t0
+  with _Timer() as t:
+    count = run_squad.convert_examples_to_features(
+        examples, tokenizer, 384, 128, 64, False, lambda f: None)
   out.append(_line(what="convert_examples_to_features (no writer)",
                    max_seq_length=384, examples=len(examples), features=count,
-                   seconds=t_conv_only,
-                   examples_per_s=len(examples) / t_conv_only,
-                   features_per_s=count / t_conv_only))
+                   seconds=t.wall, cpu_seconds=t.cpu,
+                   examples_per_s=len(examples) / t.wall,
+                   features_per_s=count / t.wall,
+                   examples_per_cpu_s=len(examples) / t.cpu,
+                   features_per_cpu_s=count / t.cpu))
 
   rng = np.random.RandomState(0)
   results = [run_squad.RawResult(
@@ -111,16 +127,16 @@ def bench_data(args, tmp):
           np.float32)], [float(x) for x in rng.standard_normal(384).astype(
               np.float32)]) for f in features]
   for v2 in (False, True):
-    t0 = time.perf_counter()
-    run_squad.write_predictions(
-        examples, features, results, 20, 30, True,
-        os.path.join(tmp, "p.json"), os.path.join(tmp, "n.json"),
-        os.path.join(tmp, "o.json"), version_2_with_negative=v2,
-        null_score_diff_threshold=0.0, verbose_logging=False)
-    t_wp = time.perf_counter() - t0
+    with _Timer() as t:
+      run_squad.write_predictions(
+          examples, features, results, 20, 30, True,
+          os.path.join(tmp, "p.json"), os.path.join(tmp, "n.json"),
+          os.path.join(tmp, "o.json"), version_2_with_negative=v2,
+          null_score_diff_threshold=0.0, verbose_logging=False)
     out.append(_line(what="write_predictions", version_2_with_negative=v2,
-                     features=len(features), seconds=t_wp,
-                     features_per_s=len(features) / t_wp))
+                     features=len(features), seconds=t.wall,
+                     cpu_seconds=t.cpu, features_per_s=len(features) / t.wall,
+                     features_per_cpu_s=len(features) / t.cpu))
   return out, os.path.join(tmp, "eval.tf_record")
 
 
@@ -141,17 +157,20 @@ def bench_predict(args, tmp, record_file, shape):
     model = task.create_model()
   input_fn = run_squad.input_fn_builder(small, 384, False, False)
   stamps = []
+  cpu_stamps = []
   count = 0
   t0 = time.perf_counter()
   batch = args.predict_batch_size
   for result in runner.predict(cfg, task, input_fn, batch, model=model):
     if count % batch == 0:
       stamps.append(time.perf_counter())
+      cpu_stamps.append(time.process_time())
     run_squad.RawResult(int(result["unique_ids"]),
                         [float(x) for x in result["start_logits"].flat],
                         [float(x) for x in result["end_logits"].flat])
     count += 1
   t_end = time.perf_counter()
+  cpu_end = time.process_time()
   # Time from the end of the first (tracing) batch to the end: the batches
   # yield lazily, so stamps[1] is when the second batch's first result came.
   timed = count - batch
@@ -160,7 +179,9 @@ def bench_predict(args, tmp, record_file, shape):
                predict_batch_size=batch, dtype=args.mixed_precision,
                features=count, timed_features=timed, seconds=seconds,
                first_batch_seconds=stamps[1] - t0,
-               features_per_s=timed / seconds)
+               cpu_seconds=cpu_end - cpu_stamps[1],
+               features_per_s=timed / seconds,
+               features_per_cpu_s=timed / (cpu_end - cpu_stamps[1]))
 
 
 def main():
@@ -187,13 +208,19 @@ def main():
     if not args.skip_predict:
       for shape in args.shapes.split(","):
         rows.append(bench_predict(args, tmp, record_file, shape))
-  print("\n%-48s %12s %12s" % ("measurement", "examples/s", "features/s"))
+  # Wall-clock rates depend on what else runs on the machine; the per-CPU-second
+  # rates (CPU time of all this process's threads) much less so.
+  print("\n%-46s %10s %10s %12s %12s" % (
+      "measurement", "ex/s", "feat/s", "ex/cpu-s", "feat/cpu-s"))
   for r in rows:
     name = r["what"] + (" [%s]" % r["shape"] if "shape" in r else "") + (
         " v2" if r.get("version_2_with_negative") else "")
-    print("%-48s %12s %12s" % (
-        name, "%.0f" % r["examples_per_s"] if "examples_per_s" in r else "",
-        "%.1f" % r["features_per_s"] if "features_per_s" in r else ""))
+    cells = []
+    for key in ("examples_per_s", "features_per_s", "examples_per_cpu_s",
+                "features_per_cpu_s"):
+      cells.append("%.1f" % r[key] if key in r else "")
+    print("%-46s %10s %10s %12s %12s" % tuple([name] + cells))
+  print("load average at the end: %s" % (os.getloadavg(),))
 
 
 if __name__ == "__main__":
