@@ -140,6 +140,19 @@ def bench_data(args, tmp):
   return out, os.path.join(tmp, "eval.tf_record")
 
 
+def _small_record_file(args, tmp):
+  """eval.tf_record of the first questions, enough for the predict runs."""
+  tokenizer = tokenization.FullTokenizer(args.vocab_file, do_lower_case=True)
+  examples = run_squad.read_squad_examples(args.squad_file, False, False)
+  need = max(args.predict_features.values())
+  path = os.path.join(tmp, "eval.tf_record")
+  writer = run_squad.FeatureWriter(path, False)
+  run_squad.convert_examples_to_features(examples[:need], tokenizer, 384, 128,
+                                         64, False, writer.process_feature)
+  writer.close()
+  return path
+
+
 def bench_predict(args, tmp, record_file, shape):
   n = args.predict_features[shape]
   small = os.path.join(tmp, "eval_%d.tf_record" % n)
@@ -191,6 +204,8 @@ def main():
   parser.add_argument("--vocab_file", default=os.path.join(
       SHARED, "reference", "data", "vocab.txt"))
   parser.add_argument("--skip_predict", action="store_true")
+  parser.add_argument("--skip_data", action="store_true",
+                      help="only the prediction measurements")
   parser.add_argument("--shapes", default="base,minilm")
   parser.add_argument("--base_features", type=int, default=40)
   parser.add_argument("--minilm_features", type=int, default=160)
@@ -203,8 +218,11 @@ def main():
   logging.set_verbosity(logging.WARNING)
   rows = []
   with tempfile.TemporaryDirectory() as tmp:
-    data_rows, record_file = bench_data(args, tmp)
-    rows += data_rows
+    if args.skip_data:
+      record_file = _small_record_file(args, tmp)
+    else:
+      data_rows, record_file = bench_data(args, tmp)
+      rows += data_rows
     if not args.skip_predict:
       for shape in args.shapes.split(","):
         rows.append(bench_predict(args, tmp, record_file, shape))
