@@ -1,4 +1,5 @@
 # coding=utf-8
+# Copyright 2026 The BERT-on-TF2 project authors. Written for this project.
 """Run BERT on SQuAD 1.1 and SQuAD 2.0 (TensorFlow 2 port of the original script).
 
 Reads the SQuAD JSON, splits each context into overlapping windows of WordPiece tokens
