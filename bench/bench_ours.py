@@ -26,11 +26,13 @@ and `--recompute`.
 usage:
   python3 bench/bench_ours.py [--quick] [--sizes mini,base]
       [--workloads W1_infer,W2_finetune,W3_pretrain] [--dtypes fp32,bf16]
-      [--bf16_w3] [--use_xla auto|on|off] [--recompute] [--warmup N]
-      [--steps N] [--threads 2] [--out results.jsonl]
+      [--bf16_w3] [--use_xla auto|on|off] [--xla_optimizer_update auto|on|off]
+      [--recompute] [--warmup N] [--steps N] [--threads 2] [--out FILE]
 
-`--use_xla auto` (default) uses, per workload, the setting that measured
-fastest on this CPU (see docs/bench.md); `on`/`off` force it. The benchlib plan
+`--use_xla auto` (default) uses, per workload, the settings that measured
+fastest on this CPU (see docs/bench.md; `XLA_AUTO`); `on`/`off` force
+`--use_xla` (and with it the XLA-compiled optimizer update);
+`--xla_optimizer_update on|off` forces the fused update alone. The benchlib plan
 runs W3 in fp32 only; `--bf16_w3` adds the W3 bf16 row.
 """
 
@@ -60,15 +62,13 @@ import runner  # pylint: disable=g-import-not-at-top
 
 IMPL = "ours"
 
-# What `--use_xla auto` picks, per (workload, dtype): the faster setting
-# measured on the benchmark CPU (docs/bench.md). Filled from measurements.
+# What `--use_xla auto` picks, per workload: (use_xla, xla_optimizer_update),
+# the fastest setting measured on the benchmark CPU (docs/bench.md). On a CPU
+# without native bf16 the same setting wins for both dtypes.
 XLA_AUTO = {
-    ("W1_infer", "fp32"): False,
-    ("W1_infer", "bf16"): False,
-    ("W2_finetune", "fp32"): False,
-    ("W2_finetune", "bf16"): False,
-    ("W3_pretrain", "fp32"): False,
-    ("W3_pretrain", "bf16"): False,
+    "W1_infer": (False, False),
+    "W2_finetune": (False, True),
+    "W3_pretrain": (False, True),
 }
 
 
@@ -82,9 +82,10 @@ def bert_config(size):
       initializer_range=0.02)
 
 
-def run_config(dtype, use_xla, recompute):
+def run_config(dtype, use_xla, recompute, xla_optimizer_update=False):
   return runner.RunConfig(
-      output_dir=None, mixed_precision=dtype, use_xla=use_xla, seed=bl.SEED,
+      output_dir=None, mixed_precision=dtype, use_xla=use_xla,
+      xla_optimizer_update=xla_optimizer_update, seed=bl.SEED,
       recompute=recompute, iterations_per_loop=1, log_steps=1)
 
 
@@ -147,40 +148,10 @@ def predict_step_fn(cfg, task, feats, batch):
   return step, model
 
 
-class _TrainerShim(object):
-  """`runner.build_trainer` for a runner that does not have it yet.
-
-  Builds the train state and `_Trainer` exactly as `runner.train` does.
-  """
-
-  def __init__(self, cfg, task, learning_rate, num_train_steps,
-               num_warmup_steps, train_batch_size):
-    self.strategy = runner.get_strategy(cfg)
-    self.per_replica = train_batch_size // self.strategy.num_replicas_in_sync
-    self.state = runner._TrainState(  # pylint: disable=protected-access
-        cfg, task, self.strategy, learning_rate, num_train_steps,
-        num_warmup_steps)
-    self.model = self.state.model
-    self.trainer = runner._Trainer(  # pylint: disable=protected-access
-        cfg, task, self.strategy, self.state)
-
-  def make_iterator(self, input_fn):
-    dataset = self.strategy.distribute_datasets_from_function(
-        lambda ctx: input_fn({"batch_size": self.per_replica,
-                              "input_context": ctx}))
-    return iter(dataset)
-
-  def run_steps(self, iterator, num_steps):
-    logs, _ = self.trainer.train_loop(iterator,
-                                      tf.constant(num_steps, tf.int32))
-    return logs
-
-
 def train_step_fn(cfg, task, feats, batch):
   """One W2/W3 step = one call of the runner's training step."""
   o = bl.OPT
-  build = getattr(runner, "build_trainer", _TrainerShim)
-  trainer = build(
+  trainer = runner.build_trainer(
       cfg, task, learning_rate=o["lr"], num_train_steps=10**9,
       num_warmup_steps=0, train_batch_size=batch)
   iterator = trainer.make_iterator(repeated_input_fn(feats))
@@ -196,12 +167,14 @@ def make_bench(options):
   """Returns benchlib's bench_fn(workload, size, dtype, warmup, steps)."""
 
   def bench(workload, size, dtype, warmup, steps):
-    use_xla = options.use_xla
-    if use_xla == "auto":
-      use_xla = XLA_AUTO[(workload, dtype)]
+    if options.use_xla == "auto":
+      use_xla, xla_update = XLA_AUTO[workload]
     else:
-      use_xla = use_xla == "on"
-    cfg = run_config(dtype, use_xla, options.recompute)
+      use_xla = options.use_xla == "on"
+      xla_update = use_xla
+    if options.xla_optimizer_update != "auto":
+      xla_update = use_xla or options.xla_optimizer_update == "on"
+    cfg = run_config(dtype, use_xla, options.recompute, xla_update)
     runner.setup_determinism(cfg)
     task = make_task(workload, size, cfg)
     raw = bl.make_inputs(workload, size)
@@ -214,7 +187,9 @@ def make_bench(options):
     step()  # traces (and compiles with XLA); an extra untimed warm-up
     times = bl.time_steps(step, warmup, steps)
     notes = [
-        f"use_xla={use_xla}",
+        f"use_xla={use_xla}" + (
+            f", xla_optimizer_update={xla_update}" if workload != "W1_infer"
+            else ""),
         f"mixed_precision={dtype}" + (
             " (bf16 matmuls, fp32 accumulation, fp32 variables; LayerNorm, "
             "softmax, losses and the optimizer in fp32)" if dtype == "bf16"
@@ -242,6 +217,8 @@ def make_bench(options):
 def main(argv=None):
   parser = argparse.ArgumentParser(add_help=False)
   parser.add_argument("--use_xla", default="auto", choices=["auto", "on", "off"])
+  parser.add_argument("--xla_optimizer_update", default="auto",
+                      choices=["auto", "on", "off"])
   parser.add_argument("--recompute", action="store_true")
   parser.add_argument("--bf16_w3", action="store_true",
                       help="also run W3_pretrain in bf16 (not in the plan)")
@@ -261,6 +238,8 @@ def main(argv=None):
     parts = []
     if options.use_xla != "auto":
       parts.append(f"use_xla={options.use_xla}")
+    if options.xla_optimizer_update != "auto":
+      parts.append(f"xla_optimizer_update={options.xla_optimizer_update}")
     if options.recompute:
       parts.append("recompute")
     variant = ",".join(parts)
