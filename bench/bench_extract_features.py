@@ -17,7 +17,9 @@ each model loaded once (`runner.load_model`), then both paths on the same model:
 
 Each run is preceded by an untimed warm-up on the first `--warmup_lines` lines
 (tracing). The timed figure is lines / wall seconds of the whole run (reading,
-tokenizing, the forward, writing). After both paths the outputs are compared
+tokenizing, the forward, writing); `sentences_per_cpu_s` (lines / process CPU
+seconds, all threads) is also printed, as it moves less when other processes load
+the machine. After both paths the outputs are compared
 (max |delta|; they must agree to float32 noise).
 
 Default output: `--output_format=npz --pooling=mean --layers=-2` (a sentence
@@ -199,15 +201,17 @@ def main():
         t0 = time.time()
         run(warm_file, os.path.join(workdir, "warmup." + ext))
         warm_s = time.time() - t0
-        t0 = time.time()
+        t0, c0 = time.time(), time.process_time()
         stats = run(src, out)
         seconds = time.time() - t0
+        cpu_s = time.process_time() - c0
         outputs[mode] = (out, stats.lines)
         rate = stats.lines / seconds
         table.append((name, mode, stats.lines, seconds, rate))
         _record(model=name, mode=mode, lines=stats.lines, tokens=stats.tokens,
                 truncated=stats.truncated, seconds=round(seconds, 2),
-                sentences_per_s=round(rate, 2), warmup_s=round(warm_s, 2),
+                sentences_per_s=round(rate, 2), cpu_s=round(cpu_s, 2),
+                sentences_per_cpu_s=round(stats.lines / cpu_s, 3), warmup_s=round(warm_s, 2),
                 model_load_s=round(load_s, 2), batch_size=args.batch_size,
                 max_seq_length=args.max_seq_length, layers=layers,
                 pooling=args.pooling, output_format=args.output_format,
