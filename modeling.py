@@ -747,10 +747,12 @@ class _LayerCall(object):
     qkv = tf.nn.bias_add(tf.matmul(x, kernel), bias)
     # [B, S, 3, N, d]: column h*d + j of each projection is head h. One
     # transpose gives [3, B, N, S, d] for the three batched matmuls (plain
-    # BatchMatMul: tf.einsum's bf16 path is far slower on CPU).
+    # BatchMatMul: tf.einsum's bf16 path is far slower on CPU). `unstack`,
+    # not three slices: its gradient is one Pack, where each slice's gradient
+    # would write a zero-padded [3, B, N, S, d] tensor to be summed.
     qkv = tf.reshape(qkv, [-1, seq_length, 3, num_heads, size_per_head])
     qkv = tf.transpose(qkv, [2, 0, 3, 1, 4])
-    q, k, v = qkv[0], qkv[1], qkv[2]
+    q, k, v = tf.unstack(qkv, num=3, axis=0)
 
     # Scores [B, N, F, K] = Q K^T, then * 1/sqrt(d), then + mask adder.
     scores = tf.matmul(q, k, transpose_b=True)
