@@ -316,20 +316,6 @@ def convert_examples_to_features(examples, seq_length, tokenizer):
 # ------------------------------------------------------------------------------------
 
 
-def bucket_length(length, max_seq_length):
-  """The padded length of a batch whose longest line has `length` tokens.
-
-  A multiple of 8 up to 64, of 16 up to 128, of 32 up to 256, of 64 beyond (at
-  most ~22 distinct shapes up to 512, so few retraces), capped at max_seq_length.
-  """
-  for limit, step in ((64, 8), (128, 16), (256, 32)):
-    if length <= limit:
-      break
-  else:
-    step = 64
-  return min(max(step, -(-length // step) * step), max_seq_length)
-
-
 def _stack_batch(features, pad_to):
   """[InputFeatures] -> dict of numpy arrays, padded (or cut) to `pad_to`."""
   return {
@@ -350,7 +336,10 @@ def iter_batches(features, batch_size, seq_length, dynamic_padding=False,
   Fixed length (default): consecutive lines, padded to `seq_length` (the
   original). Dynamic padding: each window of `bucket_window` lines (a multiple of
   batch_size) is sorted by length and cut into batches padded to
-  `bucket_length(longest)`. Every batch is full except the very last one.
+  `runner.bucket_length(longest)`, the bucket set `runner.predict` uses. Every
+  batch is full except the very last one. (Bucketing here, in the input
+  generator, rather than with `runner.predict(dynamic_padding=True)`: lines are
+  never padded to max_seq_length, and it works with several replicas.)
   """
   if not dynamic_padding:
     batch = []
@@ -371,7 +360,7 @@ def iter_batches(features, batch_size, seq_length, dynamic_padding=False,
     for start in range(0, len(window), batch_size):
       batch = window[start:start + batch_size]
       longest = sum(batch[-1].input_mask)
-      yield _stack_batch(batch, bucket_length(longest, seq_length))
+      yield _stack_batch(batch, runner.bucket_length(longest, seq_length))
 
   for feature in features:
     window.append(feature)
