@@ -46,10 +46,18 @@ stage_done() {
   echo "---- done in $((SECONDS - stage_start)) s"
 }
 
+# Prints a command (so it can be copied), then runs it.
+run() {
+  printf '+'
+  printf ' %s' "$@"
+  printf '\n'
+  "$@"
+}
+
 mkdir -p "${OUT}"
 
 stage "1/4 Building a ${VOCAB_SIZE}-token WordPiece vocabulary from ${CORPUS}"
-"${PYTHON}" demo/make_vocab.py \
+run "${PYTHON}" demo/make_vocab.py \
   --input_file="${CORPUS}" \
   --output_file="${VOCAB}" \
   --vocab_size="${VOCAB_SIZE}" \
@@ -79,7 +87,7 @@ cat "${CONFIG}"
 stage_done
 
 stage "3/4 Creating pretraining data: ${RECORDS}"
-"${PYTHON}" create_pretraining_data.py \
+run "${PYTHON}" create_pretraining_data.py \
   --input_file="${CORPUS}" \
   --output_file="${RECORDS}" \
   --vocab_file="${VOCAB}" \
@@ -94,7 +102,7 @@ stage_done
 stage "4/4 Pretraining for ${TRAIN_STEPS} steps, then evaluating: ${MODEL_DIR}"
 # A fresh model each time (an existing output_dir would be resumed from).
 rm -rf "${MODEL_DIR}"
-"${PYTHON}" run_pretraining.py \
+run "${PYTHON}" run_pretraining.py \
   --input_file="${RECORDS}" \
   --output_dir="${MODEL_DIR}" \
   --bert_config_file="${CONFIG}" \
