@@ -825,13 +825,6 @@ def file_based_convert_examples_to_features(
     raise
 
 
-def _shard_for_context(d, input_context):
-  if input_context is not None and input_context.num_input_pipelines > 1:
-    d = d.shard(input_context.num_input_pipelines,
-                input_context.input_pipeline_id)
-  return d
-
-
 def file_based_input_fn_builder(input_file, seq_length, is_training,
                                 drop_remainder, is_regression=False):
   """Creates an `input_fn` closure to be passed to the runner."""
@@ -845,20 +838,6 @@ def file_based_input_fn_builder(input_file, seq_length, is_training,
       "is_real_example": tf.io.FixedLenFeature([], tf.int64),
   }
 
-  def _decode_record(record):
-    """Decodes a record to a TensorFlow example."""
-    example = tf.io.parse_single_example(record, name_to_features)
-
-    # tf.Example only supports tf.int64, but the TPU only supports tf.int32.
-    # So cast all int64 to int32.
-    for name in list(example.keys()):
-      t = example[name]
-      if t.dtype == tf.int64:
-        t = tf.cast(t, tf.int32)
-      example[name] = t
-
-    return example
-
   def input_fn(params):
     """The actual input function."""
     batch_size = params["batch_size"]
@@ -866,12 +845,13 @@ def file_based_input_fn_builder(input_file, seq_length, is_training,
     # For training, we want a lot of parallel reading and shuffling.
     # For eval, we want no shuffling and parallel reading doesn't matter.
     d = tf.data.TFRecordDataset(input_file)
-    d = _shard_for_context(d, params.get("input_context"))
+    d = runner.shard_for_context(d, params.get("input_context"))
     if is_training:
       d = d.repeat()
       d = d.shuffle(buffer_size=100)
 
-    d = d.map(_decode_record, num_parallel_calls=tf.data.AUTOTUNE)
+    d = d.map(lambda record: runner.decode_record(record, name_to_features),
+              num_parallel_calls=tf.data.AUTOTUNE)
     d = d.batch(batch_size, drop_remainder=drop_remainder)
     return d.prefetch(tf.data.AUTOTUNE)
 
@@ -941,7 +921,7 @@ def input_fn_builder(features, seq_length, is_training, drop_remainder):
             tf.constant(all_label_ids, shape=[num_examples],
                         dtype=tf.float32 if regression else tf.int32),
     })
-    d = _shard_for_context(d, params.get("input_context"))
+    d = runner.shard_for_context(d, params.get("input_context"))
 
     if is_training:
       d = d.repeat()

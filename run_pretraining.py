@@ -332,21 +332,6 @@ def _name_to_features(max_seq_length, max_predictions_per_seq):
   }
 
 
-def _decode_record(record, name_to_features):
-  """Decodes a record to a TensorFlow example."""
-  example = tf.io.parse_single_example(record, name_to_features)
-
-  # tf.Example only supports tf.int64, but the TPU only supports tf.int32.
-  # So cast all int64 to int32.
-  for name in list(example.keys()):
-    t = example[name]
-    if t.dtype == tf.int64:
-      t = tf.cast(t, tf.int32)
-    example[name] = t
-
-  return example
-
-
 def input_fn_builder(input_files, max_seq_length, max_predictions_per_seq,
                      is_training, num_cpu_threads=4, seed=None):
   """Creates an `input_fn` closure to be passed to the runner.
@@ -416,7 +401,7 @@ def input_fn_builder(input_files, max_seq_length, max_predictions_per_seq,
     # We must `drop_remainder` on training because the TPU requires fixed
     # size dimensions. (The original's eval comment says the remainder is
     # kept, but its code drops it too.)
-    d = d.map(lambda record: _decode_record(record, name_to_features),
+    d = d.map(lambda record: runner.decode_record(record, name_to_features),
               num_parallel_calls=num_cpu_threads)
     d = d.batch(batch_size, drop_remainder=True)
     return d.prefetch(tf.data.AUTOTUNE)

@@ -929,17 +929,6 @@ def input_fn_builder(input_file, seq_length, is_training, drop_remainder):
     name_to_features["start_positions"] = tf.io.FixedLenFeature([], tf.int64)
     name_to_features["end_positions"] = tf.io.FixedLenFeature([], tf.int64)
 
-  def _decode_record(record):
-    """Decodes a record to a TensorFlow example."""
-    example = tf.io.parse_single_example(record, name_to_features)
-    # tf.Example only supports tf.int64, but the model wants tf.int32.
-    for name in list(example.keys()):
-      t = example[name]
-      if t.dtype == tf.int64:
-        t = tf.cast(t, tf.int32)
-      example[name] = t
-    return example
-
   def input_fn(params):
     """The actual input function."""
     batch_size = params["batch_size"]
@@ -949,13 +938,12 @@ def input_fn_builder(input_file, seq_length, is_training, drop_remainder):
     # For eval, we want no shuffling and parallel reading doesn't matter.
     d = tf.data.TFRecordDataset(input_file)
     if is_training:
-      if input_context is not None and input_context.num_input_pipelines > 1:
-        d = d.shard(input_context.num_input_pipelines,
-                    input_context.input_pipeline_id)
+      d = runner.shard_for_context(d, input_context)
       d = d.repeat()
       d = d.shuffle(buffer_size=100, seed=params.get("seed"))
 
-    d = d.map(_decode_record, num_parallel_calls=tf.data.AUTOTUNE,
+    d = d.map(lambda record: runner.decode_record(record, name_to_features),
+              num_parallel_calls=tf.data.AUTOTUNE,
               deterministic=True)
     d = d.batch(batch_size, drop_remainder=drop_remainder)
     return d.prefetch(tf.data.AUTOTUNE)

@@ -732,6 +732,24 @@ def train(cfg, task, input_fn, num_train_steps, num_warmup_steps, learning_rate,
   return step
 
 
+def decode_record(record, name_to_features):
+  """Parses one serialized tf.train.Example; int64 features become int32.
+
+  tf.train.Example only stores int64, and the models (and TPUs) want int32.
+  """
+  example = tf.io.parse_single_example(record, name_to_features)
+  return {name: tf.cast(t, tf.int32) if t.dtype == tf.int64 else t
+          for name, t in example.items()}
+
+
+def shard_for_context(dataset, input_context):
+  """This input pipeline's share of `dataset` under a distribution strategy."""
+  if input_context is not None and input_context.num_input_pipelines > 1:
+    dataset = dataset.shard(input_context.num_input_pipelines,
+                            input_context.input_pipeline_id)
+  return dataset
+
+
 def _training_iterator(strategy, input_fn, per_replica, resume_step):
   """The distributed training iterator and, where tf.data can save it, its state.
 
