@@ -120,6 +120,7 @@ def main(_):
   task = run_classifier.ClassifierTask(
       None, label_list,
       model_fn=lambda: create_hub_classifier(handle, num_labels))
+  task.weights_source = "the TF-Hub module %s" % handle
 
   def export_fn(model, export_dir):
     import classifier_export  # pylint: disable=g-import-not-at-top

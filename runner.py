@@ -694,6 +694,9 @@ def train(cfg, task, input_fn, num_train_steps, num_warmup_steps, learning_rate,
       trainable = collections.OrderedDict(
           (n, v) for n, v in state.named_weights.items() if v.trainable)
       checkpoints.init_from_checkpoint(trainable, init_checkpoint)
+    elif getattr(task, "weights_source", None):
+      logging.info("Starting from the weights of %s (step 0; Adam slots start "
+                   "at zero).", task.weights_source)
     else:
       logging.info("Training from scratch: no checkpoint in %s and no "
                    "init_checkpoint.", cfg.output_dir)
