@@ -260,6 +260,36 @@ def _read_tsv_rows(input_file, quotechar=None):
   return [(i + 1, row) for i, row in enumerate(reader)]
 
 
+class _SplitFilesProcessor(DataProcessor):
+  """A data set laid out as one TSV file per split in data_dir.
+
+  `_create_examples(path, set_name)` reads one file; the class attributes name
+  the files and the dev set's guid prefix.
+  """
+
+  train_file = "train.tsv"
+  dev_file = "dev.tsv"
+  dev_set_name = "dev"
+  test_file = "test.tsv"
+
+  def get_train_examples(self, data_dir):
+    """See base class."""
+    return self._create_examples(os.path.join(data_dir, self.train_file),
+                                 "train")
+
+  def get_dev_examples(self, data_dir):
+    """See base class."""
+    return self._create_examples(os.path.join(data_dir, self.dev_file),
+                                 self.dev_set_name)
+
+  def get_test_examples(self, data_dir):
+    """See base class."""
+    return self._create_examples(os.path.join(data_dir, self.test_file), "test")
+
+  def _create_examples(self, path, set_type):
+    raise NotImplementedError()
+
+
 class _TsvFile(object):
   """The rows of one TSV file, with the checks the built-in processors need."""
 
@@ -359,25 +389,12 @@ class XnliProcessor(DataProcessor):
     return ["contradiction", "entailment", "neutral"]
 
 
-class MnliProcessor(DataProcessor):
+class MnliProcessor(_SplitFilesProcessor):
   """Processor for the MultiNLI data set (GLUE version)."""
 
   dev_file = "dev_matched.tsv"
   dev_set_name = "dev_matched"
   test_file = "test_matched.tsv"
-
-  def get_train_examples(self, data_dir):
-    """See base class."""
-    return self._create_examples(os.path.join(data_dir, "train.tsv"), "train")
-
-  def get_dev_examples(self, data_dir):
-    """See base class."""
-    return self._create_examples(
-        os.path.join(data_dir, self.dev_file), self.dev_set_name)
-
-  def get_test_examples(self, data_dir):
-    """See base class."""
-    return self._create_examples(os.path.join(data_dir, self.test_file), "test")
 
   def get_labels(self):
     """See base class."""
@@ -411,20 +428,8 @@ class MnliMismatchedProcessor(MnliProcessor):
   test_file = "test_mismatched.tsv"
 
 
-class MrpcProcessor(DataProcessor):
+class MrpcProcessor(_SplitFilesProcessor):
   """Processor for the MRPC data set (GLUE version)."""
-
-  def get_train_examples(self, data_dir):
-    """See base class."""
-    return self._create_examples(os.path.join(data_dir, "train.tsv"), "train")
-
-  def get_dev_examples(self, data_dir):
-    """See base class."""
-    return self._create_examples(os.path.join(data_dir, "dev.tsv"), "dev")
-
-  def get_test_examples(self, data_dir):
-    """See base class."""
-    return self._create_examples(os.path.join(data_dir, "test.tsv"), "test")
 
   def get_labels(self):
     """See base class."""
@@ -450,20 +455,8 @@ class MrpcProcessor(DataProcessor):
     return examples
 
 
-class ColaProcessor(DataProcessor):
+class ColaProcessor(_SplitFilesProcessor):
   """Processor for the CoLA data set (GLUE version)."""
-
-  def get_train_examples(self, data_dir):
-    """See base class."""
-    return self._create_examples(os.path.join(data_dir, "train.tsv"), "train")
-
-  def get_dev_examples(self, data_dir):
-    """See base class."""
-    return self._create_examples(os.path.join(data_dir, "dev.tsv"), "dev")
-
-  def get_test_examples(self, data_dir):
-    """See base class."""
-    return self._create_examples(os.path.join(data_dir, "test.tsv"), "test")
 
   def get_labels(self):
     """See base class."""
@@ -490,7 +483,7 @@ class ColaProcessor(DataProcessor):
     return examples
 
 
-class _GlueProcessor(DataProcessor):
+class _GlueProcessor(_SplitFilesProcessor):
   """A GLUE task laid out as train.tsv / dev.tsv / test.tsv with a header.
 
   Subclasses set the columns. guid is `<set>-<i>` with i the row index (the
@@ -505,18 +498,6 @@ class _GlueProcessor(DataProcessor):
   test_text_a_column = 1
   test_text_b_column = None
   has_dev_and_train = True
-
-  def get_train_examples(self, data_dir):
-    """See base class."""
-    return self._create_examples(os.path.join(data_dir, "train.tsv"), "train")
-
-  def get_dev_examples(self, data_dir):
-    """See base class."""
-    return self._create_examples(os.path.join(data_dir, "dev.tsv"), "dev")
-
-  def get_test_examples(self, data_dir):
-    """See base class."""
-    return self._create_examples(os.path.join(data_dir, "test.tsv"), "test")
 
   def get_labels(self):
     """See base class."""
