@@ -263,8 +263,8 @@ def _read_tsv_rows(input_file, quotechar=None):
 class _SplitFilesProcessor(DataProcessor):
   """A data set laid out as one TSV file per split in data_dir.
 
-  `_create_examples(path, set_name)` reads one file; the class attributes name
-  the files and the dev set's guid prefix.
+  Subclasses define `_create_examples(path, set_name)`, which reads one file;
+  the class attributes name the files and the dev set's guid prefix.
   """
 
   train_file = "train.tsv"
@@ -285,9 +285,6 @@ class _SplitFilesProcessor(DataProcessor):
   def get_test_examples(self, data_dir):
     """See base class."""
     return self._create_examples(os.path.join(data_dir, self.test_file), "test")
-
-  def _create_examples(self, path, set_type):
-    raise NotImplementedError()
 
 
 class _TsvFile(object):
