@@ -47,14 +47,9 @@ import modeling  # pylint: disable=g-import-not-at-top
 import run_classifier  # pylint: disable=g-import-not-at-top
 import runner  # pylint: disable=g-import-not-at-top
 import tokenization  # pylint: disable=g-import-not-at-top
+from shapes import SIZES  # pylint: disable=g-import-not-at-top
 
 MINILM = os.path.join(SHARED, "reference", "model", "minilm_ckpt")
-SIZES = {
-    "mini": dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
-                 intermediate_size=1024),
-    "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                 intermediate_size=3072),
-}
 
 
 def read_lines(path, n):

@@ -31,17 +31,13 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 import modeling  # pylint: disable=g-import-not-at-top
+from shapes import SIZES, VOCAB_SIZE  # pylint: disable=g-import-not-at-top
 
 try:
   import benchlib  # pylint: disable=g-import-not-at-top
 except ImportError:
   benchlib = None
 
-SIZES = {
-    "base": dict(L=12, H=768, A=12, I=3072),
-    "mini": dict(L=4, H=256, A=4, I=1024),
-}
-VOCAB = 30522
 
 
 def make_inputs(batch, seq):
@@ -49,18 +45,16 @@ def make_inputs(batch, seq):
     raw = benchlib.make_inputs("W1_infer", "base")
     return raw["input_ids"], raw["input_mask"], raw["segment_ids"]
   rng = np.random.default_rng(12345)
-  ids = rng.integers(0, VOCAB, size=(batch, seq), dtype=np.int32)
+  ids = rng.integers(0, VOCAB_SIZE, size=(batch, seq), dtype=np.int32)
   seg = np.zeros((batch, seq), np.int32)
   seg[:, seq // 2:] = 1
   return ids, np.ones((batch, seq), np.int32), seg
 
 
 def run_variant(size, dtype, xla, batch, seq, warmup, steps):
-  d = SIZES[size]
   config = modeling.BertConfig(
-      vocab_size=VOCAB, hidden_size=d["H"], num_hidden_layers=d["L"],
-      num_attention_heads=d["A"], intermediate_size=d["I"],
-      max_position_embeddings=512, type_vocab_size=2)
+      vocab_size=VOCAB_SIZE, max_position_embeddings=512, type_vocab_size=2,
+      **SIZES[size])
   tf.random.set_seed(12345)
   compute_dtype = {"fp32": tf.float32, "bf16": tf.bfloat16}[dtype]
   model = modeling.BertModel(config, compute_dtype=compute_dtype)

@@ -26,13 +26,8 @@ import tensorflow as tf  # pylint: disable=g-import-not-at-top
 import modeling  # pylint: disable=g-import-not-at-top
 import optimization  # pylint: disable=g-import-not-at-top
 import run_pretraining  # pylint: disable=g-import-not-at-top
+from shapes import SIZES, VOCAB_SIZE  # pylint: disable=g-import-not-at-top
 
-SIZES = {
-    "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                 intermediate_size=3072),
-    "mini": dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
-                 intermediate_size=1024),
-}
 
 
 def main():
@@ -48,7 +43,7 @@ def main():
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
 
-  config = modeling.BertConfig(vocab_size=30522, **SIZES[args.size])
+  config = modeling.BertConfig(vocab_size=VOCAB_SIZE, **SIZES[args.size])
   named = run_pretraining.PretrainingModel(config).named_variables()
   params = sum(v.shape.num_elements() for v in named.values())
   grads = [tf.random.normal(v.shape, stddev=1e-3) for v in named.values()]

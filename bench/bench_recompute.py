@@ -34,12 +34,8 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-SIZES = {
-    "mini": dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
-                 intermediate_size=1024),
-    "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                 intermediate_size=3072),
-}
+from shapes import SIZES, VOCAB_SIZE  # pylint: disable=g-import-not-at-top
+
 
 
 def current_rss_mb():
@@ -77,8 +73,8 @@ def child(args):
 
   tf.config.threading.set_intra_op_parallelism_threads(args.threads)
   tf.config.threading.set_inter_op_parallelism_threads(1)
-  config = modeling.BertConfig(vocab_size=30522, max_position_embeddings=512,
-                               **SIZES[args.size])
+  config = modeling.BertConfig(vocab_size=VOCAB_SIZE,
+                               max_position_embeddings=512, **SIZES[args.size])
   cfg = runner.RunConfig(output_dir=None, recompute=args.recompute,
                          iterations_per_loop=1, log_steps=1, seed=1)
   task = run_classifier.ClassifierTask(config, ["0", "1"],
@@ -136,7 +132,8 @@ def main():
 
   results = {}
   for recompute in (0, 1):
-    cmd = [sys.executable, os.path.abspath(__file__), f"--recompute={recompute}"]
+    cmd = [sys.executable, os.path.abspath(__file__),
+           f"--recompute={recompute}"]
     for name in ("size", "seq", "batch", "warmup", "steps", "threads"):
       cmd.append(f"--{name}={getattr(args, name)}")
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=str(2**20))
