@@ -1,5 +1,7 @@
 PYTHON ?= python3
-PYTEST_ARGS ?=
+# One pytest worker per core; each test file stays on one worker (its module fixtures
+# are built once).
+PYTEST_ARGS ?= -n auto --dist loadfile
 
 .PHONY: install test demo bench
 
