@@ -231,7 +231,10 @@ def main(argv=None):
   tf.config.threading.set_inter_op_parallelism_threads(inter)
   threads = dict(tf_intra=args.threads, tf_inter=inter,
                  TF_ENABLE_ONEDNN_OPTS=os.environ.get("TF_ENABLE_ONEDNN_OPTS",
-                                                      "default"))
+                                                      "default"),
+                 # runner sets it to true unless the caller chose.
+                 TF_CPU_ALLOCATOR_USE_BFC=os.environ.get(
+                     "TF_CPU_ALLOCATOR_USE_BFC"))
   versions = dict(tensorflow=tf.__version__, numpy=np.__version__)
   variant = options.variant
   if variant is None:
