@@ -98,6 +98,15 @@ def child(args):
   iterator = trainer.make_iterator(input_fn)
   for _ in range(1 + args.warmup):  # tracing, then warm-up
     float(trainer.run_steps(iterator, 1)["loss"].numpy())
+  # Under the BFC allocator (the scripts' default) RSS keeps the pool's
+  # high-water mark from the tracing call, so the step's memory is read from
+  # the allocator's own peak; under the system allocator, from sampled RSS.
+  bfc = True
+  try:
+    tf.config.experimental.reset_memory_stats("CPU:0")
+    in_use_before = tf.config.experimental.get_memory_info("CPU:0")["current"]
+  except ValueError:
+    bfc = False
   rss_before = current_rss_mb()
   sampler = _PeakSampler()
   times = []
@@ -106,12 +115,18 @@ def child(args):
     float(trainer.run_steps(iterator, 1)["loss"].numpy())
     times.append(time.perf_counter() - t0)
   peak = sampler.stop()
+  if bfc:
+    step_peak = (tf.config.experimental.get_memory_info("CPU:0")["peak"]
+                 - in_use_before) / 2**20
+  else:
+    step_peak = peak - rss_before
   print(json.dumps(dict(
       bench="recompute", size=args.size, seq=s, batch=b,
       recompute=bool(args.recompute), steps=len(times),
       step_s_median=float(np.median(times)), step_s_min=float(min(times)),
       rss_before_mb=round(rss_before, 1), peak_rss_mb=round(peak, 1),
-      step_peak_mb=round(peak - rss_before, 1), threads=args.threads,
+      step_peak_mb=round(step_peak, 1),
+      allocator="bfc" if bfc else "system", threads=args.threads,
       tensorflow=tf.__version__)))
 
 

@@ -84,6 +84,7 @@ for size in $SIZES; do
         hf-torch)  cmd=("$PEER_VENV/bin/python" "$PEERS_DIR/peer_hf_torch.py"); out="$OUT_DIR/peers.jsonl" ;;
         keras-hub) cmd=("$PEER_VENV/bin/python" "$PEERS_DIR/peer_keras_hub.py"); out="$OUT_DIR/peers.jsonl" ;;
         tf-models) cmd=("$PEER_VENV_TFM/bin/python" "$PEERS_DIR/peer_tf_models.py"); out="$OUT_DIR/peers.jsonl" ;;
+        *) echo "sitting.sh: unknown implementation '$impl' in IMPLS (ours hf-torch keras-hub tf-models)" >&2; exit 1 ;;
       esac
       if [ "$size" = base ] && [ "$dt" = bf16 ] && { [ "$impl" = hf-torch ] || [ "$impl" = tf-models ]; }; then
         cap="$CAP_SLOW_S"; steps=(--warmup 1 --steps 3)
