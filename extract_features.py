@@ -398,18 +398,20 @@ class FeatureExtractionTask(object):
   """Runner task: BertModel (is_training=False) -> selected layers or pooled vectors."""
 
   def __init__(self, bert_config, layer_indexes, pooling="none",
-               use_one_hot_embeddings=False, compute_dtype=tf.float32):
+               use_one_hot_embeddings=False, compute_dtype=tf.float32,
+               fused_blocks=False):
     self.bert_config = bert_config
     self.layer_indexes = list(layer_indexes)
     self.pooling = pooling
     self.use_one_hot_embeddings = use_one_hot_embeddings
     self.compute_dtype = compute_dtype
+    self.fused_blocks = fused_blocks
 
   def create_model(self):
     return modeling.BertModel(
         config=self.bert_config, is_training=False,
         use_one_hot_embeddings=self.use_one_hot_embeddings,
-        compute_dtype=self.compute_dtype)
+        compute_dtype=self.compute_dtype, fused_blocks=self.fused_blocks)
 
   def compute_loss(self, model, features, training):
     raise ValueError("extract_features only predicts: there is no loss.")
@@ -1032,7 +1034,7 @@ def main(_):
   task = FeatureExtractionTask(
       bert_config, layer_indexes, pooling=FLAGS.pooling,
       use_one_hot_embeddings=FLAGS.use_one_hot_embeddings,
-      compute_dtype=cfg.compute_dtype)
+      compute_dtype=cfg.compute_dtype, fused_blocks=cfg.fused_blocks)
   writer = make_writer(FLAGS.output_file, FLAGS.output_format, layer_indexes,
                        bert_config.hidden_size, FLAGS.pooling, FLAGS.output_dtype)
   extract(cfg, task, tokenizer, FLAGS.input_file, writer, FLAGS.max_seq_length,

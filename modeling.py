@@ -328,6 +328,14 @@ class Dense(_NamedModule):
   # Plain Python control flow on static values only: no autograph needed.
   @tf.autograph.experimental.do_not_convert
   def __call__(self, x):
+    y = self.linear(x)
+    if self.activation is not None:
+      y = self.activation(y)
+    return y
+
+  @tf.autograph.experimental.do_not_convert
+  def linear(self, x):
+    """`x @ kernel + bias`, without the activation."""
     kernel = _cast(self.kernel, x.dtype)
     bias = _cast(self.bias, x.dtype)
     if x.shape.rank == 2:
@@ -339,8 +347,6 @@ class Dense(_NamedModule):
       y = tf.nn.bias_add(tf.matmul(tf.reshape(x, [-1, shape[-1]]), kernel),
                          bias)
       y = tf.reshape(y, shape[:-1] + [kernel.shape[-1]])
-    if self.activation is not None:
-      y = self.activation(y)
     return y
 
 
@@ -416,7 +422,8 @@ class BertModel(_NamedModule):
                use_one_hot_embeddings=False,
                scope=None,
                compute_dtype=tf.float32,
-               recompute=False):
+               recompute=False,
+               fused_blocks=False):
     """Constructor for BertModel.
 
     Args:
@@ -437,6 +444,12 @@ class BertModel(_NamedModule):
         stay float32.
       recompute: wrap each encoder layer in `tf.recompute_grad` (activation
         checkpointing: less memory, one more forward per layer in backprop).
+      fused_blocks: run the memory-bound parts of each encoder layer (the
+        attention core from scores to context, and the tanh GELU) as
+        XLA-compiled fused kernels with hand-written backward passes; the
+        projections keep the default kernels. Same math; float32 values
+        differ from the default path by float rounding only (see
+        `fused_attention`). Off by default: the default is op-by-op.
 
     Raises:
       ValueError: The config is invalid or one of the input tensor shapes
@@ -452,6 +465,7 @@ class BertModel(_NamedModule):
       raise ValueError("compute_dtype must be float32, bfloat16 or float16, "
                        "got %s" % self.compute_dtype.name)
     self.recompute = bool(recompute)
+    self.fused_blocks = bool(fused_blocks)
     self.scope = scope or "bert"
     cfg = self.config
     width = cfg.hidden_size
@@ -590,7 +604,8 @@ class BertModel(_NamedModule):
     for index, layer in enumerate(self.layers):
       layer_fn = _LayerCall(layer, seq_length, self.compute_dtype,
                             hidden_dropout, attention_dropout, attention_adder,
-                            seeds[index] if seeds is not None else None)
+                            seeds[index] if seeds is not None else None,
+                            fused=self.fused_blocks, training=training)
       if self.recompute:
         # Only the hidden state is an argument: the mask and the dropout seeds
         # are captured, so no gradient is computed for them.
@@ -708,8 +723,11 @@ class _LayerCall(object):
   """
 
   def __init__(self, layer, seq_length, compute_dtype, hidden_dropout,
-               attention_dropout, attention_adder, seeds):
+               attention_dropout, attention_adder, seeds, fused=False,
+               training=False):
     self.layer = layer
+    self.fused = fused
+    self.training = training
     self.seq_length = seq_length
     self.compute_dtype = compute_dtype
     self.hidden_dropout = hidden_dropout
@@ -725,6 +743,14 @@ class _LayerCall(object):
                                                   seed=self.seeds[site])
     return tf.nn.dropout(x, rate=rate)
 
+  def _keep_mask(self, shape, rate, site):
+    """The boolean keep mask `_dropout` would draw, for the fused kernels."""
+    if self.seeds is not None:
+      uniform = tf.random.stateless_uniform(shape, seed=self.seeds[site])
+    else:
+      uniform = tf.random.uniform(shape)
+    return uniform >= rate
+
   # Plain Python control flow on static values only: no autograph needed.
   @tf.autograph.experimental.do_not_convert
   def __call__(self, hidden):
@@ -732,7 +758,6 @@ class _LayerCall(object):
     cdt = self.compute_dtype
     num_heads = layer.num_heads
     size_per_head = layer.size_per_head
-    width = num_heads * size_per_head
     seq_length = self.seq_length
 
     # Fused Q/K/V projection: one [B*S, H] x [H, 3H] matmul. The three
@@ -745,36 +770,197 @@ class _LayerCall(object):
                       _cast(layer.key.bias, cdt),
                       _cast(layer.value.bias, cdt)], axis=0)
     qkv = tf.nn.bias_add(tf.matmul(x, kernel), bias)
-    # [B, S, 3, N, d]: column h*d + j of each projection is head h. One
-    # transpose gives [3, B, N, S, d] for the three batched matmuls (plain
-    # BatchMatMul: tf.einsum's bf16 path is far slower on CPU). `unstack`,
-    # not three slices: its gradient is one Pack, where each slice's gradient
-    # would write a zero-padded [3, B, N, S, d] tensor to be summed.
-    qkv = tf.reshape(qkv, [-1, seq_length, 3, num_heads, size_per_head])
-    qkv = tf.transpose(qkv, [2, 0, 3, 1, 4])
-    q, k, v = tf.unstack(qkv, num=3, axis=0)
-
-    # Scores [B, N, F, K] = Q K^T, then * 1/sqrt(d), then + mask adder.
-    scores = tf.matmul(q, k, transpose_b=True)
-    scores = _cast(scores, tf.float32)
-    scores = scores * (1.0 / math.sqrt(float(size_per_head)))
-    scores += self.attention_adder
-    probs = tf.nn.softmax(scores)
-    probs = self._dropout(probs, self.attention_dropout, 0)
-
-    # Context [B, N, F, d] -> [B, F, N, d] -> [B*F, H].
-    context = tf.matmul(_cast(probs, cdt), v)
-    context = tf.transpose(context, [0, 2, 1, 3])
-    context = tf.reshape(context, [-1, width])
+    if self.fused:
+      keep = None
+      if self.attention_dropout:
+        batch_size = tf.shape(qkv)[0] // seq_length
+        keep = self._keep_mask([batch_size, num_heads, seq_length, seq_length],
+                               self.attention_dropout, 0)
+      context = fused_attention(qkv, self.attention_adder, num_heads,
+                                size_per_head, self.attention_dropout, keep,
+                                training=self.training)
+    else:
+      context = _attention(
+          qkv, self.attention_adder, num_heads, size_per_head, seq_length,
+          lambda probs: self._dropout(probs, self.attention_dropout, 0))
 
     attention_output = _cast(layer.attention_output(context), tf.float32)
     attention_output = self._dropout(attention_output, self.hidden_dropout, 1)
     attention_output = layer.attention_layer_norm(attention_output + hidden)
 
-    intermediate_output = layer.intermediate(_cast(attention_output, cdt))
+    if self.fused and layer.intermediate.activation is gelu:
+      intermediate_output = fused_gelu(
+          layer.intermediate.linear(_cast(attention_output, cdt)))
+    else:
+      intermediate_output = layer.intermediate(_cast(attention_output, cdt))
     layer_output = _cast(layer.output_dense(intermediate_output), tf.float32)
     layer_output = self._dropout(layer_output, self.hidden_dropout, 2)
     return layer.output_layer_norm(layer_output + attention_output)
+
+
+def _attention(qkv, attention_adder, num_heads, size_per_head, seq_length,
+               dropout_fn):
+  """Self-attention from the fused [B*S, 3H] Q/K/V projection to [B*S, H].
+
+  Op by op, in the original's order: scores = Q K^T, * 1/sqrt(d), + the mask
+  adder, softmax, `dropout_fn(probs)`, probs V.
+  """
+  width = num_heads * size_per_head
+  # [B, S, 3, N, d]: column h*d + j of each projection is head h. One
+  # transpose gives [3, B, N, S, d] for the three batched matmuls (plain
+  # BatchMatMul: tf.einsum's bf16 path is far slower on CPU). `unstack`,
+  # not three slices: its gradient is one Pack, where each slice's gradient
+  # would write a zero-padded [3, B, N, S, d] tensor to be summed.
+  qkv = tf.reshape(qkv, [-1, seq_length, 3, num_heads, size_per_head])
+  qkv = tf.transpose(qkv, [2, 0, 3, 1, 4])
+  q, k, v = tf.unstack(qkv, num=3, axis=0)
+
+  # Scores [B, N, F, K] = Q K^T, then * 1/sqrt(d), then + mask adder.
+  scores = tf.matmul(q, k, transpose_b=True)
+  scores = _cast(scores, tf.float32)
+  scores = scores * (1.0 / math.sqrt(float(size_per_head)))
+  scores += attention_adder
+  probs = tf.nn.softmax(scores)
+  probs = dropout_fn(probs)
+
+  # Context [B, N, F, d] -> [B, F, N, d] -> [B*F, H].
+  context = tf.matmul(_cast(probs, q.dtype), v)
+  context = tf.transpose(context, [0, 2, 1, 3])
+  return tf.reshape(context, [-1, width])
+
+
+# ------------------------------------------------------------------------------
+# Fused blocks: BertModel(fused_blocks=True), the scripts' --fused_blocks.
+#
+# On CPU the op-by-op layer spends a large share of its time outside the big
+# projections: TF's BatchMatMul runs the per-head [S, d] x [d, S] products at a
+# third of the matmul peak, and the tanh GELU is ~8 elementwise passes over
+# the [B*S, I] activation (each a full read and write of memory). Here the
+# attention core (split heads, Q K^T, scale, mask, softmax, dropout, probs V,
+# merge heads) and the GELU are each one XLA-compiled function, and each has a
+# hand-written backward pass that is one XLA function too (autodiff through a
+# compiled function is slower than no compilation at all). The Q/K/V, output
+# and FFN projections stay on TensorFlow's (oneDNN) kernels.
+# ------------------------------------------------------------------------------
+
+_GELU_C = math.sqrt(2.0 / math.pi)
+_GELU_A = 0.044715
+
+
+def _split_heads(x, num_heads, size_per_head, seq_length, parts):
+  """[B*S, parts*N*d] -> `parts` tensors [B, N, S, d] (column p*H + h*d + j)."""
+  x = tf.reshape(x, [-1, seq_length, parts, num_heads, size_per_head])
+  return tf.unstack(tf.transpose(x, [2, 0, 3, 1, 4]), num=parts, axis=0)
+
+
+def _merge_heads(x):
+  """[parts, B, N, S, d] -> [B*S, parts*N*d], the inverse of `_split_heads`."""
+  shape = get_shape_list(x)
+  x = tf.transpose(x, [1, 3, 0, 2, 4])
+  return tf.reshape(x, [-1, shape[0] * shape[2] * shape[4]])
+
+
+def _dropped(probs, keep, rate):
+  if keep is None:
+    return probs
+  return tf.where(keep, probs * (1.0 / (1.0 - rate)), tf.zeros_like(probs))
+
+
+def _fused_attention_probs(q, k, attention_adder, size_per_head):
+  scores = _cast(tf.matmul(q, k, transpose_b=True), tf.float32)
+  scores = scores * (1.0 / math.sqrt(float(size_per_head)))
+  return tf.nn.softmax(scores + attention_adder)
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _fused_attention_forward(qkv, attention_adder, keep, num_heads,
+                             size_per_head, rate, with_probs):
+  seq_length = get_shape_list(attention_adder)[-1]
+  q, k, v = _split_heads(qkv, num_heads, size_per_head, seq_length, 3)
+  probs = _fused_attention_probs(q, k, attention_adder, size_per_head)
+  context = tf.matmul(_cast(_dropped(probs, keep, rate), qkv.dtype), v)
+  context = _merge_heads(tf.expand_dims(context, 0))
+  return (context, probs) if with_probs else context
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _fused_attention_backward(qkv, probs, keep, dcontext, num_heads,
+                              size_per_head, rate):
+  """d(loss)/d(qkv) from d(loss)/d(context), given the saved softmax output."""
+  cdt = qkv.dtype
+  seq_length = get_shape_list(probs)[-1]
+  q, k, v = _split_heads(qkv, num_heads, size_per_head, seq_length, 3)
+  (dcontext,) = _split_heads(_cast(dcontext, cdt), num_heads, size_per_head,
+                             seq_length, 1)
+  dv = tf.matmul(_cast(_dropped(probs, keep, rate), cdt), dcontext,
+                 transpose_a=True)
+  dprobs = _dropped(
+      _cast(tf.matmul(dcontext, v, transpose_b=True), tf.float32), keep, rate)
+  # Softmax backward, then the 1/sqrt(d) scale (the mask adder is constant).
+  dscores = probs * (dprobs - tf.reduce_sum(dprobs * probs, axis=-1,
+                                            keepdims=True))
+  dscores = _cast(dscores * (1.0 / math.sqrt(float(size_per_head))), cdt)
+  dq = tf.matmul(dscores, k)
+  dk = tf.matmul(dscores, q, transpose_a=True)
+  return _merge_heads(tf.stack([dq, dk, dv], axis=0))
+
+
+def fused_attention(qkv, attention_adder, num_heads, size_per_head,
+                    dropout_rate=0.0, keep_mask=None, training=False):
+  """The attention core of `_attention` as XLA-compiled kernels.
+
+  Args:
+    qkv: [B*S, 3*H] output of the fused Q/K/V projection (compute dtype).
+    attention_adder: float32 [B, 1, 1, S], 0 or -10000 per key position.
+    num_heads, size_per_head: N and d (H = N * d).
+    dropout_rate: attention dropout probability (used with `keep_mask`).
+    keep_mask: None, or bool [B, N, S, S]: True where a probability is kept.
+    training: give the result the hand-written gradient (keeps the softmax
+      output for the backward pass); False for inference.
+
+  Returns:
+    The context, [B*S, H] in the dtype of `qkv`: the same math as the op-by-op
+    path (float32 values differ from it by float rounding, ~1e-7 relative).
+  """
+  rate = float(dropout_rate) if keep_mask is not None else 0.0
+  if not training:
+    return _fused_attention_forward(qkv, attention_adder, keep_mask,
+                                    num_heads, size_per_head, rate, False)
+
+  @tf.custom_gradient
+  def attend(qkv):
+    context, probs = _fused_attention_forward(
+        qkv, attention_adder, keep_mask, num_heads, size_per_head, rate, True)
+
+    def grad(dcontext):
+      return _fused_attention_backward(qkv, probs, keep_mask, dcontext,
+                                       num_heads, size_per_head, rate)
+
+    return context, grad
+
+  return attend(qkv)
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _fused_gelu_forward(x):
+  y = _cast(x, tf.float32)
+  y = 0.5 * y * (1.0 + tf.tanh(_GELU_C * (y + _GELU_A * (y * y * y))))
+  return _cast(y, x.dtype)
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _fused_gelu_backward(x, dy):
+  y = _cast(x, tf.float32)
+  t = tf.tanh(_GELU_C * (y + _GELU_A * (y * y * y)))
+  slope = 0.5 * (1.0 + t) + 0.5 * y * (1.0 - t * t) * (
+      _GELU_C * (1.0 + 3.0 * _GELU_A * y * y))
+  return _cast(_cast(dy, tf.float32) * slope, dy.dtype)
+
+
+@tf.custom_gradient
+def fused_gelu(x):
+  """`gelu` as one XLA-compiled pass, with a one-pass backward."""
+  return _fused_gelu_forward(x), lambda dy: _fused_gelu_backward(x, dy)
 
 
 def _check_same_shape(tensor, input_ids, name):

@@ -943,7 +943,8 @@ class ClassifierModel(tf.Module):
 
   def __init__(self, bert_config, num_labels, is_training=False,
                use_one_hot_embeddings=False, compute_dtype=tf.float32,
-               recompute=False, encoder=None, hidden_size=None):
+               recompute=False, encoder=None, hidden_size=None,
+               fused_blocks=False):
     """Builds the model.
 
     Args:
@@ -953,6 +954,7 @@ class ClassifierModel(tf.Module):
       use_one_hot_embeddings: the TPU embedding path.
       compute_dtype: matmul dtype of the encoder (float32, bfloat16, float16).
       recompute: activation recomputation in the encoder.
+      fused_blocks: the encoder's XLA-fused attention core and GELU.
       encoder: optional encoder to use instead of a `modeling.BertModel`
         (e.g. a TF-Hub model): called as `encoder(input_ids,
         input_mask=..., token_type_ids=..., training=...)`, returning an object
@@ -966,7 +968,8 @@ class ClassifierModel(tf.Module):
       encoder = modeling.BertModel(
           bert_config, is_training=is_training,
           use_one_hot_embeddings=use_one_hot_embeddings,
-          compute_dtype=compute_dtype, recompute=recompute)
+          compute_dtype=compute_dtype, recompute=recompute,
+          fused_blocks=fused_blocks)
       hidden_size = bert_config.hidden_size
     self.bert = encoder
     self.hidden_size = int(hidden_size)
@@ -1051,11 +1054,12 @@ class ClassifierTask(object):
 
   def __init__(self, bert_config, label_list, use_one_hot_embeddings=False,
                compute_dtype=tf.float32, recompute=False, model_fn=None,
-               weighted_eval=True):
+               weighted_eval=True, fused_blocks=False):
     """Args:
       bert_config: `modeling.BertConfig`.
       label_list: the task's labels, or None for regression.
-      use_one_hot_embeddings, compute_dtype, recompute: for the encoder.
+      use_one_hot_embeddings, compute_dtype, recompute, fused_blocks: for the
+        encoder.
       model_fn: optional zero-argument callable building the model (e.g. with
         a TF-Hub encoder); default builds a `ClassifierModel`.
       weighted_eval: weight eval_accuracy/eval_loss by is_real_example.
@@ -1067,6 +1071,7 @@ class ClassifierTask(object):
     self.use_one_hot_embeddings = use_one_hot_embeddings
     self.compute_dtype = compute_dtype
     self.recompute = recompute
+    self.fused_blocks = fused_blocks
     self.model_fn = model_fn
     self.weighted_eval = weighted_eval
 
@@ -1076,7 +1081,8 @@ class ClassifierTask(object):
     return ClassifierModel(
         self.bert_config, self.num_labels,
         use_one_hot_embeddings=self.use_one_hot_embeddings,
-        compute_dtype=self.compute_dtype, recompute=self.recompute)
+        compute_dtype=self.compute_dtype, recompute=self.recompute,
+        fused_blocks=self.fused_blocks)
 
   def _forward(self, model, features, training):
     logits = model.logits(features["input_ids"], features["input_mask"],
@@ -1587,7 +1593,8 @@ def main(_):
   task = ClassifierTask(
       bert_config, label_list,
       use_one_hot_embeddings=cfg.use_one_hot_embeddings,
-      compute_dtype=cfg.compute_dtype, recompute=cfg.recompute)
+      compute_dtype=cfg.compute_dtype, recompute=cfg.recompute,
+      fused_blocks=cfg.fused_blocks)
 
   def export_fn(model, export_dir):
     import classifier_export  # pylint: disable=g-import-not-at-top

@@ -73,7 +73,7 @@ class PretrainingModel(tf.Module):
 
   def __init__(self, bert_config, is_training=False,
                use_one_hot_embeddings=False, compute_dtype=tf.float32,
-               recompute=False):
+               recompute=False, fused_blocks=False):
     super(PretrainingModel, self).__init__(name="pretraining")
     self.config = bert_config
     self.is_training = bool(is_training)
@@ -82,7 +82,8 @@ class PretrainingModel(tf.Module):
         is_training=is_training,
         use_one_hot_embeddings=use_one_hot_embeddings,
         compute_dtype=compute_dtype,
-        recompute=recompute)
+        recompute=recompute,
+        fused_blocks=fused_blocks)
     width = bert_config.hidden_size
     init = modeling.create_initializer(bert_config.initializer_range)
     # cls/predictions: transform (dense + LayerNorm), then the output bias.
@@ -243,18 +244,20 @@ class PretrainingTask(object):
   """Masked LM + next sentence prediction for `runner.train/evaluate/predict`."""
 
   def __init__(self, bert_config, use_one_hot_embeddings=False,
-               compute_dtype=tf.float32, recompute=False):
+               compute_dtype=tf.float32, recompute=False, fused_blocks=False):
     self.bert_config = bert_config
     self.use_one_hot_embeddings = use_one_hot_embeddings
     self.compute_dtype = compute_dtype
     self.recompute = recompute
+    self.fused_blocks = fused_blocks
 
   def create_model(self):
     return PretrainingModel(
         self.bert_config,
         use_one_hot_embeddings=self.use_one_hot_embeddings,
         compute_dtype=self.compute_dtype,
-        recompute=self.recompute)
+        recompute=self.recompute,
+        fused_blocks=self.fused_blocks)
 
   def compute_loss(self, model, features, training):
     """(total_loss, {"masked_lm_loss", "next_sentence_loss"})."""
@@ -564,7 +567,8 @@ def main(_):
       bert_config,
       use_one_hot_embeddings=cfg.use_one_hot_embeddings,
       compute_dtype=cfg.compute_dtype,
-      recompute=cfg.recompute)
+      recompute=cfg.recompute,
+      fused_blocks=cfg.fused_blocks)
 
   if FLAGS.do_train:
     logging.info("***** Running training *****")

@@ -699,13 +699,14 @@ class SquadModel(tf.Module):
 
   def __init__(self, bert_config, is_training=False,
                use_one_hot_embeddings=False, compute_dtype=tf.float32,
-               recompute=False):
+               recompute=False, fused_blocks=False):
     super(SquadModel, self).__init__(name="squad")
     self.is_training = bool(is_training)
     self.bert = modeling.BertModel(
         bert_config, is_training=is_training,
         use_one_hot_embeddings=use_one_hot_embeddings,
-        compute_dtype=compute_dtype, recompute=recompute)
+        compute_dtype=compute_dtype, recompute=recompute,
+        fused_blocks=fused_blocks)
     hidden_size = bert_config.hidden_size
     # The original uses stddev 0.02 here whatever initializer_range says.
     self.output_weights = modeling.create_variable(
@@ -783,17 +784,19 @@ class SquadTask(object):
   """SQuAD for the shared loop (see runner.py's task protocol)."""
 
   def __init__(self, bert_config, use_one_hot_embeddings=False,
-               compute_dtype=tf.float32, recompute=False):
+               compute_dtype=tf.float32, recompute=False, fused_blocks=False):
     self.bert_config = bert_config
     self.use_one_hot_embeddings = use_one_hot_embeddings
     self.compute_dtype = compute_dtype
     self.recompute = recompute
+    self.fused_blocks = fused_blocks
 
   def create_model(self):
     return SquadModel(self.bert_config,
                       use_one_hot_embeddings=self.use_one_hot_embeddings,
                       compute_dtype=self.compute_dtype,
-                      recompute=self.recompute)
+                      recompute=self.recompute,
+                      fused_blocks=self.fused_blocks)
 
   def compute_loss(self, model, features, training):
     start_logits, end_logits = model(
@@ -1672,7 +1675,8 @@ def main(_):
   cfg = runner.RunConfig.from_flags(FLAGS, output_dir=FLAGS.output_dir)
   task = SquadTask(bert_config,
                    use_one_hot_embeddings=cfg.use_one_hot_embeddings,
-                   compute_dtype=cfg.compute_dtype, recompute=cfg.recompute)
+                   compute_dtype=cfg.compute_dtype, recompute=cfg.recompute,
+                   fused_blocks=cfg.fused_blocks)
 
   if FLAGS.do_train:
     train_examples = read_squad_examples(

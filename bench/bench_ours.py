@@ -21,18 +21,20 @@ from `../shared/bench/benchlib.py` (set BERT_SHARED_DIR if ../shared is
 elsewhere). The runtime options are the scripts' flags: `--use_xla`,
 `--mixed_precision` (the `bf16` rows use our bf16 path: bfloat16 matmuls with
 float32 accumulation, float32 variables, LayerNorm/softmax/losses in float32)
-and `--recompute`.
+`--fused_blocks` and `--recompute`.
 
 usage:
   python3 bench/bench_ours.py [--quick] [--sizes mini,base]
       [--workloads W1_infer,W2_finetune,W3_pretrain] [--dtypes fp32,bf16]
       [--bf16_w3] [--use_xla auto|on|off] [--xla_optimizer_update auto|on|off]
-      [--recompute] [--warmup N] [--steps N] [--threads 2] [--out FILE]
+      [--fused_blocks auto|on|off] [--recompute] [--warmup N] [--steps N] [--threads 2] [--out FILE]
 
 `--use_xla auto` (default) uses, per workload, the settings that measured
 fastest on this CPU (see docs/bench.md; `XLA_AUTO`); `on`/`off` force
 `--use_xla` (and with it the XLA-compiled optimizer update);
-`--xla_optimizer_update on|off` forces the fused update alone. The benchlib plan
+`--xla_optimizer_update on|off` forces the fused update alone;
+`--fused_blocks auto` uses the scripts' --fused_blocks where it measured
+faster (`FUSED_AUTO`), `on`/`off` force it. The benchlib plan
 runs W3 in fp32 only; `--bf16_w3` adds the W3 bf16 row.
 """
 
@@ -70,6 +72,16 @@ XLA_AUTO = {
     "W2_finetune": (False, True),
     "W3_pretrain": (False, True),
 }
+# What `--fused_blocks auto` picks, per (workload, dtype): the scripts'
+# --fused_blocks, where it measured faster (docs/bench.md).
+FUSED_AUTO = {
+    ("W1_infer", "fp32"): True,
+    ("W1_infer", "bf16"): True,
+    ("W2_finetune", "fp32"): True,
+    ("W2_finetune", "bf16"): True,
+    ("W3_pretrain", "fp32"): True,
+    ("W3_pretrain", "bf16"): True,
+}
 
 
 def bert_config(size):
@@ -82,11 +94,13 @@ def bert_config(size):
       initializer_range=0.02)
 
 
-def run_config(dtype, use_xla, recompute, xla_optimizer_update=False):
+def run_config(dtype, use_xla, recompute, xla_optimizer_update=False,
+               fused_blocks=False):
   return runner.RunConfig(
       output_dir=None, mixed_precision=dtype, use_xla=use_xla,
       xla_optimizer_update=xla_optimizer_update, seed=bl.SEED,
-      recompute=recompute, iterations_per_loop=1, log_steps=1)
+      recompute=recompute, fused_blocks=fused_blocks, iterations_per_loop=1,
+      log_steps=1)
 
 
 def features_of(workload, raw):
@@ -129,10 +143,11 @@ def make_task(workload, size, cfg):
   config = bert_config(size)
   if workload == "W3_pretrain":
     return run_pretraining.PretrainingTask(
-        config, compute_dtype=cfg.compute_dtype, recompute=cfg.recompute)
+        config, compute_dtype=cfg.compute_dtype, recompute=cfg.recompute,
+        fused_blocks=cfg.fused_blocks)
   return run_classifier.ClassifierTask(
       config, ["0", "1"], compute_dtype=cfg.compute_dtype,
-      recompute=cfg.recompute)
+      recompute=cfg.recompute, fused_blocks=cfg.fused_blocks)
 
 
 def predict_step_fn(cfg, task, feats, batch):
@@ -174,7 +189,11 @@ def make_bench(options):
       xla_update = use_xla
     if options.xla_optimizer_update != "auto":
       xla_update = use_xla or options.xla_optimizer_update == "on"
-    cfg = run_config(dtype, use_xla, options.recompute, xla_update)
+    if options.fused_blocks == "auto":
+      fused = FUSED_AUTO[(workload, dtype)]
+    else:
+      fused = options.fused_blocks == "on"
+    cfg = run_config(dtype, use_xla, options.recompute, xla_update, fused)
     runner.setup_determinism(cfg)
     task = make_task(workload, size, cfg)
     raw = bl.make_inputs(workload, size)
@@ -189,7 +208,7 @@ def make_bench(options):
     notes = [
         f"use_xla={use_xla}" + (
             f", xla_optimizer_update={xla_update}" if workload != "W1_infer"
-            else ""),
+            else "") + f", fused_blocks={fused}",
         f"mixed_precision={dtype}" + (
             " (bf16 matmuls, fp32 accumulation, fp32 variables; LayerNorm, "
             "softmax, losses and the optimizer in fp32)" if dtype == "bf16"
@@ -219,6 +238,8 @@ def main(argv=None):
   parser.add_argument("--use_xla", default="auto", choices=["auto", "on", "off"])
   parser.add_argument("--xla_optimizer_update", default="auto",
                       choices=["auto", "on", "off"])
+  parser.add_argument("--fused_blocks", default="auto",
+                      choices=["auto", "on", "off"])
   parser.add_argument("--recompute", action="store_true")
   parser.add_argument("--bf16_w3", action="store_true",
                       help="also run W3_pretrain in bf16 (not in the plan)")
@@ -243,6 +264,8 @@ def main(argv=None):
       parts.append(f"use_xla={options.use_xla}")
     if options.xla_optimizer_update != "auto":
       parts.append(f"xla_optimizer_update={options.xla_optimizer_update}")
+    if options.fused_blocks != "auto":
+      parts.append(f"fused_blocks={options.fused_blocks}")
     if options.recompute:
       parts.append("recompute")
     variant = ",".join(parts)
