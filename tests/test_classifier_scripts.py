@@ -166,6 +166,10 @@ def test_glue_task_train_eval_predict(task, workdir):
   if task == "sts-b":
     # Also: evaluation every step and the best checkpoint (by eval_loss).
     extra = dict(eval_every_n_steps=1, best_metric="eval_loss")
+  if task == "mrpc":
+    # The XLA-fused attention core and GELU through the whole script
+    # (training with dropout, eval and predict).
+    extra = dict(fused_blocks="true")
   run_main(_base_flags(workdir, task, output_dir, do_train="true",
                        do_eval="true", do_predict="true", **extra))
   label_list = rc.get_processor(task).get_labels()

@@ -231,6 +231,27 @@ def test_dynamic_padding_same_output_in_input_order(minilm, tmp_path):
   assert len(got[7]["features"]) == 32  # Truncated to max_seq_length.
 
 
+def test_fused_blocks_with_dynamic_padding(minilm, tmp_path):
+  """--fused_blocks (XLA-compiled attention core and GELU, compiled per
+  bucket length) gives the fixed-padding default's records within the
+  reference tolerance of a float32 port (2e-4: MiniLM's layers amplify float
+  rounding, see test_modeling)."""
+  cfg, config, tokenizer, model = minilm
+  fused = modeling.BertModel(config, fused_blocks=True)
+  for name, var in fused.named_variables().items():
+    var.assign(model.named_variables()[name])
+  src = tmp_path / "in.txt"
+  n = _varied_input(src)
+  _extract(minilm, src, tmp_path / "fixed.jsonl", batch_size=3)
+  _extract((cfg, config, tokenizer, fused), src, tmp_path / "fused.jsonl",
+           batch_size=3, dynamic_padding=True, bucket_window=7)
+  got = _read_jsonl(tmp_path / "fused.jsonl")
+  assert [r["linex_index"] for r in got] == list(range(n))
+  worst = _assert_same_records(got, _read_jsonl(tmp_path / "fixed.jsonl"),
+                               tol=2e-4)
+  print(f"max |delta| fused + dynamic vs fixed default: {worst:.2e}")
+
+
 def test_bucket_lengths_and_batches():
   feats = [ef.InputFeatures(i, None, [1] * n + [0] * (32 - n),
                             [1] * n + [0] * (32 - n), [0] * 32)

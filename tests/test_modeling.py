@@ -294,6 +294,148 @@ def test_recompute_with_dropout_reuses_masks():
              float(loss_b)) > 1e-3
 
 
+# ------------------------------------------------------------- fused blocks
+@pytest.mark.parametrize("case", ["minilm", "tiny"])
+def test_fused_blocks_forward_parity(case):
+  """fused_blocks=True meets the reference tolerances. On the tiny model it
+  equals the default op-by-op path to float rounding (<= 2e-6 relative to the
+  values); MiniLM's six layers amplify rounding (fused vs default 7.8e-5 at
+  values up to 10.5, as re-running the original with other threads moves it
+  by 1.2e-4), so there only the reference tolerance is stated."""
+  ref = np.load(require(FORWARD / ("%s_outputs.npz" % case)))
+  inputs = _inputs(case)
+  fused = _loaded_model(case, fused_blocks=True)(*inputs)
+  _check_parity(case, fused, ref)
+  if case == "tiny":
+    plain = _loaded_model(case)(*inputs)
+    for a, b in zip(plain.all_encoder_layers, fused.all_encoder_layers):
+      scale = max(1.0, np.abs(a.numpy()).max())
+      assert np.abs(a.numpy() - b.numpy()).max() <= 2e-6 * scale
+
+
+def test_fused_blocks_same_gradients_with_dropout():
+  """Training with dropout: the hand-written backward passes of the fused
+  attention core and GELU give the gradients of the op-by-op path.
+
+  Both models draw their dropout masks from the same stateless seeds, so the
+  masks are equal; with recompute on top, the recomputed fused layer reuses
+  them too.
+  """
+  inputs = [tf.constant(x) for x in _inputs("tiny")]
+  plain = _loaded_model("tiny")
+  plain._stateless_dropout = True  # pylint: disable=protected-access
+  fused = _loaded_model("tiny", fused_blocks=True)
+  fused._stateless_dropout = True  # pylint: disable=protected-access
+  fused_recompute = _loaded_model("tiny", fused_blocks=True, recompute=True)
+  results = []
+  for model in (plain, fused, fused_recompute):
+    tf.random.set_seed(5)
+    results.append(_grads(model, inputs, training=True))
+  loss_a, grads_a = results[0]
+  for loss_b, grads_b in results[1:]:
+    assert abs(float(loss_a) - float(loss_b)) <= 1e-5 * abs(float(loss_a))
+    for name, ga, gb in zip(plain.named_variables(), grads_a, grads_b):
+      ga = tf.convert_to_tensor(ga).numpy()
+      gb = tf.convert_to_tensor(gb).numpy()
+      assert np.abs(ga - gb).max() <= 1e-5 * max(1.0, np.abs(ga).max()), name
+  # Dropout is really active in the fused path.
+  tf.random.set_seed(6)
+  assert abs(float(_grads(fused, inputs, training=True)[0]) -
+             float(results[1][0])) > 1e-3
+
+
+def test_fused_attention_against_numpy():
+  """The fused attention core and its gradient, against float64 numpy."""
+  rng = np.random.RandomState(7)
+  batch, seq, heads, size = 2, 5, 3, 4
+  width = heads * size
+  qkv = rng.randn(batch * seq, 3 * width).astype(np.float32)
+  mask = np.ones([batch, seq], np.float32)
+  mask[1, 3:] = 0
+  adder = ((1.0 - mask) * -10000.0).reshape(batch, 1, 1, seq)
+  keep = rng.rand(batch, heads, seq, seq) >= 0.25
+  dcontext = rng.randn(batch * seq, width)
+
+  def numpy_attention(x, keep=keep, rate=0.25):
+    parts = x.reshape(batch, seq, 3, heads, size).transpose(2, 0, 3, 1, 4)
+    q, k, v = parts
+    scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(size) + adder
+    probs = np.exp(scores - scores.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    probs = np.where(keep, probs / (1.0 - rate), 0.0)
+    return (probs @ v).transpose(0, 2, 1, 3).reshape(batch * seq, width)
+
+  x = tf.constant(qkv)
+  with tf.GradientTape() as tape:
+    tape.watch(x)
+    context = modeling.fused_attention(
+        x, tf.constant(adder.astype(np.float32)), heads, size, 0.25,
+        tf.constant(keep), training=True)
+    loss = tf.reduce_sum(context * tf.constant(dcontext.astype(np.float32)))
+  grad = tape.gradient(loss, x).numpy()
+  want = numpy_attention(qkv.astype(np.float64))
+  assert np.abs(context.numpy() - want).max() <= 1e-5
+  # Central differences of the float64 loss, all 90 columns of two rows.
+  eps = 1e-5
+  for row in (2, 8):
+    for col in range(3 * width):
+      bumped = qkv.astype(np.float64)
+      bumped[row, col] += eps
+      up = (numpy_attention(bumped) * dcontext).sum()
+      bumped[row, col] -= 2 * eps
+      down = (numpy_attention(bumped) * dcontext).sum()
+      assert abs(grad[row, col] - (up - down) / (2 * eps)) <= 1e-4, (row, col)
+  # Inference form: no dropout, no gradient bookkeeping.
+  plain = modeling.fused_attention(x, tf.constant(adder.astype(np.float32)),
+                                   heads, size)
+  want = numpy_attention(qkv.astype(np.float64), keep=True, rate=0.0)
+  assert np.abs(plain.numpy() - want).max() <= 1e-5
+
+
+def test_fused_gelu_matches_gelu_and_its_gradient():
+  x = tf.constant(np.linspace(-8, 8, 4001, dtype=np.float32))
+  with tf.GradientTape(persistent=True) as tape:
+    tape.watch(x)
+    fused = modeling.fused_gelu(x)
+    plain = modeling.gelu(x)
+  # Against the formula and its derivative in float64 (the default path's
+  # own errors are 6.7e-7 and 4.1e-6 here).
+  v = x.numpy().astype(np.float64)
+  c = np.sqrt(2.0 / np.pi)
+  t = np.tanh(c * (v + 0.044715 * v ** 3))
+  slope = 0.5 * (1 + t) + 0.5 * v * (1 - t * t) * c * (1 + 3 * 0.044715 * v * v)
+  assert np.abs(fused.numpy() - 0.5 * v * (1 + t)).max() <= 1e-6
+  assert np.abs(tape.gradient(fused, x).numpy() - slope).max() <= 5e-6
+  assert np.abs(fused.numpy() - plain.numpy()).max() <= 2e-6
+  bf16 = modeling.fused_gelu(tf.cast(x, tf.bfloat16))
+  assert bf16.dtype == tf.bfloat16
+  assert np.abs(tf.cast(bf16, tf.float32).numpy() - plain.numpy()).max() <= 0.05
+
+
+def test_fused_blocks_bf16_and_dynamic_shapes():
+  """bf16 compute through the fused kernels stays within the bf16 tolerance
+  of the float32 reference; unknown batch and length compile per shape."""
+  ref = np.load(require(FORWARD / "minilm_outputs.npz"))
+  model = _loaded_model("minilm", compute_dtype=tf.bfloat16, fused_blocks=True)
+  seq = model(*_inputs("minilm")).sequence_output.numpy()
+  assert np.abs(seq - ref["sequence_output"]).max() <= 0.5
+  assert np.abs(seq - ref["sequence_output"]).mean() <= 0.03
+
+  tiny = _loaded_model("tiny", fused_blocks=True)
+  ids, mask, segs = _inputs("tiny")
+
+  @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)] * 3)
+  def run(a, b, c):
+    return tiny(a, b, c).sequence_output
+
+  ref_tiny = np.load(require(FORWARD / "tiny_outputs.npz"))
+  assert np.abs(run(ids, mask, segs).numpy() -
+                ref_tiny["sequence_output"]).max() <= TINY_ATOL
+  short = run(ids[:3, :20], mask[:3, :20], segs[:3, :20]).numpy()
+  want = _loaded_model("tiny")(ids[:3, :20], mask[:3, :20], segs[:3, :20])
+  assert np.abs(short - want.sequence_output.numpy()).max() <= 1e-5
+
+
 def test_dropout_only_when_training():
   model = _loaded_model("tiny")
   inputs = _inputs("tiny")
