@@ -19,6 +19,8 @@
 #   IMPLS          which implementations (default "ours hf-torch keras-hub tf-models")
 #   ROWS           which rows (default all ten: "W1_infer:fp32 W1_infer:bf16 W2_finetune:fp32
 #                  W2_finetune:bf16 W3_pretrain:fp32"); SIZES (default "mini base")
+#   PEAK_FROM      a peak.jsonl to reuse instead of measuring the peak (a sitting run in
+#                  parts, back to back: the later parts reuse the first part's peak)
 #   PEER_VENV, PEER_VENV_TFM   the peers' venvs, as ../shared/bench/peers/run_peers.sh
 #                  builds them (run it once with --quick to create them)
 set -u -o pipefail
@@ -68,10 +70,16 @@ row() {  # row CAP OUTFILE LABEL command...
 }
 
 echo "# sitting $STAMP, $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)" | tee -a "$LOG" >&2
-row 300 "$OUT_DIR/peak.jsonl" "peak tf" python3 "$PEERS_DIR/peak_matmul.py" --backend tf
-# torch's peak script runs fp32 then bf16; without native bf16 the latter takes many minutes,
-# and the fp32 line is written first.
-row 150 "$OUT_DIR/peak.jsonl" "peak torch" "$PEER_VENV/bin/python" "$PEERS_DIR/peak_matmul.py" --backend torch
+if [ -n "${PEAK_FROM:-}" ]; then
+  # A sitting split in parts: reuse the peak measured by its first part.
+  cp "$PEAK_FROM" "$OUT_DIR/peak.jsonl" || exit 1
+  echo "[sitting] peak lines from $PEAK_FROM" | tee -a "$LOG" >&2
+else
+  row 300 "$OUT_DIR/peak.jsonl" "peak tf" python3 "$PEERS_DIR/peak_matmul.py" --backend tf
+  # torch's peak script runs fp32 then bf16; without native bf16 the latter takes many
+  # minutes, and the fp32 line is written first.
+  row 150 "$OUT_DIR/peak.jsonl" "peak torch" "$PEER_VENV/bin/python" "$PEERS_DIR/peak_matmul.py" --backend torch
+fi
 
 for size in $SIZES; do
   for impl in $IMPLS; do
