@@ -806,14 +806,7 @@ def _attention(qkv, attention_adder, num_heads, size_per_head, seq_length,
   adder, softmax, `dropout_fn(probs)`, probs V.
   """
   width = num_heads * size_per_head
-  # [B, S, 3, N, d]: column h*d + j of each projection is head h. One
-  # transpose gives [3, B, N, S, d] for the three batched matmuls (plain
-  # BatchMatMul: tf.einsum's bf16 path is far slower on CPU). `unstack`,
-  # not three slices: its gradient is one Pack, where each slice's gradient
-  # would write a zero-padded [3, B, N, S, d] tensor to be summed.
-  qkv = tf.reshape(qkv, [-1, seq_length, 3, num_heads, size_per_head])
-  qkv = tf.transpose(qkv, [2, 0, 3, 1, 4])
-  q, k, v = tf.unstack(qkv, num=3, axis=0)
+  q, k, v = _split_heads(qkv, num_heads, size_per_head, seq_length, 3)
 
   # Scores [B, N, F, K] = Q K^T, then * 1/sqrt(d), then + mask adder.
   scores = tf.matmul(q, k, transpose_b=True)
@@ -848,7 +841,13 @@ _GELU_A = 0.044715
 
 
 def _split_heads(x, num_heads, size_per_head, seq_length, parts):
-  """[B*S, parts*N*d] -> `parts` tensors [B, N, S, d] (column p*H + h*d + j)."""
+  """[B*S, parts*N*d] -> `parts` tensors [B, N, S, d] (column p*H + h*d + j).
+
+  One reshape to [B, S, parts, N, d] and one transpose to [parts, B, N, S, d]
+  for the batched matmuls (plain BatchMatMul: tf.einsum's bf16 path is far
+  slower on CPU). `unstack`, not slices: its gradient is one Pack, where each
+  slice's gradient would write a zero-padded full-size tensor to be summed.
+  """
   x = tf.reshape(x, [-1, seq_length, parts, num_heads, size_per_head])
   return tf.unstack(tf.transpose(x, [2, 0, 3, 1, 4]), num=parts, axis=0)
 

@@ -139,6 +139,14 @@ def define_flags():
       "segment_ids) and a 'serving_text' signature on raw strings (text_a, "
       "text_b) with the tokenizer in the graph.")
 
+  _define(flags.DEFINE_bool, "dynamic_padding", False,
+      "With --do_predict, run prediction on length-bucketed batches: each "
+      "window of examples is sorted by length and each batch padded only to "
+      "its longest example (rounded up), so short texts cost less. "
+      "test_results.tsv keeps the input order; probabilities equal the "
+      "fixed-length ones to float rounding. One device only (ignored, with a "
+      "warning, across several replicas).")
+
   _define(flags.DEFINE_bool, "write_eval_predictions", True,
       "With --do_eval, also write eval_predictions.tsv (guid, gold label, "
       "predicted label, per-label probabilities) and eval_extra_metrics.txt "
@@ -1550,7 +1558,8 @@ def run(cfg, processor, label_list, tokenizer, task, init_checkpoint,
         drop_remainder=bool(FLAGS.use_tpu),
         is_regression=regression)
     result = runner.predict(cfg, task, predict_input_fn,
-                            FLAGS.predict_batch_size, model=model)
+                            FLAGS.predict_batch_size, model=model,
+                            dynamic_padding=FLAGS.dynamic_padding)
     write_test_results(FLAGS.output_dir, predict_examples, result, label_list,
                        num_actual_predict_examples)
 

@@ -184,6 +184,27 @@ def test_glue_task_train_eval_predict(task, workdir):
   assert len(eval_rows) == ROWS["dev"] + 1
   if task == "sts-b":
     _check_best(output_dir)
+  if task == "sst-2":
+    _check_dynamic_padding(workdir, output_dir)
+
+
+def _check_dynamic_padding(workdir, output_dir):
+  """--dynamic_padding predicts the fixed-length probabilities, in order.
+
+  Both predict-only runs restore the trained checkpoint; at
+  max_seq_length 64 the short SST-2 test sentences fall into shorter buckets.
+  """
+  tables = []
+  for dynamic in ("false", "true"):
+    run_main(_base_flags(workdir, "sst-2", output_dir, do_train="false",
+                         do_eval="false", do_predict="true",
+                         max_seq_length=64, dynamic_padding=dynamic))
+    with open(output_dir / "test_results.tsv", encoding="utf-8") as f:
+      tables.append(np.array([[float(v) for v in line.split("\t")]
+                              for line in f.read().splitlines()]))
+  fixed, dynamic = tables
+  assert fixed.shape == (ROWS["test"], 2)
+  assert np.abs(fixed - dynamic).max() <= 1e-5
 
 
 def _check_best(output_dir):
