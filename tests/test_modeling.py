@@ -253,17 +253,22 @@ def _grads(model, inputs, training=False):
   return loss, tape.gradient(loss, variables)
 
 
+def _assert_same_loss_and_grads(names, result_a, result_b):
+  """Losses within 1e-5 relative, each gradient within 1e-5 of its scale."""
+  (loss_a, grads_a), (loss_b, grads_b) = result_a, result_b
+  assert abs(float(loss_a) - float(loss_b)) <= 1e-5 * abs(float(loss_a))
+  for name, ga, gb in zip(names, grads_a, grads_b):
+    ga = tf.convert_to_tensor(ga).numpy()
+    gb = tf.convert_to_tensor(gb).numpy()
+    assert np.abs(ga - gb).max() <= 1e-5 * max(1.0, np.abs(ga).max()), name
+
+
 def test_recompute_same_gradients():
   inputs = [tf.constant(x) for x in _inputs("tiny")]
   plain = _loaded_model("tiny")
   recomputed = _loaded_model("tiny", recompute=True)
-  loss_a, grads_a = _grads(plain, inputs)
-  loss_b, grads_b = _grads(recomputed, inputs)
-  assert abs(float(loss_a) - float(loss_b)) <= 1e-5 * abs(float(loss_a))
-  for name, ga, gb in zip(plain.named_variables(), grads_a, grads_b):
-    ga = tf.convert_to_tensor(ga).numpy()
-    gb = tf.convert_to_tensor(gb).numpy()
-    assert np.abs(ga - gb).max() <= 1e-5 * max(1.0, np.abs(ga).max()), name
+  _assert_same_loss_and_grads(plain.named_variables(), _grads(plain, inputs),
+                              _grads(recomputed, inputs))
 
 
 def test_recompute_with_dropout_reuses_masks():
@@ -281,17 +286,12 @@ def test_recompute_with_dropout_reuses_masks():
   for model in (recomputed, plain):
     tf.random.set_seed(3)
     results.append(_grads(model, inputs, training=True))
-  (loss_a, grads_a), (loss_b, grads_b) = results
-  assert np.isfinite(float(loss_a))
-  assert abs(float(loss_a) - float(loss_b)) <= 1e-5 * abs(float(loss_a))
-  for name, ga, gb in zip(plain.named_variables(), grads_a, grads_b):
-    ga = tf.convert_to_tensor(ga).numpy()
-    gb = tf.convert_to_tensor(gb).numpy()
-    assert np.abs(ga - gb).max() <= 1e-5 * max(1.0, np.abs(ga).max()), name
+  assert np.isfinite(float(results[0][0]))
+  _assert_same_loss_and_grads(plain.named_variables(), *results)
   # And dropout is really active: a second draw gives another loss.
   tf.random.set_seed(4)
   assert abs(float(_grads(plain, inputs, training=True)[0]) -
-             float(loss_b)) > 1e-3
+             float(results[1][0])) > 1e-3
 
 
 # ------------------------------------------------------------- fused blocks
@@ -331,13 +331,8 @@ def test_fused_blocks_same_gradients_with_dropout():
   for model in (plain, fused, fused_recompute):
     tf.random.set_seed(5)
     results.append(_grads(model, inputs, training=True))
-  loss_a, grads_a = results[0]
-  for loss_b, grads_b in results[1:]:
-    assert abs(float(loss_a) - float(loss_b)) <= 1e-5 * abs(float(loss_a))
-    for name, ga, gb in zip(plain.named_variables(), grads_a, grads_b):
-      ga = tf.convert_to_tensor(ga).numpy()
-      gb = tf.convert_to_tensor(gb).numpy()
-      assert np.abs(ga - gb).max() <= 1e-5 * max(1.0, np.abs(ga).max()), name
+  for other in results[1:]:
+    _assert_same_loss_and_grads(plain.named_variables(), results[0], other)
   # Dropout is really active in the fused path.
   tf.random.set_seed(6)
   assert abs(float(_grads(fused, inputs, training=True)[0]) -
