@@ -379,19 +379,30 @@ def export_classifier(model, export_dir, vocab_file, do_lower_case,
   """
   tokenizer = InGraphTokenizer(vocab_file, do_lower_case)
   module = ClassifierServingModule(model, tokenizer, max_seq_length, label_list)
-  signatures = {
-      "serving_default": module.serve_ids.get_concrete_function(),
-      "serving_text": module.serve_text.get_concrete_function(),
-  }
-  # BertModel keeps its last outputs for the original accessors; they are
-  # symbolic here and must not be saved.
+  # The export is traced op by op even from a --fused_blocks model (saving
+  # traces again, so the switch holds until the files are written): a
+  # SavedModel with XLA-compiled functions would not load in a server built
+  # without XLA. Same math (docs/modeling.md).
   bert = getattr(model, "bert", None)
-  if hasattr(bert, "_outputs"):
-    bert._outputs = None  # pylint: disable=protected-access
+  fused = getattr(bert, "fused_blocks", False)
+  if fused:
+    bert.fused_blocks = False
   tmp_dir = export_dir.rstrip("/") + ".tmp-%d" % os.getpid()
-  if tf.io.gfile.exists(tmp_dir):
-    tf.io.gfile.rmtree(tmp_dir)
-  tf.saved_model.save(module, tmp_dir, signatures=signatures)
+  try:
+    signatures = {
+        "serving_default": module.serve_ids.get_concrete_function(),
+        "serving_text": module.serve_text.get_concrete_function(),
+    }
+    # BertModel keeps its last outputs for the original accessors; they are
+    # symbolic here and must not be saved.
+    if hasattr(bert, "_outputs"):
+      bert._outputs = None  # pylint: disable=protected-access
+    if tf.io.gfile.exists(tmp_dir):
+      tf.io.gfile.rmtree(tmp_dir)
+    tf.saved_model.save(module, tmp_dir, signatures=signatures)
+  finally:
+    if fused:
+      bert.fused_blocks = True
   if tf.io.gfile.exists(export_dir):
     tf.io.gfile.rmtree(export_dir)
   tf.io.gfile.rename(tmp_dir, export_dir)

@@ -203,6 +203,31 @@ def test_tfhub_runner_and_classifier_export(tmp_path):
       ["0", "1"][i] for i in np.argmax(test_results, axis=1)]
 
 
+def test_export_from_fused_model_is_op_by_op(tmp_path):
+  """A --fused_blocks model exports without XLA-compiled functions (servers
+  without XLA can load it), with the fused model's probabilities."""
+  require(VOCAB)
+  import classifier_export
+  config = modeling.BertConfig.from_dict(TINY_CONFIG)
+  model = rc.ClassifierModel(config, 2, fused_blocks=True)
+  ids = np.random.RandomState(0).randint(1, 1000, [3, 16]).astype(np.int32)
+  mask = np.ones_like(ids)
+  mask[1, 9:] = 0
+  segments = np.zeros_like(ids)
+  want = tf.nn.softmax(model.logits(ids, mask, segments, training=False))
+  export_dir = tmp_path / "export"
+  classifier_export.export_classifier(model, str(export_dir), str(VOCAB), True,
+                                      16, ["0", "1"])
+  assert model.bert.fused_blocks
+  saved = open(export_dir / "saved_model.pb", "rb").read()
+  assert b"_XlaMustCompile" not in saved
+  loaded = tf.saved_model.load(str(export_dir))
+  got = loaded.signatures["serving_default"](
+      input_ids=tf.constant(ids), input_mask=tf.constant(mask),
+      segment_ids=tf.constant(segments))["probabilities"]
+  assert np.abs(got.numpy() - want.numpy()).max() <= 1e-6
+
+
 def test_in_graph_tokenizer_matches_python(tmp_path):
   import classifier_export
   import tokenization
