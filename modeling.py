@@ -808,13 +808,7 @@ def _attention(qkv, attention_adder, num_heads, size_per_head, seq_length,
   width = num_heads * size_per_head
   q, k, v = _split_heads(qkv, num_heads, size_per_head, seq_length, 3)
 
-  # Scores [B, N, F, K] = Q K^T, then * 1/sqrt(d), then + mask adder.
-  scores = tf.matmul(q, k, transpose_b=True)
-  scores = _cast(scores, tf.float32)
-  scores = scores * (1.0 / math.sqrt(float(size_per_head)))
-  scores += attention_adder
-  probs = tf.nn.softmax(scores)
-  probs = dropout_fn(probs)
+  probs = dropout_fn(_attention_probs(q, k, attention_adder, size_per_head))
 
   # Context [B, N, F, d] -> [B, F, N, d] -> [B*F, H].
   context = tf.matmul(_cast(probs, q.dtype), v)
@@ -865,7 +859,8 @@ def _dropped(probs, keep, rate):
   return tf.where(keep, probs * (1.0 / (1.0 - rate)), tf.zeros_like(probs))
 
 
-def _fused_attention_probs(q, k, attention_adder, size_per_head):
+def _attention_probs(q, k, attention_adder, size_per_head):
+  """softmax(Q K^T * 1/sqrt(d) + mask adder) [B, N, F, K], float32."""
   scores = _cast(tf.matmul(q, k, transpose_b=True), tf.float32)
   scores = scores * (1.0 / math.sqrt(float(size_per_head)))
   return tf.nn.softmax(scores + attention_adder)
@@ -876,7 +871,7 @@ def _fused_attention_forward(qkv, attention_adder, keep, num_heads,
                              size_per_head, rate, with_probs):
   seq_length = get_shape_list(attention_adder)[-1]
   q, k, v = _split_heads(qkv, num_heads, size_per_head, seq_length, 3)
-  probs = _fused_attention_probs(q, k, attention_adder, size_per_head)
+  probs = _attention_probs(q, k, attention_adder, size_per_head)
   context = tf.matmul(_cast(_dropped(probs, keep, rate), qkv.dtype), v)
   context = _merge_heads(tf.expand_dims(context, 0))
   return (context, probs) if with_probs else context
