@@ -380,6 +380,26 @@ def _cast(x, dtype):
   return tf.cast(x, dtype)
 
 
+class EncoderOptions(collections.namedtuple(
+    "EncoderOptions", ["use_one_hot_embeddings", "compute_dtype", "recompute",
+                       "fused_blocks"])):
+  """How the encoder computes, not what: one object built once from the flags.
+
+  use_one_hot_embeddings: the TPU embedding path (a one-hot matmul).
+  compute_dtype: matmul dtype (float32, bfloat16, float16); outputs stay float32.
+  recompute: activation checkpointing of each encoder layer.
+  fused_blocks: XLA-fused attention core and GELU (same math up to rounding).
+  Pass it whole: `BertModel(config, options=options)`.
+  """
+  __slots__ = ()
+
+  def __new__(cls, use_one_hot_embeddings=False, compute_dtype=tf.float32,
+              recompute=False, fused_blocks=False):
+    return super(EncoderOptions, cls).__new__(
+        cls, bool(use_one_hot_embeddings), tf.as_dtype(compute_dtype),
+        bool(recompute), bool(fused_blocks))
+
+
 class BertModel(_NamedModule):
   """BERT model ("Bidirectional Encoder Representations from Transformers").
 
@@ -423,7 +443,8 @@ class BertModel(_NamedModule):
                scope=None,
                compute_dtype=tf.float32,
                recompute=False,
-               fused_blocks=False):
+               fused_blocks=False,
+               options=None):
     """Constructor for BertModel.
 
     Args:
@@ -450,12 +471,17 @@ class BertModel(_NamedModule):
         projections keep the default kernels. Same math; float32 values
         differ from the default path by float rounding only (see
         `fused_attention`). Off by default: the default is op-by-op.
+      options: an `EncoderOptions`; when given it sets the four arguments
+        above (use_one_hot_embeddings, compute_dtype, recompute, fused_blocks).
 
     Raises:
       ValueError: The config is invalid or one of the input tensor shapes
         is invalid.
     """
     super(BertModel, self).__init__()
+    if options is not None:
+      (use_one_hot_embeddings, compute_dtype, recompute,
+       fused_blocks) = options
     self.config = copy.deepcopy(config)
     self.config.validate()
     self.is_training = bool(is_training)

@@ -52,6 +52,7 @@ os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 import checkpoints
+import modeling
 import optimization
 from tensorflow.core.framework import summary_pb2
 
@@ -211,6 +212,13 @@ class RunConfig(object):
   def use_one_hot_embeddings(self):
     # As in the original: the one-hot embedding matmul is the TPU path.
     return bool(self.use_tpu)
+
+  @property
+  def encoder_options(self):
+    """The `modeling.EncoderOptions` these flags select."""
+    return modeling.EncoderOptions(self.use_one_hot_embeddings,
+                                   self.compute_dtype, self.recompute,
+                                   self.fused_blocks)
 
 
 def setup_determinism(cfg):
