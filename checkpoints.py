@@ -34,6 +34,8 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+import common
+
 _DATA_SUFFIX_RE = re.compile(r"\.data-(\d{5})-of-(\d{5})$")
 _STATE_FILE = "checkpoint"
 
@@ -427,11 +429,7 @@ def _write_state(output_dir, latest, all_paths):
   lines = ['model_checkpoint_path: "%s"' % _escape(latest)]
   lines.extend('all_model_checkpoint_paths: "%s"' % _escape(p)
                for p in all_paths)
-  state_file = _join(output_dir, _STATE_FILE)
-  tmp = state_file + ".tmp" + uuid.uuid4().hex
-  with tf.io.gfile.GFile(tmp, "w") as f:
-    f.write("\n".join(lines) + "\n")
-  tf.io.gfile.rename(tmp, state_file, overwrite=True)
+  common.write_text(_join(output_dir, _STATE_FILE), "\n".join(lines) + "\n")
 
 
 def save(output_dir, global_step, named_tensors, keep_checkpoint_max=5):
@@ -500,3 +498,38 @@ def save(output_dir, global_step, named_tensors, keep_checkpoint_max=5):
     _delete_bundle(_absolute(output_dir, old))
   logging.info("Saved checkpoint %s (%d tensors)", prefix, len(names))
   return prefix
+
+
+def check_head_is_trained(checkpoint_path, head_variables, head_name,
+                          allow_untrained_head, what):
+  """Refuses eval/predict when a task head is not in the checkpoint.
+
+  The original silently evaluated/predicted with a randomly initialised head
+  when given a pre-trained (not fine-tuned) checkpoint (#1037).
+
+  Args:
+    checkpoint_path: the checkpoint that will be loaded, or None.
+    head_variables: the head's variable names, e.g. ("output_weights", ...).
+    head_name: what to call the head in the message ("classifier", "SQuAD").
+    allow_untrained_head: warn instead of refusing.
+    what: the flag being served, e.g. "--do_eval".
+  """
+  if checkpoint_path:
+    names = {name for name, _ in list_variables(checkpoint_path)}
+    missing = [n for n in head_variables if n not in names]
+    where = "checkpoint %s has no %s head (%s)" % (
+        checkpoint_path, head_name, ", ".join(missing))
+  else:
+    missing = list(head_variables)
+    where = "no checkpoint (output_dir has none and --init_checkpoint is unset)"
+  if not missing:
+    return
+  if allow_untrained_head:
+    logging.warning("%s: %s; the %s head is RANDOM (--allow_untrained_head).",
+                    what, where, head_name)
+    return
+  raise common.UserError(
+      "%s: %s, so the predictions would come from a random head. Fine-tune "
+      "first (--do_train) or point --init_checkpoint/--output_dir at a "
+      "fine-tuned checkpoint; pass --allow_untrained_head to do it anyway." %
+      (what, where))

@@ -38,13 +38,13 @@ Unicode canonical reordering of combining marks that are *not* removed by
 accent stripping (non-Mn marks) is not done. Neither occurs in GLUE text.
 """
 
-import os
 import unicodedata
 
 from absl import logging
 import numpy as np
 import tensorflow as tf
 
+import common
 import tokenization
 
 # Character classes of the in-graph tokenizer.
@@ -387,7 +387,6 @@ def export_classifier(model, export_dir, vocab_file, do_lower_case,
   fused = getattr(bert, "fused_blocks", False)
   if fused:
     bert.fused_blocks = False
-  tmp_dir = export_dir.rstrip("/") + ".tmp-%d" % os.getpid()
   try:
     signatures = {
         "serving_default": module.serve_ids.get_concrete_function(),
@@ -397,15 +396,11 @@ def export_classifier(model, export_dir, vocab_file, do_lower_case,
     # symbolic here and must not be saved.
     if hasattr(bert, "_outputs"):
       bert._outputs = None  # pylint: disable=protected-access
-    if tf.io.gfile.exists(tmp_dir):
-      tf.io.gfile.rmtree(tmp_dir)
-    tf.saved_model.save(module, tmp_dir, signatures=signatures)
+    with common.atomic_path(export_dir) as tmp_dir:
+      tf.saved_model.save(module, tmp_dir, signatures=signatures)
   finally:
     if fused:
       bert.fused_blocks = True
-  if tf.io.gfile.exists(export_dir):
-    tf.io.gfile.rmtree(export_dir)
-  tf.io.gfile.rename(tmp_dir, export_dir)
   logging.info("Exported the classifier SavedModel to %s (signatures "
                "serving_default on int32 ids, serving_text on strings)",
                export_dir)

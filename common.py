@@ -78,7 +78,10 @@ def rename(src, dst):
 
 def open_file(path, mode="r"):
   if is_remote(path):
-    return _gfile().GFile(path, mode)
+    f = _gfile().GFile(path, mode)
+    if "w" in mode:
+      f.write(b"" if "b" in mode else "")  # GFile creates on the first write.
+    return f
   if "b" in mode:
     return open(path, mode)
   return open(path, mode, encoding="utf-8")
@@ -111,8 +114,6 @@ def atomic_write(path, mode="w"):
   """`with atomic_write(path) as f:` writes `path` through a temporary file."""
   with atomic_path(path) as tmp:
     with open_file(tmp, mode) as f:
-      if is_remote(tmp):
-        f.write(b"" if "b" in mode else "")  # GFile creates on first write.
       yield f
 
 

@@ -49,6 +49,7 @@ from absl import flags
 from absl import logging
 import numpy as np
 
+import common
 import tokenization
 
 FLAGS = flags.FLAGS
@@ -116,8 +117,7 @@ def define_flags():
       "Seconds between progress log lines (0 = none).")
 
 
-class UserError(Exception):
-  """A problem with the flags or the input, reported as one line."""
+UserError = common.UserError
 
 
 # ---------------------------------------------------------------------------
@@ -1228,7 +1228,7 @@ class _OutputFiles(object):
 
   def __init__(self, paths):
     self.paths = paths
-    self.temp_paths = ["%s.incomplete-%d" % (p, os.getpid()) for p in paths]
+    self.temp_paths = [common.temp_name(p) for p in paths]
     self.writers = []
     self.records_written = 0
     try:
@@ -1273,11 +1273,7 @@ class _OutputFiles(object):
     for writer in self.writers:
       writer.close()
     for path, temp in zip(self.paths, self.temp_paths):
-      gfile = _gfile_for(path)
-      if gfile is not None:
-        gfile.rename(temp, path, overwrite=True)
-      else:
-        os.replace(temp, path)
+      common.rename(temp, path)
     self.writers = []
 
   def abort(self):
@@ -1289,12 +1285,7 @@ class _OutputFiles(object):
     self.writers = []
     for temp in self.temp_paths:
       try:
-        gfile = _gfile_for(temp)
-        if gfile is not None:
-          if gfile.exists(temp):
-            gfile.remove(temp)
-        elif os.path.exists(temp):
-          os.remove(temp)
+        common.remove(temp)
       except Exception:  # pylint: disable=broad-except
         pass
 
@@ -1332,47 +1323,28 @@ def _log_example(inv_vocab, features, row):
     logging.info("%s: %s", name, " ".join(str(x) for x in feature_values))
 
 
-class _Progress(object):
-  """Rate-limited progress lines with rates and an ETA."""
+class _Progress(common.Progress):
+  """Rate-limited progress lines: documents/s, instances/s, share done, ETA."""
 
   def __init__(self, interval_secs, total_bytes=0):
-    self.interval = interval_secs
-    self.start = time.time()
-    self.last = self.start
+    super(_Progress, self).__init__(total_bytes, interval_secs)
     self.total_bytes = total_bytes
     self.bytes_read = 0
 
-  def due(self):
-    if self.interval <= 0:
-      return False
-    now = time.time()
-    if now - self.last >= self.interval:
-      self.last = now
-      return True
-    return False
-
   def report(self, phase, documents=None, instances=None, done=None,
              total=None):
-    elapsed = max(time.time() - self.start, 1e-9)
+    elapsed = max(self.elapsed(), 1e-9)
     parts = ["%s:" % phase]
     if documents is not None:
       parts.append("%d documents (%.0f/s)" % (documents, documents / elapsed))
     if instances is not None:
       parts.append("%d instances (%.0f/s)" % (instances, instances / elapsed))
     if done is not None and total:
-      fraction = min(done / total, 1.0)
-      eta = elapsed * (1 - fraction) / fraction if fraction > 0 else 0.0
-      parts.append("%.1f%% done, ETA %s" % (100 * fraction, _seconds(eta)))
+      self.total = total
+      _, eta = self.measure(done)
+      parts.append("%.1f%% done, ETA %s" % (100 * min(done / total, 1.0),
+                                            common.format_duration(eta)))
     logging.info(" ".join(parts))
-
-
-def _seconds(value):
-  value = int(round(value))
-  if value >= 3600:
-    return "%dh%02dm%02ds" % (value // 3600, value // 60 % 60, value % 60)
-  if value >= 60:
-    return "%dm%02ds" % (value // 60, value % 60)
-  return "%ds" % value
 
 
 class _Stats(object):
@@ -1858,15 +1830,9 @@ def main(_):
 def _main_with_errors(argv):
   try:
     return main(argv)
-  except (UserError, ValueError, FileNotFoundError, KeyError) as e:
-    message = " ".join(str(e).split()) or type(e).__name__
-    if isinstance(e, KeyError):
-      message = ("Token %s is not in the vocab file (e.g. no [UNK] entry)." %
-                 message)
-    logging.error("%s", message)
-    sys.stderr.write("ERROR: %s\n" % message)
-    sys.stderr.flush()
-    sys.exit(1)
+  except KeyError as e:
+    raise UserError("Token %s is not in the vocab file (e.g. no [UNK] entry)."
+                    % common.one_line(e)) from e
 
 
 if __name__ == "__main__":
@@ -1874,4 +1840,4 @@ if __name__ == "__main__":
   flags.mark_flag_as_required("input_file")
   flags.mark_flag_as_required("output_file")
   flags.mark_flag_as_required("vocab_file")
-  app.run(_main_with_errors)
+  app.run(common.main_wrapper(_main_with_errors))

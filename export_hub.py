@@ -39,7 +39,6 @@ Usage:
 """
 
 import collections
-import os
 
 from absl import app
 from absl import flags
@@ -47,6 +46,7 @@ from absl import logging
 import tensorflow as tf
 
 import checkpoints
+import common
 import modeling
 import runner
 import tokenization
@@ -157,14 +157,9 @@ def export_bert_encoder(bert_config, init_checkpoint, vocab_file, do_lower_case,
                                        "input_type_ids")}
   encoder.__call__.get_concrete_function(spec, training=False)
   encoder.__call__.get_concrete_function(spec, training=True)
-  tmp_dir = export_dir.rstrip("/") + ".tmp-%d" % os.getpid()
-  if tf.io.gfile.exists(tmp_dir):
-    tf.io.gfile.rmtree(tmp_dir)
-  tf.saved_model.save(encoder, tmp_dir,
-                      signatures={"serving_default": encoder.serving})
-  if tf.io.gfile.exists(export_dir):
-    tf.io.gfile.rmtree(export_dir)
-  tf.io.gfile.rename(tmp_dir, export_dir)
+  with common.atomic_path(export_dir) as tmp_dir:
+    tf.saved_model.save(encoder, tmp_dir,
+                        signatures={"serving_default": encoder.serving})
   logging.info("Exported the TF-Hub BERT encoder to %s", export_dir)
   return export_dir
 

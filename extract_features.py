@@ -44,6 +44,7 @@ import numpy as np
 import tensorflow as tf
 
 import checkpoints
+import common
 import modeling
 import runner
 import tokenization
@@ -490,9 +491,8 @@ class _AtomicOutput(object):
     if path == "-":
       self.f = sys.stdout.buffer
     else:
-      self.tmp = "%s.tmp-%d-%d" % (path, os.getpid(), int(time.time() * 1e6))
-      self.f = tf.io.gfile.GFile(self.tmp, "wb")
-      self.f.write(b"")  # GFile creates the file on the first write.
+      self.tmp = common.temp_name(path)
+      self.f = common.open_file(self.tmp, "wb")
     self._buffer = []
     self._buffered = 0
 
@@ -517,7 +517,7 @@ class _AtomicOutput(object):
       self.f.flush()
       return
     self.f.close()
-    tf.io.gfile.rename(self.tmp, self.path, overwrite=True)
+    common.rename(self.tmp, self.path)
     self.tmp = None
 
   def abort(self):
@@ -526,8 +526,7 @@ class _AtomicOutput(object):
     try:
       self.f.close()
     finally:
-      if tf.io.gfile.exists(self.tmp):
-        tf.io.gfile.remove(self.tmp)
+      common.remove(self.tmp)
       self.tmp = None
 
 
@@ -904,37 +903,15 @@ def _count_lines(input_file):
   return count + (last != b"\n")
 
 
-def _format_duration(seconds):
-  if seconds != seconds or seconds == float("inf"):
-    return "?"
-  minutes, seconds = divmod(int(seconds), 60)
-  hours, minutes = divmod(minutes, 60)
-  return (f"{hours}h{minutes:02d}m{seconds:02d}s" if hours
-          else f"{minutes}m{seconds:02d}s")
-
-
-class _Progress(object):
-  """Logs lines/s (and an ETA when the total is known) every few seconds."""
-
-  def __init__(self, total, every_seconds=10.0):
-    self.total = total
-    self.every = every_seconds
-    self.start = time.time()
-    self.last = self.start
-
-  def update(self, done):
-    now = time.time()
-    if now - self.last < self.every:
-      return
-    self.last = now
-    rate = done / max(now - self.start, 1e-9)
-    if self.total:
-      eta = (self.total - done) / rate if rate > 0 else float("nan")
-      logging.info("Processed %d/%d lines (%.1f%%), %.1f lines/s, ETA %s", done,
-                   self.total, 100.0 * done / self.total, rate,
-                   _format_duration(eta))
-    else:
-      logging.info("Processed %d lines, %.1f lines/s", done, rate)
+def _log_progress(progress, done):
+  """One 'Processed ... lines' line (rate and, with a known total, the ETA)."""
+  rate, eta = progress.measure(done)
+  if progress.total:
+    logging.info("Processed %d/%d lines (%.1f%%), %.1f lines/s, ETA %s", done,
+                 progress.total, 100.0 * done / progress.total, rate,
+                 common.format_duration(eta))
+  else:
+    logging.info("Processed %d lines, %.1f lines/s", done, rate)
 
 
 def extract(cfg, task, tokenizer, input_file, writer, max_seq_length, batch_size,
@@ -966,7 +943,7 @@ def extract(cfg, task, tokenizer, input_file, writer, max_seq_length, batch_size
   next_id = 0
   start = time.time()
   try:
-    progress = _Progress(_count_lines(input_file), progress_seconds)
+    progress = common.Progress(_count_lines(input_file), progress_seconds)
     results = runner.predict(cfg, task, input_fn_builder(batches), batch_size,
                              init_checkpoint=init_checkpoint, model=model)
     for result in results:
@@ -990,7 +967,8 @@ def extract(cfg, task, tokenizer, input_file, writer, max_seq_length, batch_size
           writer.write(next_id, tokens, pooled=result["pooled"])
         stats.tokens += n
         next_id += 1
-        progress.update(next_id)
+        if progress.due():
+          _log_progress(progress, next_id)
     if pending:
       raise RuntimeError("Lines %s were predicted but never written." %
                          sorted(pending)[:5])

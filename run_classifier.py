@@ -32,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 import checkpoints
+import common
 import modeling
 import optimization  # pylint: disable=unused-import  (public API of the original)
 import runner
@@ -792,23 +793,15 @@ def file_based_convert_examples_to_features(
   for regression tasks). The file is written under a temporary name and
   renamed when complete.
   """
-  tmp_file = output_file + ".tmp-%d" % os.getpid()
-  writer = tf.io.TFRecordWriter(tmp_file)
-  try:
-    for (ex_index, example) in enumerate(examples):
-      if ex_index % 10000 == 0:
-        logging.info("Writing example %d of %d", ex_index, len(examples))
+  with common.atomic_path(output_file) as tmp_file:
+    with tf.io.TFRecordWriter(tmp_file) as writer:
+      for (ex_index, example) in enumerate(examples):
+        if ex_index % 10000 == 0:
+          logging.info("Writing example %d of %d", ex_index, len(examples))
 
-      feature = convert_single_example(ex_index, example, label_list,
-                                       max_seq_length, tokenizer)
-      writer.write(_feature_to_example(feature).SerializeToString())
-    writer.close()
-    tf.io.gfile.rename(tmp_file, output_file, overwrite=True)
-  except BaseException:
-    writer.close()
-    if tf.io.gfile.exists(tmp_file):
-      tf.io.gfile.remove(tmp_file)
-    raise
+        feature = convert_single_example(ex_index, example, label_list,
+                                         max_seq_length, tokenizer)
+        writer.write(_feature_to_example(feature).SerializeToString())
 
 
 def file_based_input_fn_builder(input_file, seq_length, is_training,
@@ -1191,14 +1184,6 @@ def matthews_corrcoef(labels, predictions):
   return (tp * tn - fp * fn) / denom if denom else 0.0
 
 
-def _write_atomically(path, lines):
-  tmp = path + ".tmp-%d" % os.getpid()
-  with tf.io.gfile.GFile(tmp, "w") as writer:
-    for line in lines:
-      writer.write(line)
-  tf.io.gfile.rename(tmp, path, overwrite=True)
-
-
 def _probability_header(label_list):
   if is_regression(label_list):
     return ["prediction"]
@@ -1240,8 +1225,8 @@ def write_test_results(output_dir, examples, results, label_list,
     raise runner.UserError(
         "predicted %d examples but the test set has %d" %
         (num_written_lines, num_actual_predict_examples))
-  _write_atomically(os.path.join(output_dir, "test_results.tsv"), results_lines)
-  _write_atomically(os.path.join(output_dir, "test_predictions.tsv"),
+  common.write_text(os.path.join(output_dir, "test_results.tsv"), results_lines)
+  common.write_text(os.path.join(output_dir, "test_predictions.tsv"),
                     predictions_lines)
 
 
@@ -1291,30 +1276,9 @@ _HEAD_VARIABLES = ("output_weights", "output_bias")
 
 
 def check_head_is_trained(checkpoint_path, allow_untrained_head, what):
-  """Refuses eval/predict when the classifier head is not in the checkpoint.
-
-  The original silently evaluated/predicted with a randomly initialised head
-  when given a pre-trained (not fine-tuned) checkpoint (#1037).
-  """
-  if checkpoint_path:
-    names = {name for name, _ in checkpoints.list_variables(checkpoint_path)}
-    missing = [n for n in _HEAD_VARIABLES if n not in names]
-    where = "checkpoint %s has no classifier head (%s)" % (
-        checkpoint_path, ", ".join(missing))
-  else:
-    missing = list(_HEAD_VARIABLES)
-    where = "no checkpoint (output_dir has none and --init_checkpoint is unset)"
-  if not missing:
-    return
-  if allow_untrained_head:
-    logging.warning("%s: %s; the classifier head is RANDOM "
-                    "(--allow_untrained_head).", what, where)
-    return
-  raise runner.UserError(
-      "%s: %s, so the predictions would come from a random head. Fine-tune "
-      "first (--do_train) or point --init_checkpoint/--output_dir at a "
-      "fine-tuned checkpoint; pass --allow_untrained_head to do it anyway." %
-      (what, where))
+  """Refuses eval/predict from a checkpoint without the classifier head."""
+  checkpoints.check_head_is_trained(checkpoint_path, _HEAD_VARIABLES,
+                                    "classifier", allow_untrained_head, what)
 
 
 def _pad_for_tpu(examples, batch_size, use_tpu):
@@ -1388,7 +1352,7 @@ class _BestCheckpointKeeper(object):
     for step, results in self.history:
       lines.append("\t".join([str(step)] + [str(results.get(k, ""))
                                             for k in keys]) + "\n")
-    _write_atomically(os.path.join(self.output_dir, "eval_history.tsv"), lines)
+    common.write_text(os.path.join(self.output_dir, "eval_history.tsv"), lines)
 
 
 def evaluate_model(cfg, task, model, global_step, eval_input_fn,
@@ -1528,7 +1492,7 @@ def run(cfg, processor, label_list, tokenizer, task, init_checkpoint,
     output_eval_file = os.path.join(FLAGS.output_dir, "eval_results.txt")
     runner.write_eval_results(output_eval_file, _as_estimator_values(result))
     if FLAGS.write_eval_predictions and prediction_lines is not None:
-      _write_atomically(
+      common.write_text(
           os.path.join(FLAGS.output_dir, "eval_predictions.tsv"),
           prediction_lines)
       if extra_metrics:

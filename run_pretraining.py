@@ -20,8 +20,8 @@ the original one: `BertModel` plus the masked-LM head (`cls/predictions/...`,
 decoder tied to the word embeddings) and the next-sentence head
 (`cls/seq_relationship/...`). TPUEstimator is replaced by the shared TF2 loop
 in `runner.py`; the per-step math (loss, gradients, clip by global norm 1.0,
-original AdamWeightDecay update, global-step increment) is
-`optimization.train_step`.
+original AdamWeightDecay update, global-step increment) is the runner's one
+training step (`runner.build_trainer`).
 """
 
 import collections

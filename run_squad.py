@@ -36,6 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 import checkpoints
+import common
 import modeling
 import runner
 import tokenization
@@ -889,7 +890,7 @@ class FeatureWriter(object):
     self.num_features = 0
     # Written under a temporary name and renamed by close(), so that an
     # interrupted run leaves no half-written file under the final name.
-    self._tmp_filename = "%s.tmp-%d" % (filename, os.getpid())
+    self._tmp_filename = common.temp_name(filename)
     self._writer = tf.io.TFRecordWriter(self._tmp_filename)
 
   def process_feature(self, feature):
@@ -915,7 +916,7 @@ class FeatureWriter(object):
 
   def close(self):
     self._writer.close()
-    tf.io.gfile.rename(self._tmp_filename, self.filename, overwrite=True)
+    common.rename(self._tmp_filename, self.filename)
 
 
 def input_fn_builder(input_file, seq_length, is_training, drop_remainder):
@@ -1185,14 +1186,6 @@ def _as_float_list(values):
   return values
 
 
-def _write_text_atomic(path, text):
-  """Writes `text` to `path` through a temporary name (no half-written file)."""
-  tmp = "%s.tmp-%d" % (path, os.getpid())
-  with tf.io.gfile.GFile(tmp, "w") as writer:
-    writer.write(text)
-  tf.io.gfile.rename(tmp, path, overwrite=True)
-
-
 def write_predictions(all_examples, all_features, all_results, n_best_size,
                       max_answer_length, do_lower_case, output_prediction_file,
                       output_nbest_file, output_null_log_odds_file,
@@ -1219,12 +1212,12 @@ def write_predictions(all_examples, all_features, all_results, n_best_size,
       null_score_diff_threshold=null_score_diff_threshold,
       verbose_logging=verbose_logging)
 
-  _write_text_atomic(output_prediction_file,
+  common.write_text(output_prediction_file,
                      json.dumps(result.predictions, indent=4) + "\n")
-  _write_text_atomic(output_nbest_file,
+  common.write_text(output_nbest_file,
                      json.dumps(result.nbest, indent=4) + "\n")
   if version_2_with_negative:
-    _write_text_atomic(output_null_log_odds_file,
+    common.write_text(output_null_log_odds_file,
                        json.dumps(result.null_odds, indent=4) + "\n")
   return result
 
@@ -1600,7 +1593,7 @@ def _log_and_write_json(path, results, header):
   logging.info(header)
   for key, value in results.items():
     logging.info("  %s = %s", key, value)
-  _write_text_atomic(path, json.dumps(results, indent=2) + "\n")
+  common.write_text(path, json.dumps(results, indent=2) + "\n")
 
 
 def _read_json_file(path, what):
@@ -1760,7 +1753,8 @@ def main(_):
 
     model, _, path = runner.load_model(cfg, task,
                                        init_checkpoint=FLAGS.init_checkpoint)
-    _check_head_is_trained(path, FLAGS.allow_untrained_head)
+    checkpoints.check_head_is_trained(path, _HEAD_VARIABLES, "SQuAD",
+                                      FLAGS.allow_untrained_head, "--do_predict")
 
     predict_input_fn = input_fn_builder(
         input_file=eval_writer.filename,
@@ -1803,29 +1797,6 @@ def main(_):
 
 
 _HEAD_VARIABLES = ("cls/squad/output_weights", "cls/squad/output_bias")
-
-
-def _check_head_is_trained(checkpoint_path, allow_untrained_head):
-  """Refuses to predict with a randomly initialised cls/squad head."""
-  if checkpoint_path:
-    names = {name for name, _ in checkpoints.list_variables(checkpoint_path)}
-    missing = [n for n in _HEAD_VARIABLES if n not in names]
-    where = "checkpoint %s has no SQuAD head (%s)" % (checkpoint_path,
-                                                      ", ".join(missing))
-  else:
-    missing = list(_HEAD_VARIABLES)
-    where = "no checkpoint (output_dir has none and --init_checkpoint is unset)"
-  if not missing:
-    return
-  if allow_untrained_head:
-    logging.warning("--do_predict: %s; the SQuAD head is RANDOM "
-                    "(--allow_untrained_head).", where)
-    return
-  raise runner.UserError(
-      "--do_predict: %s, so the predictions would come from a random head. "
-      "Fine-tune first (--do_train) or point --init_checkpoint/--output_dir "
-      "at a fine-tuned checkpoint; pass --allow_untrained_head to do it "
-      "anyway." % where)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,6 @@ import collections
 import json
 import math
 import os
-import sys
 import time
 
 from absl import flags
@@ -52,6 +51,7 @@ os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 import checkpoints
+import common
 import modeling
 import optimization
 from tensorflow.core.framework import summary_pb2
@@ -62,8 +62,8 @@ _SCALAR_METADATA = summary_pb2.SummaryMetadata(
     data_class=summary_pb2.DATA_CLASS_SCALAR).SerializeToString()
 
 
-class UserError(Exception):
-  """A problem with the user's flags or files, reported as one line."""
+UserError = common.UserError
+main_wrapper = common.main_wrapper
 
 
 # ------------------------------------------------------------------------------------
@@ -404,26 +404,17 @@ class _Progress(object):
 
   def __init__(self, writer, first_step, last_step, batch_size):
     self.writer = writer
-    self.first_step = first_step
     self.last_step = last_step
     self.batch_size = batch_size
-    self.start = time.time()
-    self.prev_time = self.start
-    self.prev_step = first_step
+    self.progress = common.Progress(last_step, start_done=first_step)
 
   def report(self, step, scalars):
-    now = time.time()
-    steps = step - self.prev_step
-    elapsed = max(now - self.prev_time, 1e-9)
-    steps_per_sec = steps / elapsed
+    steps_per_sec, eta = self.progress.measure(step)
     examples_per_sec = steps_per_sec * self.batch_size
-    total_rate = (step - self.first_step) / max(now - self.start, 1e-9)
-    eta = (self.last_step - step) / total_rate if total_rate > 0 else float("nan")
-    self.prev_time, self.prev_step = now, step
     parts = " ".join(f"{k}={_fmt(v)}" for k, v in scalars.items())
     logging.info("step %d/%d %s | %.3f steps/s, %.1f examples/s, ETA %s", step,
                  self.last_step, parts, steps_per_sec, examples_per_sec,
-                 _fmt_duration(eta))
+                 common.format_duration(eta))
     if self.writer is not None:
       scalars = dict(scalars)
       scalars["global_step/sec"] = steps_per_sec
@@ -447,15 +438,6 @@ def write_scalars(writer, step, scalars):
 def _fmt(v):
   v = float(v)
   return f"{v:.4g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.3e}"
-
-
-def _fmt_duration(seconds):
-  if not math.isfinite(seconds):
-    return "?"
-  seconds = int(seconds)
-  h, rem = divmod(seconds, 3600)
-  m, s = divmod(rem, 60)
-  return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
 
 
 @tf.autograph.experimental.do_not_convert
@@ -487,8 +469,9 @@ class _Trainer(object):
         self.good_steps = tf.Variable(
             0, trainable=False, dtype=tf.int64,
             aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-    self._gradients = tf.function(self._gradients_impl,
-                                  jit_compile=bool(cfg.use_xla))
+    # gradients(features) -> (loss, logs, unclipped grads) of one micro-batch.
+    self.gradients = tf.function(self._gradients_impl,
+                                 jit_compile=bool(cfg.use_xla))
     self.train_loop = tf.function(self._train_loop)
 
   def _gradients_impl(self, features):
@@ -515,11 +498,11 @@ class _Trainer(object):
   def _replica_step(self, features):
     accum = self.cfg.gradient_accumulation_steps
     if accum == 1:
-      loss, logs, grads = self._gradients(features)
+      loss, logs, grads = self.gradients(features)
     else:
       loss, logs, grads = None, None, None
       for micro in _split_micro_batches(features, accum):
-        m_loss, m_logs, m_grads = self._gradients(micro)
+        m_loss, m_logs, m_grads = self.gradients(micro)
         if grads is None:
           loss, logs, grads = m_loss, dict(m_logs), list(m_grads)
         else:
@@ -1049,26 +1032,8 @@ def load_model(cfg, task, checkpoint_path=None, init_checkpoint=None):
 def write_eval_results(path, results, header="***** Eval results *****"):
   """Writes the original's eval_results.txt: sorted `key = value` lines."""
   logging.info(header)
-  tmp = path + ".tmp"
-  with tf.io.gfile.GFile(tmp, "w") as writer:
-    for key in sorted(results.keys()):
-      logging.info("  %s = %s", key, str(results[key]))
-      writer.write("%s = %s\n" % (key, str(results[key])))
-  tf.io.gfile.rename(tmp, path, overwrite=True)
-
-
-def main_wrapper(main):
-  """Wraps a script's main for `app.run`: INFO logging and one-line user errors."""
-
-  def wrapped(argv):
-    logging.set_verbosity(logging.INFO)
-    try:
-      return main(argv)
-    except (UserError, ValueError, FileNotFoundError) as e:
-      message = " ".join(str(e).split()) or type(e).__name__
-      logging.error("%s", message)
-      sys.stderr.write(f"ERROR: {message}\n")
-      sys.stderr.flush()
-      sys.exit(1)
-
-  return wrapped
+  lines = []
+  for key in sorted(results.keys()):
+    logging.info("  %s = %s", key, str(results[key]))
+    lines.append("%s = %s\n" % (key, str(results[key])))
+  common.write_text(path, lines)

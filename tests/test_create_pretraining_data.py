@@ -108,7 +108,7 @@ def test_reference_runs_are_byte_identical(reference_outputs, name):
     with open(mine, "rb") as f:
       assert f.read() == want
     assert not [p for p in os.listdir(os.path.dirname(mine))
-                if ".incomplete-" in p]
+                if ".tmp-" in p]
 
 
 @pytest.mark.parametrize("name", ["a_demo", "d_austen"])
@@ -339,7 +339,7 @@ def _assert_clean_failure(proc, out_dir, *expected):
     assert text in errors[0]
   assert "Traceback" not in proc.stderr
   assert not [p for p in os.listdir(out_dir) if p.endswith(".tfrecord") or
-              ".incomplete-" in p]
+              ".tmp-" in p]
 
 
 def test_glob_matching_nothing(tmp_path):

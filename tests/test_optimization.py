@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from conftest import REFERENCE, require
 import optimization
+import runner
 
 OPT_DIR = REFERENCE / "model" / "optimizer"
 EXCLUDE = ["LayerNorm", "layer_norm", "bias"]
@@ -384,25 +385,33 @@ def _numpy_toy_run(task, batch, sched, steps):
   return p, lrs
 
 
-@pytest.mark.parametrize("mode", ["eager", "function", "jit"])
-def test_train_step_against_numpy(mode):
+def _toy_trainer(batch, cfg=None):
+  """The runner's training step (what runner.train runs) on the toy task."""
   task = ToyTask()
-  model = task.create_model()
-  opt, sched = optimization.create_optimizer(None, 0.05, 6, 2, False)
-  opt.build(model.named_variables())
-  global_step = optimization.create_global_step()
-  batch = {k: tf.constant(v) for k, v in _toy_batch().items()}
-  fn = lambda: optimization.train_step(task, model, opt, batch, global_step)
-  if mode != "eager":
-    fn = tf.function(fn, jit_compile=(mode == "jit"))
-  logs = [fn() for _ in range(4)]
-  assert int(global_step.numpy()) == 4
+  trainer = runner.build_trainer(cfg or runner.RunConfig(None), task, 0.05, 6,
+                                 2, train_batch_size=len(batch["ids"]))
+  return task, trainer
+
+
+def _toy_input_fn(batch):
+  return lambda params: tf.data.Dataset.from_tensor_slices(batch).batch(
+      params["batch_size"]).repeat()
+
+
+@pytest.mark.parametrize("use_xla", [False, True])
+def test_train_step_against_numpy(use_xla):
+  batch = _toy_batch()
+  task, trainer = _toy_trainer(batch, runner.RunConfig(None, use_xla=use_xla))
+  iterator = trainer.make_iterator(_toy_input_fn(batch))
+  logs = [trainer.run_steps(iterator, 1) for _ in range(4)]
+  sched = trainer.state.schedule
+  assert int(trainer.state.global_step.numpy()) == 4
   assert [float(l["learning_rate"]) for l in logs] == [
       float(sched(s).numpy()) for s in range(4)]
   assert float(logs[0]["learning_rate"]) == 0.0  # pre-increment step 0
-  assert set(logs[0]) == {"loss", "mse", "learning_rate", "global_grad_norm"}
-  want, _ = _numpy_toy_run(task, _toy_batch(), sched, 4)
-  for n, var in model.named_variables().items():
+  assert set(logs[0]) == {"loss", "mse", "learning_rate", "global_norm"}
+  want, _ = _numpy_toy_run(task, batch, sched, 4)
+  for n, var in trainer.model.named_variables().items():
     np.testing.assert_allclose(var.numpy(), want[n], rtol=1e-5, atol=1e-6,
                                err_msg=n)
 
@@ -532,34 +541,20 @@ def _mirrored_main():
       diffs["%s/%s" % (label, tag)] = max(
           float(np.abs(got[n] - want[n]).max()) for n in want)
 
-  # train_step under strategy.run on a split global batch == one device.
-  task = ToyTask()
+  # The runner's step on a global batch split over the replicas == one device.
+  # Distinct ids: summing replicas densifies the embedding gradient, whose
+  # norm equals the IndexedSlices norm only without repeated ids.
   batch = _toy_batch(8)
-  single = task.create_model()
-  s_opt, _ = optimization.create_optimizer(None, 0.05, 6, 2, False)
-  s_step = optimization.create_global_step()
-  for _ in range(3):
-    optimization.train_step(task, single, s_opt,
-                            {k: tf.constant(v) for k, v in batch.items()}, s_step)
-  with strategy.scope():
-    model = task.create_model()
-    m_opt, _ = optimization.create_optimizer(None, 0.05, 6, 2, False)
-    m_opt.build(model.named_variables())
-    m_step = optimization.create_global_step()
-  dist = strategy.experimental_distribute_values_from_function(
-      lambda ctx: {k: tf.constant(v[4 * ctx.replica_id_in_sync_group:
-                                    4 * ctx.replica_id_in_sync_group + 4])
-                   for k, v in batch.items()})
-
-  @tf.function
-  def dist_step(features):
-    return strategy.run(lambda f: optimization.train_step(
-        task, model, m_opt, f, m_step), args=(features,))
-  for _ in range(3):
-    dist_step(dist)
+  batch["ids"] = np.random.RandomState(3).permutation(10)[:8].astype(np.int32)
+  _, single = _toy_trainer(batch)
+  single.run_steps(single.make_iterator(_toy_input_fn(batch)), 3)
+  _, mirrored = _toy_trainer(batch, runner.RunConfig(None, strategy=strategy))
+  mirrored.run_steps(mirrored.make_iterator(_toy_input_fn(batch)), 3)
   diffs["train_step/replica"] = max(
-      float(np.abs(model.named_variables()[n].values[r].numpy() - v.numpy()).max())
-      for n, v in single.named_variables().items() for r in range(2))
+      float(np.abs(mirrored.model.named_variables()[n].values[r].numpy() -
+                   v.numpy()).max())
+      for n, v in single.model.named_variables().items() for r in range(2))
+  m_step, s_step = mirrored.state.global_step, single.state.global_step
   diffs["train_step/global_step"] = float(
       abs(int(m_step.values[0].numpy()) - int(s_step.numpy())) +
       abs(int(m_step.values[1].numpy()) - 3))
