@@ -429,10 +429,6 @@ class BertModel(_NamedModule):
   ```
   """
 
-  # Dropout masks from stateless ops with per-call seeds (always on with
-  # recompute=True, so a recomputed layer reuses its masks).
-  _stateless_dropout = False
-
   def __init__(self,
                config,
                is_training=False,
@@ -621,7 +617,9 @@ class BertModel(_NamedModule):
 
     hidden = tf.reshape(embedding_output, [-1, width])
     all_layer_outputs = []
-    if ((self.recompute or self._stateless_dropout) and training and
+    # With recompute, dropout masks come from stateless ops with per-layer
+    # seeds drawn here, so that a recomputed layer reuses its masks.
+    if (self.recompute and training and
         (hidden_dropout or attention_dropout)):
       seeds = tf.random.uniform([len(self.layers), 3, 2], maxval=2**31 - 1,
                                 dtype=tf.int32)

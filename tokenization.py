@@ -411,7 +411,7 @@ class FullTokenizer(object):
     self.wordpiece_tokenizer = WordpieceTokenizer(vocab=self.vocab)
     # Caches: a cleaned whitespace-delimited word, or (ASCII fast path) a
     # basic token, mapped to its WordPiece tokens or ids.
-    self._word_pieces = _LazyTable(self._compute_word_pieces)
+    self._word_pieces = _LazyTable(self._word_pieces_uncached)
     self._word_ids = _LazyTable(
         lambda word: tuple(convert_by_vocab(self.vocab, self._word_pieces_uncached(word))))
     self._token_pieces = _LazyTable(
@@ -426,9 +426,6 @@ class FullTokenizer(object):
     for token in self.basic_tokenizer._process_word(word):  # pylint: disable=protected-access
       pieces.extend(self.wordpiece_tokenizer._tokenize_word(token))  # pylint: disable=protected-access
     return tuple(pieces)
-
-  def _compute_word_pieces(self, word):
-    return self._word_pieces_uncached(word)
 
   def _fast_ascii(self, text):
     return text.isascii() and not self.basic_tokenizer.never_split

@@ -271,21 +271,28 @@ def test_recompute_same_gradients():
                               _grads(recomputed, inputs))
 
 
-def test_recompute_with_dropout_reuses_masks():
+def _stateless_plain_model(monkeypatch, **kwargs):
+  """A recompute=True model whose layers then run without tf.recompute_grad:
+  the plain backward pass with recompute's stateless per-layer dropout masks."""
+  monkeypatch.setattr(tf, "recompute_grad", lambda f: f)
+  return _loaded_model("tiny", recompute=True, **kwargs)
+
+
+def test_recompute_with_dropout_reuses_masks(monkeypatch):
   """With dropout, each recomputed layer must reuse its forward masks.
 
-  Recompute draws per-layer seeds for stateless dropout; a plain model forced
-  onto the same stateless seeds must give the same gradients. (A recompute
-  that drew fresh masks would differ by far more than 1e-5.)
+  Recompute draws per-layer seeds for stateless dropout; a plain model on the
+  same stateless seeds must give the same gradients. (A recompute that drew
+  fresh masks would differ by far more than 1e-5.)
   """
   inputs = [tf.constant(x) for x in _inputs("tiny")]
   recomputed = _loaded_model("tiny", recompute=True)
-  plain = _loaded_model("tiny")
-  plain._stateless_dropout = True  # pylint: disable=protected-access
   results = []
-  for model in (recomputed, plain):
-    tf.random.set_seed(3)
-    results.append(_grads(model, inputs, training=True))
+  tf.random.set_seed(3)
+  results.append(_grads(recomputed, inputs, training=True))
+  plain = _stateless_plain_model(monkeypatch)
+  tf.random.set_seed(3)
+  results.append(_grads(plain, inputs, training=True))
   assert np.isfinite(float(results[0][0]))
   _assert_same_loss_and_grads(plain.named_variables(), *results)
   # And dropout is really active: a second draw gives another loss.
@@ -313,7 +320,7 @@ def test_fused_blocks_forward_parity(case):
       assert np.abs(a.numpy() - b.numpy()).max() <= 2e-6 * scale
 
 
-def test_fused_blocks_same_gradients_with_dropout():
+def test_fused_blocks_same_gradients_with_dropout(monkeypatch):
   """Training with dropout: the hand-written backward passes of the fused
   attention core and GELU give the gradients of the op-by-op path.
 
@@ -322,15 +329,16 @@ def test_fused_blocks_same_gradients_with_dropout():
   them too.
   """
   inputs = [tf.constant(x) for x in _inputs("tiny")]
-  plain = _loaded_model("tiny")
-  plain._stateless_dropout = True  # pylint: disable=protected-access
-  fused = _loaded_model("tiny", fused_blocks=True)
-  fused._stateless_dropout = True  # pylint: disable=protected-access
-  fused_recompute = _loaded_model("tiny", fused_blocks=True, recompute=True)
+  model = _loaded_model("tiny", fused_blocks=True, recompute=True)
+  tf.random.set_seed(5)
+  fused_recompute = _grads(model, inputs, training=True)
+  plain = _stateless_plain_model(monkeypatch)
+  fused = _stateless_plain_model(monkeypatch, fused_blocks=True)
   results = []
-  for model in (plain, fused, fused_recompute):
+  for model in (plain, fused):
     tf.random.set_seed(5)
     results.append(_grads(model, inputs, training=True))
+  results.append(fused_recompute)
   for other in results[1:]:
     _assert_same_loss_and_grads(plain.named_variables(), results[0], other)
   # Dropout is really active in the fused path.
