@@ -398,21 +398,15 @@ def input_fn_builder(batches):
 class FeatureExtractionTask(object):
   """Runner task: BertModel (is_training=False) -> selected layers or pooled vectors."""
 
-  def __init__(self, bert_config, layer_indexes, pooling="none",
-               use_one_hot_embeddings=False, compute_dtype=tf.float32,
-               fused_blocks=False):
+  def __init__(self, bert_config, layer_indexes, pooling="none", options=None):
     self.bert_config = bert_config
     self.layer_indexes = list(layer_indexes)
     self.pooling = pooling
-    self.use_one_hot_embeddings = use_one_hot_embeddings
-    self.compute_dtype = compute_dtype
-    self.fused_blocks = fused_blocks
+    self.options = options   # modeling.EncoderOptions of the encoder
 
   def create_model(self):
-    return modeling.BertModel(
-        config=self.bert_config, is_training=False,
-        use_one_hot_embeddings=self.use_one_hot_embeddings,
-        compute_dtype=self.compute_dtype, fused_blocks=self.fused_blocks)
+    return modeling.BertModel(config=self.bert_config, is_training=False,
+                              options=self.options)
 
   def compute_loss(self, model, features, training):
     raise ValueError("extract_features only predicts: there is no loss.")
@@ -1009,10 +1003,11 @@ def main(_):
       vocab_file=FLAGS.vocab_file, do_lower_case=FLAGS.do_lower_case)
 
   cfg = runner.RunConfig.from_flags(FLAGS, output_dir=None)
-  task = FeatureExtractionTask(
-      bert_config, layer_indexes, pooling=FLAGS.pooling,
-      use_one_hot_embeddings=FLAGS.use_one_hot_embeddings,
-      compute_dtype=cfg.compute_dtype, fused_blocks=cfg.fused_blocks)
+  # extract_features has its own --use_one_hot_embeddings flag (the original's).
+  options = cfg.encoder_options._replace(
+      use_one_hot_embeddings=FLAGS.use_one_hot_embeddings, recompute=False)
+  task = FeatureExtractionTask(bert_config, layer_indexes,
+                               pooling=FLAGS.pooling, options=options)
   writer = make_writer(FLAGS.output_file, FLAGS.output_format, layer_indexes,
                        bert_config.hidden_size, FLAGS.pooling, FLAGS.output_dtype)
   extract(cfg, task, tokenizer, FLAGS.input_file, writer, FLAGS.max_seq_length,

@@ -943,19 +943,14 @@ class ClassifierModel(tf.Module):
   """
 
   def __init__(self, bert_config, num_labels, is_training=False,
-               use_one_hot_embeddings=False, compute_dtype=tf.float32,
-               recompute=False, encoder=None, hidden_size=None,
-               fused_blocks=False):
+               options=None, encoder=None, hidden_size=None):
     """Builds the model.
 
     Args:
       bert_config: `modeling.BertConfig` (may be None when `encoder` is given).
       num_labels: number of output units.
       is_training: default for `training` in the original create_model form.
-      use_one_hot_embeddings: the TPU embedding path.
-      compute_dtype: matmul dtype of the encoder (float32, bfloat16, float16).
-      recompute: activation recomputation in the encoder.
-      fused_blocks: the encoder's XLA-fused attention core and GELU.
+      options: `modeling.EncoderOptions` of the encoder (default: defaults).
       encoder: optional encoder to use instead of a `modeling.BertModel`
         (e.g. a TF-Hub model): called as `encoder(input_ids,
         input_mask=..., token_type_ids=..., training=...)`, returning an object
@@ -966,11 +961,8 @@ class ClassifierModel(tf.Module):
     self.num_labels = int(num_labels)
     self.is_training = bool(is_training)
     if encoder is None:
-      encoder = modeling.BertModel(
-          bert_config, is_training=is_training,
-          use_one_hot_embeddings=use_one_hot_embeddings,
-          compute_dtype=compute_dtype, recompute=recompute,
-          fused_blocks=fused_blocks)
+      encoder = modeling.BertModel(bert_config, is_training=is_training,
+                                   options=options)
       hidden_size = bert_config.hidden_size
     self.bert = encoder
     self.hidden_size = int(hidden_size)
@@ -1035,9 +1027,9 @@ def create_model(bert_config, is_training, input_ids, input_mask, segment_ids,
     item holds the predicted values.
   """
   if model is None:
-    model = ClassifierModel(bert_config, 1 if regression else num_labels,
-                            is_training=is_training,
-                            use_one_hot_embeddings=use_one_hot_embeddings)
+    model = ClassifierModel(
+        bert_config, 1 if regression else num_labels, is_training=is_training,
+        options=modeling.EncoderOptions(use_one_hot_embeddings))
   logits = model.logits(input_ids, input_mask, segment_ids,
                         training=is_training)
   loss, per_example_loss, probabilities = classifier_loss(
@@ -1053,14 +1045,12 @@ _no_autograph = tf.autograph.experimental.do_not_convert
 class ClassifierTask(object):
   """The classifier for the shared loop (see runner.py's task protocol)."""
 
-  def __init__(self, bert_config, label_list, use_one_hot_embeddings=False,
-               compute_dtype=tf.float32, recompute=False, model_fn=None,
-               weighted_eval=True, fused_blocks=False):
+  def __init__(self, bert_config, label_list, options=None, model_fn=None,
+               weighted_eval=True):
     """Args:
       bert_config: `modeling.BertConfig`.
       label_list: the task's labels, or None for regression.
-      use_one_hot_embeddings, compute_dtype, recompute, fused_blocks: for the
-        encoder.
+      options: `modeling.EncoderOptions` of the encoder.
       model_fn: optional zero-argument callable building the model (e.g. with
         a TF-Hub encoder); default builds a `ClassifierModel`.
       weighted_eval: weight eval_accuracy/eval_loss by is_real_example.
@@ -1069,21 +1059,15 @@ class ClassifierTask(object):
     self.label_list = label_list
     self.regression = is_regression(label_list)
     self.num_labels = 1 if self.regression else len(label_list)
-    self.use_one_hot_embeddings = use_one_hot_embeddings
-    self.compute_dtype = compute_dtype
-    self.recompute = recompute
-    self.fused_blocks = fused_blocks
+    self.options = options
     self.model_fn = model_fn
     self.weighted_eval = weighted_eval
 
   def create_model(self):
     if self.model_fn is not None:
       return self.model_fn()
-    return ClassifierModel(
-        self.bert_config, self.num_labels,
-        use_one_hot_embeddings=self.use_one_hot_embeddings,
-        compute_dtype=self.compute_dtype, recompute=self.recompute,
-        fused_blocks=self.fused_blocks)
+    return ClassifierModel(self.bert_config, self.num_labels,
+                           options=self.options)
 
   def _forward(self, model, features, training):
     logits = model.logits(features["input_ids"], features["input_mask"],
@@ -1563,11 +1547,7 @@ def main(_):
   modeling.check_vocab_size(FLAGS.vocab_file, bert_config)
 
   cfg = runner.RunConfig.from_flags(FLAGS, output_dir=FLAGS.output_dir)
-  task = ClassifierTask(
-      bert_config, label_list,
-      use_one_hot_embeddings=cfg.use_one_hot_embeddings,
-      compute_dtype=cfg.compute_dtype, recompute=cfg.recompute,
-      fused_blocks=cfg.fused_blocks)
+  task = ClassifierTask(bert_config, label_list, options=cfg.encoder_options)
 
   def export_fn(model, export_dir):
     import classifier_export  # pylint: disable=g-import-not-at-top

@@ -71,19 +71,12 @@ class PretrainingModel(tf.Module):
   transposed.
   """
 
-  def __init__(self, bert_config, is_training=False,
-               use_one_hot_embeddings=False, compute_dtype=tf.float32,
-               recompute=False, fused_blocks=False):
+  def __init__(self, bert_config, is_training=False, options=None):
     super(PretrainingModel, self).__init__(name="pretraining")
     self.config = bert_config
     self.is_training = bool(is_training)
-    self.bert = modeling.BertModel(
-        config=bert_config,
-        is_training=is_training,
-        use_one_hot_embeddings=use_one_hot_embeddings,
-        compute_dtype=compute_dtype,
-        recompute=recompute,
-        fused_blocks=fused_blocks)
+    self.bert = modeling.BertModel(config=bert_config, is_training=is_training,
+                                   options=options)
     width = bert_config.hidden_size
     init = modeling.create_initializer(bert_config.initializer_range)
     # cls/predictions: transform (dense + LayerNorm), then the output bias.
@@ -243,21 +236,12 @@ def _cast(x, dtype):
 class PretrainingTask(object):
   """Masked LM + next sentence prediction for `runner.train/evaluate/predict`."""
 
-  def __init__(self, bert_config, use_one_hot_embeddings=False,
-               compute_dtype=tf.float32, recompute=False, fused_blocks=False):
+  def __init__(self, bert_config, options=None):
     self.bert_config = bert_config
-    self.use_one_hot_embeddings = use_one_hot_embeddings
-    self.compute_dtype = compute_dtype
-    self.recompute = recompute
-    self.fused_blocks = fused_blocks
+    self.options = options   # modeling.EncoderOptions of the encoder
 
   def create_model(self):
-    return PretrainingModel(
-        self.bert_config,
-        use_one_hot_embeddings=self.use_one_hot_embeddings,
-        compute_dtype=self.compute_dtype,
-        recompute=self.recompute,
-        fused_blocks=self.fused_blocks)
+    return PretrainingModel(self.bert_config, options=self.options)
 
   def compute_loss(self, model, features, training):
     """(total_loss, {"masked_lm_loss", "next_sentence_loss"})."""
@@ -563,12 +547,7 @@ def main(_):
                     FLAGS.max_predictions_per_seq, bert_config.vocab_size)
 
   cfg = runner.RunConfig.from_flags(FLAGS, output_dir=FLAGS.output_dir)
-  task = PretrainingTask(
-      bert_config,
-      use_one_hot_embeddings=cfg.use_one_hot_embeddings,
-      compute_dtype=cfg.compute_dtype,
-      recompute=cfg.recompute,
-      fused_blocks=cfg.fused_blocks)
+  task = PretrainingTask(bert_config, options=cfg.encoder_options)
 
   if FLAGS.do_train:
     logging.info("***** Running training *****")

@@ -682,16 +682,11 @@ def _check_is_max_context(doc_spans, cur_span_index, position):
 class SquadModel(tf.Module):
   """BERT plus the start/end pointer head `cls/squad/output_{weights,bias}`."""
 
-  def __init__(self, bert_config, is_training=False,
-               use_one_hot_embeddings=False, compute_dtype=tf.float32,
-               recompute=False, fused_blocks=False):
+  def __init__(self, bert_config, is_training=False, options=None):
     super(SquadModel, self).__init__(name="squad")
     self.is_training = bool(is_training)
-    self.bert = modeling.BertModel(
-        bert_config, is_training=is_training,
-        use_one_hot_embeddings=use_one_hot_embeddings,
-        compute_dtype=compute_dtype, recompute=recompute,
-        fused_blocks=fused_blocks)
+    self.bert = modeling.BertModel(bert_config, is_training=is_training,
+                                   options=options)
     hidden_size = bert_config.hidden_size
     # The original uses stddev 0.02 here whatever initializer_range says.
     self.output_weights = modeling.create_variable(
@@ -743,7 +738,7 @@ def create_model(bert_config, is_training, input_ids, input_mask, segment_ids,
   """
   if model is None:
     model = SquadModel(bert_config, is_training=is_training,
-                       use_one_hot_embeddings=use_one_hot_embeddings)
+                       options=modeling.EncoderOptions(use_one_hot_embeddings))
   return model(input_ids, input_mask=input_mask, segment_ids=segment_ids,
                training=is_training)
 
@@ -768,20 +763,12 @@ def squad_loss(start_logits, end_logits, start_positions, end_positions):
 class SquadTask(object):
   """SQuAD for the shared loop (see runner.py's task protocol)."""
 
-  def __init__(self, bert_config, use_one_hot_embeddings=False,
-               compute_dtype=tf.float32, recompute=False, fused_blocks=False):
+  def __init__(self, bert_config, options=None):
     self.bert_config = bert_config
-    self.use_one_hot_embeddings = use_one_hot_embeddings
-    self.compute_dtype = compute_dtype
-    self.recompute = recompute
-    self.fused_blocks = fused_blocks
+    self.options = options   # modeling.EncoderOptions of the encoder
 
   def create_model(self):
-    return SquadModel(self.bert_config,
-                      use_one_hot_embeddings=self.use_one_hot_embeddings,
-                      compute_dtype=self.compute_dtype,
-                      recompute=self.recompute,
-                      fused_blocks=self.fused_blocks)
+    return SquadModel(self.bert_config, options=self.options)
 
   def compute_loss(self, model, features, training):
     start_logits, end_logits = model(
@@ -1624,10 +1611,7 @@ def main(_):
   modeling.check_vocab_size(FLAGS.vocab_file, bert_config)
 
   cfg = runner.RunConfig.from_flags(FLAGS, output_dir=FLAGS.output_dir)
-  task = SquadTask(bert_config,
-                   use_one_hot_embeddings=cfg.use_one_hot_embeddings,
-                   compute_dtype=cfg.compute_dtype, recompute=cfg.recompute,
-                   fused_blocks=cfg.fused_blocks)
+  task = SquadTask(bert_config, options=cfg.encoder_options)
 
   if FLAGS.do_train:
     train_examples = read_squad_examples(

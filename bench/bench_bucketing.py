@@ -82,7 +82,7 @@ class _MemoryWriter(object):
 
 def classifier_path(cfg, config, init_checkpoint, tokenizer, lines, args):
   task = run_classifier.ClassifierTask(config, ["0", "1"],
-                                       compute_dtype=cfg.compute_dtype)
+                                       options=cfg.encoder_options)
   tf.random.set_seed(12345)
   model, _, _ = runner.load_model(cfg, task, init_checkpoint=init_checkpoint)
   examples = [run_classifier.InputExample(guid=str(i), text_a=line, label="0")
@@ -110,7 +110,7 @@ def classifier_path(cfg, config, init_checkpoint, tokenizer, lines, args):
 
 def extract_path(cfg, config, init_checkpoint, tokenizer, lines, args):
   task = extract_features.FeatureExtractionTask(config, [-1],
-                                                compute_dtype=cfg.compute_dtype)
+                                                options=cfg.encoder_options)
   tf.random.set_seed(12345)
   model, _, _ = runner.load_model(cfg, task, init_checkpoint=init_checkpoint)
   path = os.path.join(args.tmp_dir, "bucketing_input.txt")

@@ -76,7 +76,7 @@ def bench_one(config, precision, output_dir):
                          log_steps=0)
   strategy = runner.get_strategy(cfg)
   task = run_classifier.ClassifierTask(config, ["0", "1"],
-                                       compute_dtype=cfg.compute_dtype)
+                                       options=cfg.encoder_options)
   rng = np.random.RandomState(0)
   data = _batch(rng, FLAGS.batch_size * 8, FLAGS.seq_length,
                 config.vocab_size)

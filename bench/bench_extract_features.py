@@ -176,7 +176,7 @@ def main():
       def task_factory(config):
         return extract_features.FeatureExtractionTask(
             config, layers, pooling=args.pooling,
-            compute_dtype=cfg.compute_dtype)
+            options=cfg.encoder_options)
       t0 = time.time()
       config, vocab, model = _model(name, workdir, cfg, task_factory)
       load_s = time.time() - t0

@@ -142,12 +142,10 @@ def count_params(model):
 def make_task(workload, size, cfg):
   config = bert_config(size)
   if workload == "W3_pretrain":
-    return run_pretraining.PretrainingTask(
-        config, compute_dtype=cfg.compute_dtype, recompute=cfg.recompute,
-        fused_blocks=cfg.fused_blocks)
-  return run_classifier.ClassifierTask(
-      config, ["0", "1"], compute_dtype=cfg.compute_dtype,
-      recompute=cfg.recompute, fused_blocks=cfg.fused_blocks)
+    return run_pretraining.PretrainingTask(config,
+                                           options=cfg.encoder_options)
+  return run_classifier.ClassifierTask(config, ["0", "1"],
+                                       options=cfg.encoder_options)
 
 
 def predict_step_fn(cfg, task, feats, batch):

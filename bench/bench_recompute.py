@@ -77,8 +77,8 @@ def child(args):
                                max_position_embeddings=512, **SIZES[args.size])
   cfg = runner.RunConfig(output_dir=None, recompute=args.recompute,
                          iterations_per_loop=1, log_steps=1, seed=1)
-  task = run_classifier.ClassifierTask(config, ["0", "1"],
-                                       recompute=args.recompute)
+  task = run_classifier.ClassifierTask(
+      config, ["0", "1"], options=modeling.EncoderOptions(recompute=args.recompute))
   rng = np.random.RandomState(0)
   b, s = args.batch, args.seq
   feats = {"input_ids": rng.randint(1000, 30000, (b, s)).astype(np.int32),

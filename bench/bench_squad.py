@@ -164,7 +164,7 @@ def bench_predict(args, tmp, record_file, shape):
   config = modeling.BertConfig(vocab_size=30522, **SHAPES[shape])
   cfg = runner.RunConfig(output_dir=os.path.join(tmp, "out_" + shape),
                          mixed_precision=args.mixed_precision)
-  task = run_squad.SquadTask(config, compute_dtype=cfg.compute_dtype)
+  task = run_squad.SquadTask(config, options=cfg.encoder_options)
   strategy = runner.get_strategy(cfg)
   with strategy.scope():
     model = task.create_model()

@@ -209,7 +209,8 @@ def test_export_from_fused_model_is_op_by_op(tmp_path):
   require(VOCAB)
   import classifier_export
   config = modeling.BertConfig.from_dict(TINY_CONFIG)
-  model = rc.ClassifierModel(config, 2, fused_blocks=True)
+  model = rc.ClassifierModel(config, 2,
+                             options=modeling.EncoderOptions(fused_blocks=True))
   ids = np.random.RandomState(0).randint(1, 1000, [3, 16]).astype(np.int32)
   mask = np.ones_like(ids)
   mask[1, 9:] = 0

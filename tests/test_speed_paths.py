@@ -78,8 +78,8 @@ class _DeterministicTask(run_classifier.ClassifierTask):
 
 def _task(cfg, dropout=0.0):
   cls = _DeterministicTask if not dropout else run_classifier.ClassifierTask
-  return cls(_config(dropout), ["0", "1"], compute_dtype=cfg.compute_dtype,
-             recompute=cfg.recompute)
+  options = cfg.encoder_options._replace(fused_blocks=False)
+  return cls(_config(dropout), ["0", "1"], options=options)
 
 
 def _model(cfg):
