@@ -395,35 +395,71 @@ class XnliProcessor(DataProcessor):
     return ["contradiction", "entailment", "neutral"]
 
 
-class MnliProcessor(_SplitFilesProcessor):
+class _GlueProcessor(_SplitFilesProcessor):
+  """A GLUE task laid out as train.tsv / dev.tsv / test.tsv.
+
+  Subclasses set the columns. guid is `<set>-<i>` with i the row index (the
+  first row after a header is 1), or `<set>-<value of guid_column>`. Every file
+  has a header row except those of `headerless_sets`. The test set gets the
+  first label (a placeholder, as in the original).
+  """
+
+  labels = None
+  text_a_column = 0
+  text_b_column = None  # None: single-sentence task.
+  label_column = -1
+  test_text_a_column = 1
+  test_text_b_column = None
+  guid_column = None
+  headerless_sets = ()
+
+  def get_labels(self):
+    """See base class."""
+    return None if self.labels is None else list(self.labels)
+
+  def _test_label(self):
+    return "0.0" if self.labels is None else self.labels[0]
+
+  def _create_examples(self, path, set_type):
+    """Creates examples from one TSV file."""
+    if set_type == "test":
+      columns = [self.test_text_a_column, self.test_text_b_column]
+    else:
+      columns = [self.text_a_column, self.text_b_column, self.label_column]
+    tsv = _TsvFile(path, max(c for c in columns + [self.guid_column]
+                             if c is not None))
+    text = lambda line, column: (None if column is None else
+                                 tokenization.convert_to_unicode(line[column]))
+    examples = []
+    for n, line in tsv.rows:
+      if n == 1 and set_type not in self.headerless_sets:
+        continue
+      guid = "%s-%s" % (set_type, n - 1 if self.guid_column is None else
+                        text(line, self.guid_column))
+      if set_type == "test":
+        text_a = text(line, self.test_text_a_column)
+        text_b = text(line, self.test_text_b_column)
+        label = self._test_label()
+      else:
+        text_a = text(line, self.text_a_column)
+        text_b = text(line, self.text_b_column)
+        label = text(line, self.label_column)
+        tsv.check_label(n, label, self.get_labels())
+      examples.append(
+          InputExample(guid=guid, text_a=text_a, text_b=text_b, label=label))
+    return examples
+
+
+class MnliProcessor(_GlueProcessor):
   """Processor for the MultiNLI data set (GLUE version)."""
 
   dev_file = "dev_matched.tsv"
   dev_set_name = "dev_matched"
   test_file = "test_matched.tsv"
-
-  def get_labels(self):
-    """See base class."""
-    return ["contradiction", "entailment", "neutral"]
-
-  def _create_examples(self, path, set_type):
-    """Creates examples for the training and dev sets."""
-    tsv = _TsvFile(path, 9)
-    examples = []
-    for n, line in tsv.rows:
-      if n == 1:
-        continue
-      guid = "%s-%s" % (set_type, tokenization.convert_to_unicode(line[0]))
-      text_a = tokenization.convert_to_unicode(line[8])
-      text_b = tokenization.convert_to_unicode(line[9])
-      if set_type == "test":
-        label = "contradiction"
-      else:
-        label = tokenization.convert_to_unicode(line[-1])
-        tsv.check_label(n, label, self.get_labels())
-      examples.append(
-          InputExample(guid=guid, text_a=text_a, text_b=text_b, label=label))
-    return examples
+  labels = ("contradiction", "entailment", "neutral")
+  guid_column = 0
+  text_a_column = test_text_a_column = 8
+  text_b_column = test_text_b_column = 9
 
 
 class MnliMismatchedProcessor(MnliProcessor):
@@ -434,112 +470,25 @@ class MnliMismatchedProcessor(MnliProcessor):
   test_file = "test_mismatched.tsv"
 
 
-class MrpcProcessor(_SplitFilesProcessor):
+class MrpcProcessor(_GlueProcessor):
   """Processor for the MRPC data set (GLUE version)."""
-
-  def get_labels(self):
-    """See base class."""
-    return ["0", "1"]
-
-  def _create_examples(self, path, set_type):
-    """Creates examples for the training and dev sets."""
-    tsv = _TsvFile(path, 4)
-    examples = []
-    for n, line in tsv.rows:
-      if n == 1:
-        continue
-      guid = "%s-%s" % (set_type, n - 1)
-      text_a = tokenization.convert_to_unicode(line[3])
-      text_b = tokenization.convert_to_unicode(line[4])
-      if set_type == "test":
-        label = "0"
-      else:
-        label = tokenization.convert_to_unicode(line[0])
-        tsv.check_label(n, label, self.get_labels())
-      examples.append(
-          InputExample(guid=guid, text_a=text_a, text_b=text_b, label=label))
-    return examples
+  labels = ("0", "1")
+  label_column = 0
+  text_a_column = test_text_a_column = 3
+  text_b_column = test_text_b_column = 4
 
 
-class ColaProcessor(_SplitFilesProcessor):
-  """Processor for the CoLA data set (GLUE version)."""
+class ColaProcessor(_GlueProcessor):
+  """Processor for the CoLA data set (GLUE version).
 
-  def get_labels(self):
-    """See base class."""
-    return ["0", "1"]
-
-  def _create_examples(self, path, set_type):
-    """Creates examples for the training and dev sets."""
-    # train.tsv and dev.tsv have no header; test.tsv has one.
-    tsv = _TsvFile(path, 1 if set_type == "test" else 3)
-    examples = []
-    for n, line in tsv.rows:
-      if set_type == "test" and n == 1:
-        continue
-      guid = "%s-%s" % (set_type, n - 1)
-      if set_type == "test":
-        text_a = tokenization.convert_to_unicode(line[1])
-        label = "0"
-      else:
-        text_a = tokenization.convert_to_unicode(line[3])
-        label = tokenization.convert_to_unicode(line[1])
-        tsv.check_label(n, label, self.get_labels())
-      examples.append(
-          InputExample(guid=guid, text_a=text_a, text_b=None, label=label))
-    return examples
-
-
-class _GlueProcessor(_SplitFilesProcessor):
-  """A GLUE task laid out as train.tsv / dev.tsv / test.tsv with a header.
-
-  Subclasses set the columns. guid is `<set>-<i>` with i the row index (the
-  first row after the header is 1), as the original's MRPC/CoLA processors.
-  The test set gets the first label (a placeholder, as in the original).
+  train.tsv and dev.tsv have no header (sentence in column 3, label in 1);
+  test.tsv has one (`index sentence`).
   """
-
-  labels = None
-  text_a_column = 0
-  text_b_column = None  # None: single-sentence task.
-  label_column = -1
+  labels = ("0", "1")
+  headerless_sets = ("train", "dev")
+  text_a_column = 3
+  label_column = 1
   test_text_a_column = 1
-  test_text_b_column = None
-  has_dev_and_train = True
-
-  def get_labels(self):
-    """See base class."""
-    return None if self.labels is None else list(self.labels)
-
-  def _test_label(self):
-    return "0.0" if self.labels is None else self.labels[0]
-
-  def _create_examples(self, path, set_type):
-    """Creates examples from a headed TSV file."""
-    if set_type == "test":
-      columns = [self.test_text_a_column, self.test_text_b_column]
-    else:
-      columns = [self.text_a_column, self.text_b_column, self.label_column]
-    tsv = _TsvFile(path, max(c for c in columns if c is not None))
-    examples = []
-    for n, line in tsv.rows:
-      if n == 1:
-        continue
-      guid = "%s-%s" % (set_type, n - 1)
-      text_b = None
-      if set_type == "test":
-        text_a = tokenization.convert_to_unicode(line[self.test_text_a_column])
-        if self.test_text_b_column is not None:
-          text_b = tokenization.convert_to_unicode(
-              line[self.test_text_b_column])
-        label = self._test_label()
-      else:
-        text_a = tokenization.convert_to_unicode(line[self.text_a_column])
-        if self.text_b_column is not None:
-          text_b = tokenization.convert_to_unicode(line[self.text_b_column])
-        label = tokenization.convert_to_unicode(line[self.label_column])
-        tsv.check_label(n, label, self.get_labels())
-      examples.append(
-          InputExample(guid=guid, text_a=text_a, text_b=text_b, label=label))
-    return examples
 
 
 class Sst2Processor(_GlueProcessor):
