@@ -1333,15 +1333,9 @@ def run(cfg, processor, label_list, tokenizer, task, init_checkpoint,
   num_warmup_steps = None
   if FLAGS.do_train:
     train_examples = processor.get_train_examples(FLAGS.data_dir)
-    num_train_steps = int(
-        len(train_examples) / FLAGS.train_batch_size * FLAGS.num_train_epochs)
-    num_warmup_steps = int(num_train_steps * FLAGS.warmup_proportion)
-    if num_train_steps < 1:
-      raise runner.UserError(
-          "%d training examples / --train_batch_size=%d * --num_train_epochs=%s"
-          " gives 0 training steps: lower the batch size or add data" %
-          (len(train_examples), FLAGS.train_batch_size,
-           FLAGS.num_train_epochs))
+    num_train_steps, num_warmup_steps = runner.epoch_steps(
+        len(train_examples), FLAGS.train_batch_size, FLAGS.num_train_epochs,
+        FLAGS.warmup_proportion)
 
   eval_examples = eval_input_fn = eval_steps = None
   num_actual_eval_examples = 0

@@ -1337,38 +1337,50 @@ def _gold_questions(articles, input_file="predict_file"):
   return out
 
 
-def _raw_scores(gold, predictions, version_2):
-  """Per-question EM and F1 (max over gold answers), missing predictions 0."""
-  exact = collections.OrderedDict()
-  f1 = collections.OrderedDict()
+def _scored_questions(gold, predictions, version_2):
+  """[(qas_id, EM, F1)] per question of the file (max over gold answers);
+  a question without a prediction scores 0."""
+  scored = []
   missing = 0
   for qas_id, answers in gold:
     if version_2:
-      answers = [a for a in answers if normalize_answer(a)]
-      if not answers:
-        answers = [""]
+      answers = [a for a in answers if normalize_answer(a)] or [""]
     if qas_id not in predictions:
       missing += 1
-      exact[qas_id] = 0
-      f1[qas_id] = 0
+      scored.append((qas_id, 0, 0))
       continue
     prediction = predictions[qas_id]
-    exact[qas_id] = max(_exact_score(prediction, a) for a in answers)
-    f1[qas_id] = max(_f1_score(prediction, a, version_2) for a in answers)
+    scored.append((
+        qas_id, max((_exact_score(prediction, a) for a in answers), default=0),
+        max((_f1_score(prediction, a, version_2) for a in answers),
+            default=0)))
   if missing:
     logging.warning("%d of %d questions have no prediction; they score 0",
                     missing, len(gold))
+  return scored
+
+
+def _raw_scores(gold, predictions, version_2):
+  """Per-question-id EM and F1 dicts (a repeated id keeps its last entry, as
+  the official v2.0 script's dicts do)."""
+  scored = _scored_questions(gold, predictions, version_2)
+  exact = collections.OrderedDict((k, e) for k, e, _ in scored)
+  f1 = collections.OrderedDict((k, f) for k, _, f in scored)
   return exact, f1
 
 
 def evaluate_v1(articles, predictions):
-  """SQuAD v1.1 exact_match and f1 (percent) over every question of the file."""
-  gold = _gold_questions(articles)
-  exact, f1 = _raw_scores(gold, predictions, version_2=False)
-  total = len(gold)
+  """SQuAD v1.1 exact_match and f1 (percent) over every question of the file.
+
+  As the official v1.1 script, every question entry counts, a repeated id as
+  often as it occurs (in the total and in the sums).
+  """
+  scored = _scored_questions(_gold_questions(articles), predictions, False)
+  total = len(scored)
   return collections.OrderedDict([
-      ("exact_match", 100.0 * sum(exact.values()) / total if total else 0.0),
-      ("f1", 100.0 * sum(f1.values()) / total if total else 0.0),
+      ("exact_match", 100.0 * sum(e for _, e, _ in scored) / total
+       if total else 0.0),
+      ("f1", 100.0 * sum(f for _, _, f in scored) / total if total else 0.0),
   ])
 
 
@@ -1509,7 +1521,8 @@ def validate_flags_or_throw(bert_config):
           "If `do_predict` or `do_eval` is True, then `predict_file` must be "
           "specified.")
 
-  if FLAGS.max_seq_length > bert_config.max_position_embeddings:
+  if (bert_config is not None and
+      FLAGS.max_seq_length > bert_config.max_position_embeddings):
     raise ValueError(
         "Cannot use sequence length %d because the BERT model "
         "was only trained up to sequence length %d (--max_seq_length must be "
@@ -1597,140 +1610,148 @@ def run_eval(predict_file, output_dir, version_2_with_negative,
   return results
 
 
+_HEAD_VARIABLES = ("cls/squad/output_weights", "cls/squad/output_bias")
+
+
+def _train(cfg, task, tokenizer):
+  """--do_train: features of --train_file, then the loop."""
+  train_examples = read_squad_examples(
+      input_file=FLAGS.train_file, is_training=True)
+  # As the original: the step count comes from the number of questions, not
+  # of the (more numerous) windows they are split into.
+  num_train_steps, num_warmup_steps = runner.epoch_steps(
+      len(train_examples), FLAGS.train_batch_size, FLAGS.num_train_epochs,
+      FLAGS.warmup_proportion, what="training questions")
+
+  # Pre-shuffle the input to avoid having to make a very large shuffle
+  # buffer in the `input_fn`.
+  rng = random.Random(12345)
+  rng.shuffle(train_examples)
+
+  # We write to a temporary file to avoid storing very large constant tensors
+  # in memory.
+  train_writer = FeatureWriter(
+      filename=os.path.join(FLAGS.output_dir, "train.tf_record"),
+      is_training=True)
+  convert_examples_to_features(
+      examples=train_examples,
+      tokenizer=tokenizer,
+      max_seq_length=FLAGS.max_seq_length,
+      doc_stride=FLAGS.doc_stride,
+      max_query_length=FLAGS.max_query_length,
+      is_training=True,
+      output_fn=train_writer.process_feature,
+      drop_out_of_span_chunks=FLAGS.drop_out_of_span_chunks)
+  train_writer.close()
+
+  logging.info("***** Running training *****")
+  logging.info("  Num orig examples = %d", len(train_examples))
+  logging.info("  Num split examples = %d", train_writer.num_features)
+  logging.info("  Batch size = %d", FLAGS.train_batch_size)
+  logging.info("  Num steps = %d", num_train_steps)
+  del train_examples
+
+  train_input_fn = input_fn_builder(
+      input_file=train_writer.filename,
+      seq_length=FLAGS.max_seq_length,
+      is_training=True,
+      drop_remainder=True)
+  runner.train(cfg, task, train_input_fn, num_train_steps, num_warmup_steps,
+               FLAGS.learning_rate, init_checkpoint=FLAGS.init_checkpoint,
+               train_batch_size=FLAGS.train_batch_size)
+
+
+def _predict(cfg, task, tokenizer):
+  """--do_predict: features of --predict_file, the model, the three files."""
+  eval_examples = read_squad_examples(
+      input_file=FLAGS.predict_file, is_training=False)
+
+  eval_writer = FeatureWriter(
+      filename=os.path.join(FLAGS.output_dir, "eval.tf_record"),
+      is_training=False)
+  eval_features = []
+
+  def append_feature(feature):
+    eval_features.append(feature)
+    eval_writer.process_feature(feature)
+
+  convert_examples_to_features(
+      examples=eval_examples,
+      tokenizer=tokenizer,
+      max_seq_length=FLAGS.max_seq_length,
+      doc_stride=FLAGS.doc_stride,
+      max_query_length=FLAGS.max_query_length,
+      is_training=False,
+      output_fn=append_feature)
+  eval_writer.close()
+
+  logging.info("***** Running predictions *****")
+  logging.info("  Num orig examples = %d", len(eval_examples))
+  logging.info("  Num split examples = %d", len(eval_features))
+  logging.info("  Batch size = %d", FLAGS.predict_batch_size)
+
+  model, _, path = runner.load_model(cfg, task,
+                                     init_checkpoint=FLAGS.init_checkpoint)
+  checkpoints.check_head_is_trained(path, _HEAD_VARIABLES, "SQuAD",
+                                    FLAGS.allow_untrained_head,
+                                    "--do_predict")
+
+  predict_input_fn = input_fn_builder(
+      input_file=eval_writer.filename,
+      seq_length=FLAGS.max_seq_length,
+      is_training=False,
+      drop_remainder=False)
+
+  all_results = []
+  start = time.time()
+  for result in runner.predict(cfg, task, predict_input_fn,
+                               FLAGS.predict_batch_size, model=model):
+    if len(all_results) % 1000 == 0:
+      logging.info("Processing example: %d", len(all_results))
+    all_results.append(
+        RawResult(
+            unique_id=int(result["unique_ids"]),
+            start_logits=[float(x) for x in result["start_logits"].flat],
+            end_logits=[float(x) for x in result["end_logits"].flat]))
+  logging.info("Predicted %d features in %.1f s", len(all_results),
+               time.time() - start)
+
+  write_predictions(eval_examples, eval_features, all_results,
+                    FLAGS.n_best_size, FLAGS.max_answer_length,
+                    FLAGS.do_lower_case,
+                    os.path.join(FLAGS.output_dir, "predictions.json"),
+                    os.path.join(FLAGS.output_dir, "nbest_predictions.json"),
+                    os.path.join(FLAGS.output_dir, "null_odds.json"))
+
+
 def main(_):
   logging.set_verbosity(logging.INFO)
 
-  bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
+  # --do_eval alone scores existing prediction files: no model is needed.
+  bert_config = None
+  if FLAGS.do_train or FLAGS.do_predict:
+    for name in ("vocab_file", "bert_config_file"):
+      if not FLAGS[name].value:
+        raise runner.UserError("--%s is required with --do_train or "
+                               "--do_predict." % name)
+    bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
 
   validate_flags_or_throw(bert_config)
 
   tf.io.gfile.makedirs(FLAGS.output_dir)
 
-  tokenizer = tokenization.FullTokenizer(
-      vocab_file=FLAGS.vocab_file, do_lower_case=FLAGS.do_lower_case)
-  modeling.check_vocab_size(FLAGS.vocab_file, bert_config)
-
-  cfg = runner.RunConfig.from_flags(FLAGS, output_dir=FLAGS.output_dir)
-  task = SquadTask(bert_config, options=cfg.encoder_options)
+  if bert_config is not None:
+    tokenizer = tokenization.FullTokenizer(
+        vocab_file=FLAGS.vocab_file, do_lower_case=FLAGS.do_lower_case)
+    modeling.check_vocab_size(FLAGS.vocab_file, bert_config)
+    cfg = runner.RunConfig.from_flags(FLAGS, output_dir=FLAGS.output_dir)
+    task = SquadTask(bert_config, options=cfg.encoder_options)
 
   if FLAGS.do_train:
-    train_examples = read_squad_examples(
-        input_file=FLAGS.train_file, is_training=True)
-    # As the original: the step count comes from the number of questions, not
-    # of the (more numerous) windows they are split into.
-    num_train_steps = int(
-        len(train_examples) / FLAGS.train_batch_size * FLAGS.num_train_epochs)
-    num_warmup_steps = int(num_train_steps * FLAGS.warmup_proportion)
-    if num_train_steps < 1:
-      raise runner.UserError(
-          "%d training questions / --train_batch_size=%d * "
-          "--num_train_epochs=%s gives 0 training steps" %
-          (len(train_examples), FLAGS.train_batch_size,
-           FLAGS.num_train_epochs))
-
-    # Pre-shuffle the input to avoid having to make a very large shuffle
-    # buffer in the `input_fn`.
-    rng = random.Random(12345)
-    rng.shuffle(train_examples)
-
-    # We write to a temporary file to avoid storing very large constant tensors
-    # in memory.
-    train_writer = FeatureWriter(
-        filename=os.path.join(FLAGS.output_dir, "train.tf_record"),
-        is_training=True)
-    convert_examples_to_features(
-        examples=train_examples,
-        tokenizer=tokenizer,
-        max_seq_length=FLAGS.max_seq_length,
-        doc_stride=FLAGS.doc_stride,
-        max_query_length=FLAGS.max_query_length,
-        is_training=True,
-        output_fn=train_writer.process_feature,
-        drop_out_of_span_chunks=FLAGS.drop_out_of_span_chunks)
-    train_writer.close()
-
-    logging.info("***** Running training *****")
-    logging.info("  Num orig examples = %d", len(train_examples))
-    logging.info("  Num split examples = %d", train_writer.num_features)
-    logging.info("  Batch size = %d", FLAGS.train_batch_size)
-    logging.info("  Num steps = %d", num_train_steps)
-    del train_examples
-
-    train_input_fn = input_fn_builder(
-        input_file=train_writer.filename,
-        seq_length=FLAGS.max_seq_length,
-        is_training=True,
-        drop_remainder=True)
-    runner.train(cfg, task, train_input_fn, num_train_steps, num_warmup_steps,
-                 FLAGS.learning_rate, init_checkpoint=FLAGS.init_checkpoint,
-                 train_batch_size=FLAGS.train_batch_size)
+    _train(cfg, task, tokenizer)
 
   if FLAGS.do_predict:
-    eval_examples = read_squad_examples(
-        input_file=FLAGS.predict_file, is_training=False)
-
-    eval_writer = FeatureWriter(
-        filename=os.path.join(FLAGS.output_dir, "eval.tf_record"),
-        is_training=False)
-    eval_features = []
-
-    def append_feature(feature):
-      eval_features.append(feature)
-      eval_writer.process_feature(feature)
-
-    convert_examples_to_features(
-        examples=eval_examples,
-        tokenizer=tokenizer,
-        max_seq_length=FLAGS.max_seq_length,
-        doc_stride=FLAGS.doc_stride,
-        max_query_length=FLAGS.max_query_length,
-        is_training=False,
-        output_fn=append_feature)
-    eval_writer.close()
-
-    logging.info("***** Running predictions *****")
-    logging.info("  Num orig examples = %d", len(eval_examples))
-    logging.info("  Num split examples = %d", len(eval_features))
-    logging.info("  Batch size = %d", FLAGS.predict_batch_size)
-
-    model, _, path = runner.load_model(cfg, task,
-                                       init_checkpoint=FLAGS.init_checkpoint)
-    checkpoints.check_head_is_trained(path, _HEAD_VARIABLES, "SQuAD",
-                                      FLAGS.allow_untrained_head, "--do_predict")
-
-    predict_input_fn = input_fn_builder(
-        input_file=eval_writer.filename,
-        seq_length=FLAGS.max_seq_length,
-        is_training=False,
-        drop_remainder=False)
-
-    # If running eval on the TPU, you will need to specify the number of
-    # steps.
-    all_results = []
-    start = time.time()
-    for result in runner.predict(cfg, task, predict_input_fn,
-                                 FLAGS.predict_batch_size, model=model):
-      if len(all_results) % 1000 == 0:
-        logging.info("Processing example: %d", len(all_results))
-      unique_id = int(result["unique_ids"])
-      start_logits = [float(x) for x in result["start_logits"].flat]
-      end_logits = [float(x) for x in result["end_logits"].flat]
-      all_results.append(
-          RawResult(
-              unique_id=unique_id,
-              start_logits=start_logits,
-              end_logits=end_logits))
-    logging.info("Predicted %d features in %.1f s", len(all_results),
-                 time.time() - start)
-
-    output_prediction_file = os.path.join(FLAGS.output_dir, "predictions.json")
-    output_nbest_file = os.path.join(FLAGS.output_dir, "nbest_predictions.json")
-    output_null_log_odds_file = os.path.join(FLAGS.output_dir, "null_odds.json")
-
-    write_predictions(eval_examples, eval_features, all_results,
-                      FLAGS.n_best_size, FLAGS.max_answer_length,
-                      FLAGS.do_lower_case, output_prediction_file,
-                      output_nbest_file, output_null_log_odds_file)
+    _predict(cfg, task, tokenizer)
 
   if FLAGS.do_eval:
     run_eval(FLAGS.predict_file, FLAGS.output_dir,
@@ -1738,12 +1759,7 @@ def main(_):
              null_threshold_search=FLAGS.null_threshold_search)
 
 
-_HEAD_VARIABLES = ("cls/squad/output_weights", "cls/squad/output_bias")
-
-
 if __name__ == "__main__":
   define_flags()
-  flags.mark_flag_as_required("vocab_file")
-  flags.mark_flag_as_required("bert_config_file")
   flags.mark_flag_as_required("output_dir")
   app.run(runner.main_wrapper(main))

@@ -628,6 +628,25 @@ def build_trainer(cfg, task, learning_rate, num_train_steps, num_warmup_steps,
   return _Trainer(cfg, task, strategy, state, per_replica)
 
 
+def epoch_steps(num_examples, train_batch_size, num_train_epochs,
+                warmup_proportion, what="training examples"):
+  """(num_train_steps, num_warmup_steps) for epochs over `num_examples`, as the
+  original computed them; one clear line when that gives no step."""
+  if train_batch_size < 1:
+    raise UserError("--train_batch_size=%d must be at least 1." %
+                    train_batch_size)
+  if num_train_epochs <= 0:
+    raise UserError("--num_train_epochs=%s must be positive." %
+                    num_train_epochs)
+  num_train_steps = int(num_examples / train_batch_size * num_train_epochs)
+  if num_train_steps < 1:
+    raise UserError(
+        "%d %s / --train_batch_size=%d * --num_train_epochs=%s gives 0 "
+        "training steps: lower the batch size, train more epochs or add data."
+        % (num_examples, what, train_batch_size, num_train_epochs))
+  return num_train_steps, int(num_train_steps * warmup_proportion)
+
+
 def _check_batch(cfg, strategy, train_batch_size):
   """The per-replica batch; checks that it splits into the micro-batches."""
   per_replica = _per_replica_batch(train_batch_size, strategy, "train_batch_size")

@@ -694,3 +694,30 @@ def test_run_eval_reads_prediction_files(tmp_path):
   assert res["at_best_threshold_f1"] >= res["f1"] - 1e-9
   with pytest.raises(FileNotFoundError, match="predictions.json"):
     run_squad.run_eval(v2, str(tmp_path / "nothing"), True)
+
+
+def test_evaluate_v1_counts_a_repeated_id_as_the_official_script():
+  """The official v1.1 script scores every question entry: an id that occurs
+  twice counts twice in the sums and in the total (2 of 3 right: 66.67)."""
+  arts = _articles([("a", ["Denver"]), ("a", ["Denver"]), ("b", ["1990"])])
+  res = run_squad.evaluate_v1(arts, {"a": "Denver", "b": "1991"})
+  assert res["exact_match"] == pytest.approx(200.0 / 3)
+  assert res["f1"] == pytest.approx(200.0 / 3)
+
+
+def test_do_eval_alone_needs_no_model_files(tmp_path):
+  """--do_eval scores existing prediction files: no --vocab_file or
+  --bert_config_file (they stay required, with one line, for predictions)."""
+  v1 = str(require(SQUAD / "inputs" / "squad_v1.1_dev_first3.json"))
+  (tmp_path / "predictions.json").write_bytes(
+      _read_bytes(SQUAD / "pred_v1_dev_first3_v2off" / "predictions.json"))
+  proc = _run_script(["--do_eval", "--predict_file=%s" % v1,
+                      "--output_dir=%s" % tmp_path], tmp_path)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert set(json.loads((tmp_path / "eval_results.json").read_text())) == {
+      "exact_match", "f1"}
+  proc = _run_script(["--do_predict", "--predict_file=%s" % v1,
+                      "--output_dir=%s" % tmp_path], tmp_path)
+  assert proc.returncode == 1
+  assert proc.stderr.strip().splitlines()[-1] == (
+      "ERROR: --vocab_file is required with --do_train or --do_predict.")
