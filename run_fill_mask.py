@@ -47,6 +47,7 @@ import collections
 import contextlib
 import json
 import os
+import queue
 import sys
 import time
 
@@ -355,7 +356,13 @@ def input_fn_builder(batches):
 
 
 class Predictor(object):
-  """Runs lists of queries through `runner.predict` with one loaded model."""
+  """Runs lists of queries through ONE `runner.predict` stream (one model load).
+
+  The stream's input generator waits for the next list of queries, so every
+  window (and every step of --mask_whole_words, which needs the previous
+  step's answers) goes through the same traced predict function: no retracing
+  per window.
+  """
 
   def __init__(self, cfg, task, model, batch_size, max_seq_length, progress):
     self.cfg = cfg
@@ -365,16 +372,28 @@ class Predictor(object):
     self.max_seq_length = max_seq_length
     self.progress = progress
     self.predicted = 0  # masked positions predicted so far
+    self._requests = queue.Queue()
+    self._stream = None
+
+  def _batches(self):
+    while True:
+      queries = self._requests.get()
+      if queries is None:
+        return
+      yield from iter_batches(queries, self.batch_size, self.max_seq_length)
 
   def run(self, queries):
-    """Returns, per query, (top_ids [n, k], top_probs [n, k], target_log_probs [n])."""
+    """Per query: (top_ids [n, k], top_probs [n, k], target_log_probs [n])."""
     if not queries:
       return []
+    if self._stream is None:
+      self._stream = runner.predict(self.cfg, self.task,
+                                    input_fn_builder(self._batches),
+                                    self.batch_size, model=self.model)
+    self._requests.put(queries)
     results = [None] * len(queries)
-    input_fn = input_fn_builder(
-        lambda: iter_batches(queries, self.batch_size, self.max_seq_length))
-    for out in runner.predict(self.cfg, self.task, input_fn, self.batch_size,
-                              model=self.model):
+    for _ in range(len(queries)):
+      out = next(self._stream)
       i = int(out["query_index"])
       n = len(queries[i].positions)
       results[i] = (out["top_ids"][:n], np.exp(out["top_log_probs"][:n]),
@@ -382,6 +401,13 @@ class Predictor(object):
       self.predicted += n
       self.progress.tick(self.predicted)
     return results
+
+  def close(self):
+    """Ends the input generator (it waits for queries otherwise)."""
+    self._requests.put(None)
+    if self._stream is not None:
+      self._stream.close()
+      self._stream = None
 
 
 # ------------------------------------------------------------------------------------
@@ -620,7 +646,7 @@ def run(cfg, task, model, tokenizer, input_file, output_file, mode="fill",
 
   lines = masks = skipped = truncated = 0
   start = time.time()
-  with open_output(output_file) as out:
+  with contextlib.closing(predictor), open_output(output_file) as out:
 
     def flush(window):
       for record in process(window):
