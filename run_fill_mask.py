@@ -291,7 +291,7 @@ def check_masked_lm_head(init_checkpoint, model):
       f"variables are missing ({', '.join(missing[:6])}"
       f"{' ...' if len(missing) > 6 else ''}). run_fill_mask.py needs a "
       "pretraining checkpoint (run_pretraining.py output or a released "
-      "bert_model.ckpt), not a fine-tuned one.")
+      "bert_model.ckpt), not a fine-tuned or encoder-only one.")
 
 
 # ------------------------------------------------------------------------------------
