@@ -237,7 +237,6 @@ class FillMaskTask(object):
     # Row k: which tokens a position of kind k may take.
     self.allowed = np.stack([np.ones([vocab_size], bool), word_start,
                              continuation])
-    self.sequence_features = ("input_ids", "input_mask", "segment_ids")
 
   def create_model(self):
     return run_pretraining.PretrainingModel(self.bert_config,
@@ -454,7 +453,8 @@ def fill_whole_words_window(lines, predictor, vocab_words, num_pieces):
   for line, (top_ids, top_probs, _) in zip(owners, first):
     for j, m in enumerate(line.live):
       for t, p in zip(top_ids[j], top_probs[j]):
-        candidates.append((line, m, [int(t)], [float(p)]))
+        if predictor.task.allowed[WORD_START][t]:  # fewer than top_k exist
+          candidates.append((line, m, [int(t)], [float(p)]))
   # Steps 2..N: each candidate's next piece, given the pieces chosen so far.
   for step in range(1, num_pieces):
     queries = []
