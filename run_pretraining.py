@@ -151,18 +151,7 @@ def get_masked_lm_output(bert_config, input_tensor, output_weights, positions,
     (loss, per_example_loss [batch*max_predictions],
      log_probs [batch*max_predictions, vocab]).
   """
-  compute_dtype = model.bert.compute_dtype
-  # We apply one more non-linear transformation before the output layer, only
-  # at the masked positions.
-  input_tensor = gather_indexes(input_tensor, positions)
-  input_tensor = model.transform(_cast(input_tensor, compute_dtype))
-  input_tensor = model.transform_layer_norm(input_tensor)
-
-  # The output weights are the same as the input embeddings, but there is an
-  # output-only bias for each token.
-  logits = tf.matmul(_cast(input_tensor, compute_dtype),
-                     _cast(output_weights, compute_dtype), transpose_b=True)
-  logits = tf.nn.bias_add(_cast(logits, tf.float32), model.output_bias)
+  logits = masked_lm_logits(model, input_tensor, output_weights, positions)
   log_probs = tf.nn.log_softmax(logits, axis=-1)
 
   label_ids = tf.reshape(label_ids, [-1])
@@ -178,6 +167,28 @@ def get_masked_lm_output(bert_config, input_tensor, output_weights, positions,
   denominator = tf.reduce_sum(label_weights) + 1e-5
   loss = numerator / denominator
   return (loss, per_example_loss, log_probs)
+
+
+def masked_lm_logits(model, input_tensor, output_weights, positions):
+  """The masked-LM head: float32 logits [batch*n, vocab] at `positions`.
+
+  `input_tensor` is the sequence output [batch, seq, hidden], `positions` int
+  [batch, n], `output_weights` the word-embedding table (the tied decoder) and
+  `model` the `PretrainingModel` owning the `cls/predictions` variables. Also
+  used for inference by run_fill_mask.py.
+  """
+  compute_dtype = model.bert.compute_dtype
+  # We apply one more non-linear transformation before the output layer, only
+  # at the masked positions.
+  input_tensor = gather_indexes(input_tensor, positions)
+  input_tensor = model.transform(_cast(input_tensor, compute_dtype))
+  input_tensor = model.transform_layer_norm(input_tensor)
+
+  # The output weights are the same as the input embeddings, but there is an
+  # output-only bias for each token.
+  logits = tf.matmul(_cast(input_tensor, compute_dtype),
+                     _cast(output_weights, compute_dtype), transpose_b=True)
+  return tf.nn.bias_add(_cast(logits, tf.float32), model.output_bias)
 
 
 def get_next_sentence_output(bert_config, input_tensor, labels, model):

@@ -155,3 +155,42 @@ else
 fi
 echo "----------------------------------------------------------------"
 echo " masked_lm_accuracy by chance would be about 1/${vocab_lines}."
+
+# What a user wants to see after pretraining: ask the model to fill in blanks
+# in sentences of the corpus (run_fill_mask.py, README "Fill-mask").
+if [[ -f run_fill_mask.py && -n "${checkpoint}" ]]; then
+  stage "Asking the pretrained model to fill in blanks (run_fill_mask.py)"
+  QUESTIONS="${OUT}/fill_mask_questions.txt"
+  ANSWERS="${OUT}/fill_mask_answers.jsonl"
+  cat > "${QUESTIONS}" <<'QEOF'
+The first traders arrive before sunrise, when the cobbles are still wet with [MASK].
+Old Mrs. Harlow sells [MASK] from her own hens, brown and speckled.
+The cheese seller cuts thin [MASK] for anyone who wants to taste before buying.
+Good bread needs only four things: flour, water, [MASK] and yeast.
+A single hive in summer may hold fifty thousand [MASK].
+He fixed them with copper [MASK], bending the tips over on the inside with a small hammer.
+QEOF
+  run "${PYTHON}" run_fill_mask.py \
+    --bert_config_file="${CONFIG}" \
+    --vocab_file="${VOCAB}" \
+    --init_checkpoint="${checkpoint}" \
+    --do_lower_case=True \
+    --input_file="${QUESTIONS}" \
+    --output_file="${ANSWERS}" \
+    --top_k=3 \
+    --max_seq_length=128
+  "${PYTHON}" - "${ANSWERS}" <<'PYEOF'
+import json
+import sys
+for row in open(sys.argv[1], encoding="utf-8"):
+  record = json.loads(row)
+  print(record["text"])
+  for mask in record["masks"]:
+    answers = ", ".join("%s (%.2f)" % (p["token"], p["probability"])
+                        for p in mask["predictions"])
+    print("    [MASK] -> " + answers)
+PYEOF
+  echo "(A few hundred steps teach the model little more than word frequencies; raise"
+  echo " DEMO_TRAIN_STEPS for sharper answers. Full output: ${ANSWERS})"
+  stage_done
+fi
