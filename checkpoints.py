@@ -500,3 +500,28 @@ def save(output_dir, global_step, named_tensors, keep_checkpoint_max=5):
     _delete_bundle(_absolute(output_dir, old))
   logging.info("Saved checkpoint %s (%d tensors)", prefix, len(names))
   return prefix
+
+
+def read_tensors(path):
+  """Every tensor of a checkpoint: name -> numpy array (for converters)."""
+  prefix = normalize_checkpoint_path(path)
+  reader = tf.train.load_checkpoint(prefix)
+  return {name: reader.get_tensor(name)
+          for name in sorted(reader.get_variable_to_shape_map())}
+
+
+def save_bundle(prefix, named_arrays):
+  """Writes exactly `named_arrays` as the bundle `prefix`.{index,data-*}.
+
+  For released-style checkpoints such as `bert_model.ckpt` (no step, no
+  `checkpoint` state file); the dtypes are kept. Callers write into a
+  temporary directory and rename it (convert_checkpoint.py).
+  """
+  if not named_arrays:
+    raise ValueError("No tensors to save")
+  names = sorted(named_arrays)
+  with tf.device("CPU:0"):
+    tensors = [tf.convert_to_tensor(named_arrays[n]) for n in names]
+    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names,
+                      shape_and_slices=[""] * len(names), tensors=tensors)
+  return prefix
