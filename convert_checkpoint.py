@@ -48,6 +48,7 @@ start a distillation student); `--output_format` also allows original ->
 original and hf -> hf for that.
 """
 
+import collections
 import json
 import os
 import re
@@ -60,43 +61,6 @@ import numpy as np
 import common
 
 FLAGS = flags.FLAGS
-
-flags.DEFINE_string(
-    "input", None,
-    "The checkpoint to convert: an original-format checkpoint (prefix, one of "
-    "its files, or its directory) or a Hugging Face model directory.")
-flags.DEFINE_string(
-    "output", None,
-    "The directory to write the converted model to (created; refused when it "
-    "already holds a different model, unless --overwrite).")
-flags.DEFINE_string(
-    "bert_config_file", None,
-    "The config json file of an original-format input. Default: the "
-    "bert_config.json beside the checkpoint.")
-flags.DEFINE_string(
-    "vocab_file", None,
-    "The vocabulary file of the input. Default: the vocab.txt beside the "
-    "checkpoint (or, for a Hugging Face directory without one, the WordPiece "
-    "vocabulary inside its tokenizer.json).")
-flags.DEFINE_bool(
-    "do_lower_case", True,
-    "Whether the model lower-cases its input. Default: do_lower_case of the "
-    "tokenizer_config.json beside the input when there is one, else True. "
-    "Checked against the names of the released models, as the original does.")
-flags.DEFINE_string(
-    "task_name", None,
-    "For a classifier checkpoint: the run_classifier.py task it was fine-tuned "
-    "on, to write its labels as id2label/label2id in config.json.")
-flags.DEFINE_enum(
-    "output_format", None, ["hf", "original"],
-    "The format to write. Default: the other one than the input's.")
-flags.DEFINE_list(
-    "keep_layers", None,
-    "Encoder layers to keep (e.g. 0,2,4), renumbered from 0 in that order; "
-    "the tensors are copied bitwise. Default: all layers.")
-flags.DEFINE_bool(
-    "overwrite", False,
-    "Replace --output even when it holds a different model.")
 
 # ------------------------------------------------------------------------------------
 # The names: original <-> Hugging Face.
@@ -115,6 +79,63 @@ HF_SHARD_INDEX = "model.safetensors.index.json"
 HF_TORCH_WEIGHTS = "pytorch_model.bin"
 TOKENIZER_CONFIG = "tokenizer_config.json"
 TOKENIZER_JSON = "tokenizer.json"
+
+
+def _define(define, name, default, help_text):
+  """Defines a flag unless another script imported in this process did."""
+  if name not in FLAGS:
+    define(name, default, help_text)
+
+
+def define_flags():
+  """Defines the flags of this script (idempotent)."""
+  _define(flags.DEFINE_string, "input", None,
+          "The checkpoint to convert: an original-format checkpoint (prefix, "
+          "one of its files, or its directory) or a Hugging Face model "
+          "directory.")
+  _define(flags.DEFINE_string, "output", None,
+          "The directory to write the converted model to (created; refused "
+          "when it already holds a different model, unless --overwrite).")
+  _define(flags.DEFINE_string, "bert_config_file", None,
+          "The config json file of an original-format input. Default: the "
+          "bert_config.json beside the checkpoint.")
+  _define(flags.DEFINE_string, "vocab_file", None,
+          "The vocabulary file of the input. Default: the vocab.txt beside "
+          "the checkpoint (or, for a Hugging Face directory without one, the "
+          "WordPiece vocabulary inside its tokenizer.json).")
+  _define(flags.DEFINE_bool, "do_lower_case", True,
+          "Whether the model lower-cases its input. Default: do_lower_case of "
+          "the tokenizer_config.json beside the input when there is one, else "
+          "True. Checked against the names of the released models, as the "
+          "original does.")
+  _define(flags.DEFINE_string, "task_name", None,
+          "For a classifier checkpoint: the run_classifier.py task it was "
+          "fine-tuned on, to write its labels as id2label/label2id in "
+          "config.json.")
+  _define(lambda name, default, help_text: flags.DEFINE_enum(
+      name, default, [HF, ORIGINAL], help_text), "output_format", None,
+          "The format to write: hf or original. Default: the other one than "
+          "the input's.")
+  _define(flags.DEFINE_list, "keep_layers", None,
+          "Encoder layers to keep (e.g. 0,2,4), renumbered from 0 in that "
+          "order; the tensors are copied bitwise. Default: all layers.")
+  _define(flags.DEFINE_bool, "overwrite", False,
+          "Replace --output even when it holds a different model.")
+
+
+class Options(collections.namedtuple("Options", [
+    "bert_config_file", "vocab_file", "do_lower_case", "task_name",
+    "output_format", "keep_layers", "overwrite"])):
+  """What the flags say beyond --input/--output; do_lower_case None = not given.
+  """
+
+  def __new__(cls, bert_config_file=None, vocab_file=None, do_lower_case=None,
+              task_name=None, output_format=None, keep_layers=None,
+              overwrite=False):
+    return super(Options, cls).__new__(
+        cls, bert_config_file, vocab_file, do_lower_case, task_name,
+        output_format, keep_layers, overwrite)
+
 
 # Encoder layer parts: (original scope, Hugging Face module, is a LayerNorm).
 _LAYER_PARTS = (
@@ -529,17 +550,17 @@ def lower_case_of_tokenizer(directory):
   return None, None
 
 
-def choose_lower_case(found, found_path):
+def choose_lower_case(given, found, found_path):
   """--do_lower_case when given on the command line, else the one found."""
-  if FLAGS["do_lower_case"].present:
-    if found is not None and found != FLAGS.do_lower_case:
+  if given is not None:
+    if found is not None and found != given:
       logging.warning("--do_lower_case=%s overrides do_lower_case=%s of %s",
-                      FLAGS.do_lower_case, found, found_path)
-    return FLAGS.do_lower_case
+                      given, found, found_path)
+    return given
   if found is not None:
     logging.info("do_lower_case=%s (from %s)", found, found_path)
     return found
-  return FLAGS.do_lower_case
+  return True  # The original flag's default.
 
 
 def check_case_matches_name(do_lower_case, path):
@@ -588,12 +609,12 @@ def detect_format(path):
         (path, common.one_line(e)))
 
 
-def read_original(prefix):
+def read_original(prefix, options):
   """A `Model` from an original-format checkpoint and the files beside it."""
   import checkpoints  # pylint: disable=g-import-not-at-top
   directory = os.path.dirname(prefix) or "."
 
-  config_path = FLAGS.bert_config_file or os.path.join(directory, BERT_CONFIG)
+  config_path = options.bert_config_file or os.path.join(directory, BERT_CONFIG)
   if not common.exists(config_path):
     raise common.UserError(
         "no %s beside %s: pass the model's config with --bert_config_file" %
@@ -601,7 +622,7 @@ def read_original(prefix):
   config = read_json(config_path, "BERT config")
   check_config(config, config_path)
 
-  vocab_path = FLAGS.vocab_file or os.path.join(directory, VOCAB)
+  vocab_path = options.vocab_file or os.path.join(directory, VOCAB)
   if not common.exists(vocab_path):
     raise common.UserError(
         "no %s beside %s: pass the model's vocabulary with --vocab_file" %
@@ -609,7 +630,7 @@ def read_original(prefix):
   vocab = read_vocab_lines(vocab_path)
 
   found, found_path = lower_case_of_tokenizer(directory)
-  do_lower_case = choose_lower_case(found, found_path)
+  do_lower_case = choose_lower_case(options.do_lower_case, found, found_path)
   import tokenization  # pylint: disable=g-import-not-at-top
   tokenization.validate_case_matches_checkpoint(do_lower_case, prefix,
                                                 extended=True)
@@ -630,8 +651,8 @@ def read_original(prefix):
     notes.append("NOT CONVERTED, no place in a BERT model: %s" %
                  _names_text(unmapped))
   label_names = None
-  if "output_weights" in model_tensors and FLAGS.task_name:
-    label_names = labels_of_task(FLAGS.task_name,
+  if "output_weights" in model_tensors and options.task_name:
+    label_names = labels_of_task(options.task_name,
                                  model_tensors["output_weights"].shape[0])
   logging.info("Read %d tensors from %s (config %s, vocabulary %s)",
                len(tensors), prefix, config_path, vocab_path)
@@ -691,7 +712,7 @@ def read_hf_weights(directory):
       (directory, HF_WEIGHTS, HF_SHARD_INDEX, HF_TORCH_WEIGHTS))
 
 
-def read_hf(directory):
+def read_hf(directory, options):
   """A `Model` from a Hugging Face directory."""
   config_path = os.path.join(directory, HF_CONFIG)
   if not os.path.exists(config_path):
@@ -700,8 +721,8 @@ def read_hf(directory):
   config = config_from_hf(hf_config, config_path)
   weights, weights_path = read_hf_weights(directory)
 
-  if FLAGS.vocab_file:
-    vocab = read_vocab_lines(FLAGS.vocab_file)
+  if options.vocab_file:
+    vocab = read_vocab_lines(options.vocab_file)
   elif os.path.exists(os.path.join(directory, VOCAB)):
     vocab = read_vocab_lines(os.path.join(directory, VOCAB))
   elif os.path.exists(os.path.join(directory, TOKENIZER_JSON)):
@@ -711,7 +732,7 @@ def read_hf(directory):
         "%s has neither vocab.txt nor tokenizer.json: pass the model's "
         "vocabulary with --vocab_file" % directory)
   found, found_path = lower_case_of_tokenizer(directory)
-  do_lower_case = choose_lower_case(found, found_path)
+  do_lower_case = choose_lower_case(options.do_lower_case, found, found_path)
   check_case_matches_name(do_lower_case, directory)
 
   # Hugging Face name -> (original name, transpose), for every layout: with
@@ -885,7 +906,7 @@ def write_model(model, output, output_format, overwrite):
       what = "the original format (%s)" % write_original(model, tmp)
     if existing and not overwrite and not _same_directory(tmp, output):
       raise common.UserError(
-          "--output=%s already holds other files (%s): pass --overwrite to "
+          "--output=%s already holds a different model (%s): pass --overwrite to "
           "replace it, or choose another directory" %
           (output, _names_text(sorted(os.listdir(output)), 6)))
   return what
@@ -896,31 +917,32 @@ def write_model(model, output, output_format, overwrite):
 # ------------------------------------------------------------------------------------
 
 
-def main(_):
-  if not FLAGS.input:
+def convert(input_path, output, options=None):
+  """Converts `input_path` into the directory `output`; returns the `Model`."""
+  options = options or Options()
+  if not input_path:
     raise common.UserError("--input is required")
-  if not FLAGS.output:
+  if not output:
     raise common.UserError("--output is required")
 
-  input_format, location = detect_format(FLAGS.input)
+  input_format, location = detect_format(input_path)
   in_dir = location if input_format == HF else (os.path.dirname(location) or
                                                 ".")
-  if os.path.abspath(in_dir) == os.path.abspath(FLAGS.output):
+  if os.path.abspath(in_dir) == os.path.abspath(output):
     raise common.UserError("--output=%s is the input's directory: choose "
-                           "another one" % FLAGS.output)
-  output_format = FLAGS.output_format or (HF if input_format == ORIGINAL
-                                          else ORIGINAL)
+                           "another one" % output)
+  output_format = options.output_format or (HF if input_format == ORIGINAL
+                                            else ORIGINAL)
   logging.info("Converting %s (%s format) to %s (%s format)", location,
                "Hugging Face" if input_format == HF else "original",
-               FLAGS.output, "Hugging Face" if output_format == HF
-               else "original")
+               output, "Hugging Face" if output_format == HF else "original")
 
   if input_format == ORIGINAL:
-    model = read_original(location)
+    model = read_original(location, options)
   else:
-    model = read_hf(location)
-  if FLAGS.keep_layers:
-    select_layers(model, FLAGS.keep_layers)
+    model = read_hf(location, options)
+  if options.keep_layers:
+    select_layers(model, options.keep_layers)
   vocab_size = len(model.vocab_lines.splitlines())
   if vocab_size > model.config["vocab_size"]:
     raise common.UserError(
@@ -928,12 +950,28 @@ def main(_):
         "wrong vocabulary for this model" % (vocab_size,
                                              model.config["vocab_size"]))
 
-  what = write_model(model, FLAGS.output, output_format, FLAGS.overwrite)
+  what = write_model(model, output, output_format, options.overwrite)
   for note in model.notes:
-    logging.info("Note: %s", note)
-  logging.info("Wrote %s: %d tensors as %s, do_lower_case=%s", FLAGS.output,
+    if note.startswith("NOT CONVERTED"):
+      logging.warning("%s", note)
+    else:
+      logging.info("Note: %s", note)
+  logging.info("Wrote %s: %d tensors as %s, do_lower_case=%s", output,
                len(model.tensors), what, model.do_lower_case)
+  model.architecture = what
+  return model
+
+
+def main(_):
+  options = Options(
+      bert_config_file=FLAGS.bert_config_file, vocab_file=FLAGS.vocab_file,
+      do_lower_case=(FLAGS.do_lower_case if FLAGS["do_lower_case"].present
+                     else None),
+      task_name=FLAGS.task_name, output_format=FLAGS.output_format,
+      keep_layers=FLAGS.keep_layers, overwrite=FLAGS.overwrite)
+  convert(FLAGS.input, FLAGS.output, options)
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(common.main_wrapper(main))
