@@ -389,7 +389,9 @@ def expected_shape(name, config):
 
 def check_shapes(tensors, config, config_path, shown_names=None):
   """Every tensor has the shape the config implies; names both on mismatch."""
-  for name, value in tensors.items():
+  # Matrices first: their two shapes say the most.
+  for name in sorted(tensors, key=lambda n: (-tensors[n].ndim, n)):
+    value = tensors[name]
     want = expected_shape(name, config)
     if want is None:
       continue
@@ -528,11 +530,17 @@ def vocab_from_tokenizer_json(path):
     raise common.UserError(
         "%s holds no WordPiece vocabulary (model type %r): pass the model's "
         "vocab.txt with --vocab_file" % (path, model.get("type")))
-  by_id = sorted((i, t) for t, i in model["vocab"].items())
-  if [i for i, _ in by_id] != list(range(len(by_id))):
-    raise common.UserError("%s: the WordPiece ids are not 0..%d without gaps"
-                           % (path, len(by_id) - 1))
-  return "".join(t + "\n" for _, t in by_id).encode("utf-8")
+  tokens = {}
+  for token, i in model["vocab"].items():
+    tokens[int(i)] = token
+  # A vocab.txt with a repeated line loses an id in tokenizer.json: that id
+  # gets a placeholder line (no text maps to it, as before).
+  gaps = [i for i in range(max(tokens) + 1) if i not in tokens]
+  if gaps:
+    logging.warning("%s has no token for the ids %s: written as [UNUSED_ID_n]",
+                    path, _names_text([str(i) for i in gaps]))
+  return "".join(tokens.get(i, "[UNUSED_ID_%d]" % i) + "\n"
+                 for i in range(max(tokens) + 1)).encode("utf-8")
 
 
 def lower_case_of_tokenizer(directory):
@@ -906,8 +914,8 @@ def write_model(model, output, output_format, overwrite):
       what = "the original format (%s)" % write_original(model, tmp)
     if existing and not overwrite and not _same_directory(tmp, output):
       raise common.UserError(
-          "--output=%s already holds a different model (%s): pass --overwrite to "
-          "replace it, or choose another directory" %
+          "--output=%s already holds a different model (%s): pass "
+          "--overwrite to replace it, or choose another directory" %
           (output, _names_text(sorted(os.listdir(output)), 6)))
   return what
 
