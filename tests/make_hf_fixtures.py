@@ -173,11 +173,62 @@ def check_heads_load(hf_dir):
       assert max(diffs) < 1e-5
 
 
+def check_minilm():
+  """The MiniLM reference checkpoint loads as a BertModel with its tokenizer."""
+  sys.path.insert(0, ROOT)
+  minilm = os.path.join(ROOT, "..", "shared", "reference", "model",
+                        "minilm_ckpt")
+  if not os.path.exists(os.path.join(minilm, "bert_model.ckpt.index")):
+    print("MiniLM reference checkpoint absent: skipped")
+    return
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import torch  # pylint: disable=g-import-not-at-top
+  import transformers  # pylint: disable=g-import-not-at-top
+  import checkpoints  # pylint: disable=g-import-not-at-top
+  import modeling  # pylint: disable=g-import-not-at-top
+  import tokenization  # pylint: disable=g-import-not-at-top
+  with tempfile.TemporaryDirectory() as tmp:
+    hf_dir = os.path.join(tmp, "minilm_hf")
+    convert(["--input=" + minilm, "--output=" + hf_dir])
+    hf_model, info = transformers.BertModel.from_pretrained(
+        hf_dir, output_loading_info=True)
+    hf_model.eval()
+    text = "Hello, World! The unaffable cat sat."
+    hf_ids = transformers.AutoTokenizer.from_pretrained(hf_dir)(text)[
+        "input_ids"]
+    ours_tok = tokenization.FullTokenizer(os.path.join(minilm, "vocab.txt"),
+                                          do_lower_case=True)
+    our_ids = ours_tok.convert_tokens_to_ids(
+        ["[CLS]"] + ours_tok.tokenize(text) + ["[SEP]"])
+    ids = np.array([our_ids + [0] * 4], np.int32)
+    mask = (ids != 0).astype(np.int32)
+    with torch.no_grad():
+      hf_out = hf_model(input_ids=torch.tensor(ids, dtype=torch.long),
+                        attention_mask=torch.tensor(mask, dtype=torch.long))
+    config = modeling.BertConfig.from_json_file(
+        os.path.join(minilm, "bert_config.json"))
+    model = modeling.BertModel(config)
+    checkpoints.init_from_checkpoint(model.named_variables(), minilm,
+                                     log=False)
+    ours = model(tf.constant(ids), input_mask=tf.constant(mask))
+    n = len(our_ids)
+    print("MiniLM as BertModel: missing_keys=%s unexpected_keys=%s, same "
+          "token ids as our tokenizer: %s, max |sequence diff|=%.2e, max "
+          "|pooled diff|=%.2e" % (
+              info["missing_keys"], info["unexpected_keys"],
+              hf_ids == our_ids,
+              np.abs(ours.sequence_output.numpy()[:, :n] -
+                     hf_out.last_hidden_state.numpy()[:, :n]).max(),
+              np.abs(ours.pooled_output.numpy() -
+                     hf_out.pooler_output.numpy()).max()))
+
+
 def main():
   os.makedirs(FIXTURES, exist_ok=True)
   make_pretraining_fixture("gelu", seed=1)
   new_dir = make_pretraining_fixture("gelu_new", seed=2)
   check_heads_load(new_dir)
+  check_minilm()
 
 
 if __name__ == "__main__":
