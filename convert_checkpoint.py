@@ -198,6 +198,12 @@ _CONFIG_DEFAULTS = {"hidden_dropout_prob": 0.1,
                     "attention_probs_dropout_prob": 0.1,
                     "initializer_range": 0.02}
 
+# Keys of the released Chinese / multilingual bert_config.json files beyond the
+# model's: written to config.json unchanged and read back.
+_EXTRA_ORIGINAL_KEYS = ("directionality", "pooler_fc_size",
+                        "pooler_num_attention_heads", "pooler_num_fc_layers",
+                        "pooler_size_per_head", "pooler_type")
+
 # Activations: ours -> Hugging Face's (same numbers), and back.
 _ACT_TO_HF = {"gelu": "gelu_new", "gelu_exact": "gelu", "relu": "relu",
               "tanh": "tanh"}
@@ -316,6 +322,9 @@ def config_from_hf(hf_config, path):
       "type_vocab_size": hf_config.get("type_vocab_size", 2),
       "vocab_size": hf_config["vocab_size"],
   }
+  for key in _EXTRA_ORIGINAL_KEYS:
+    if key in hf_config:
+      config[key] = hf_config[key]
   return config
 
 
