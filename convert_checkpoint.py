@@ -691,11 +691,50 @@ def labels_of_task(task_name, num_labels):
   return [str(label) for label in labels]
 
 
+_SAFETENSORS_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16,
+                       "I64": np.int64, "I32": np.int32, "I16": np.int16,
+                       "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
+
+
+def _load_safetensors_bfloat16(path):
+  """Reads a safetensors file holding bfloat16, which numpy cannot represent.
+
+  The format is an 8-byte little-endian header length, a JSON header of
+  {name: {dtype, shape, data_offsets}} and the raw data. bfloat16 is the top
+  half of a float32, so it widens to float32 exactly.
+  """
+  with open(path, "rb") as f:
+    data = f.read()
+  header_len = int.from_bytes(data[:8], "little")
+  header = json.loads(data[8:8 + header_len])
+  base = 8 + header_len
+  tensors = {}
+  for name, info in header.items():
+    if name == "__metadata__":
+      continue
+    begin, end = info["data_offsets"]
+    raw = data[base + begin:base + end]
+    if info["dtype"] == "BF16":
+      value = (np.frombuffer(raw, "<u2").astype(np.uint32) << 16).view(
+          np.float32)
+    elif info["dtype"] in _SAFETENSORS_DTYPES:
+      value = np.frombuffer(raw, np.dtype(_SAFETENSORS_DTYPES[
+          info["dtype"]]).newbyteorder("<"))
+    else:
+      raise common.UserError("%s: tensor %s has the unsupported dtype %s" %
+                             (path, name, info["dtype"]))
+    tensors[name] = value.reshape(info["shape"]).copy()
+  return tensors
+
+
 def _load_safetensors(path):
   from safetensors import numpy as safetensors_numpy  # pylint: disable=g-import-not-at-top
   try:
     return safetensors_numpy.load_file(path)
   except Exception as e:  # pylint: disable=broad-except
+    if "bfloat16" in str(e):
+      logging.info("%s holds bfloat16: widened to float32 exactly", path)
+      return _load_safetensors_bfloat16(path)
     raise common.UserError("cannot read %s with safetensors: %s" %
                            (path, common.one_line(e)))
 
@@ -802,7 +841,9 @@ def read_hf(directory, options):
   check_shapes(tensors, config, config_path, shown)
   _check_complete(tensors, num_layers, weights_path)
   for name, value in list(tensors.items()):
-    if value.dtype != np.float32 and np.issubdtype(value.dtype, np.floating):
+    # float16, float64 and bfloat16 (ml_dtypes' when TensorFlow is loaded).
+    if value.dtype != np.float32 and (value.dtype.kind == "f" or
+                                      value.dtype.name == "bfloat16"):
       tensors[name] = value.astype(np.float32)
 
   notes = []
@@ -866,8 +907,9 @@ def write_hf(model, directory):
   if left:
     model.notes.append("NOT CONVERTED, %s has no place for: %s" %
                        (architecture, _names_text(left)))
-  safetensors_numpy.save_file(out, os.path.join(directory, HF_WEIGHTS),
-                              metadata={"format": "pt"})
+  weights_path = os.path.join(directory, HF_WEIGHTS)
+  safetensors_numpy.save_file(out, weights_path, metadata={"format": "pt"})
+  _default_permissions(weights_path)
   num_labels = None
   if "classifier" in carried:
     num_labels = int(model.tensors["output_weights"].shape[0])
@@ -889,6 +931,13 @@ def write_hf(model, directory):
                     json.dumps(tokenizer_config, indent=2, sort_keys=True) +
                     "\n")
   return architecture
+
+
+def _default_permissions(path):
+  """The umask's permissions (safetensors creates its file 0600)."""
+  umask = os.umask(0)
+  os.umask(umask)
+  os.chmod(path, 0o666 & ~umask)
 
 
 def _same_directory(a, b):

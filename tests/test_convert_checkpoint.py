@@ -415,3 +415,36 @@ def test_script_reports_one_line_and_exit_1(tmp_path):
   assert len(errors) == 1 and "neither" in errors[0], proc.stderr[-2000:]
   assert "Traceback" not in proc.stderr
   assert not (tmp_path / "out").exists()
+
+
+def test_bfloat16_safetensors_widen_exactly(tmp_path):
+  """numpy has no bfloat16: such files are read by hand, widened exactly."""
+  src = FIXTURES / "hf_tiny_gelu_new"
+  d = tmp_path / "bf16"
+  d.mkdir()
+  shutil.copy(src / "config.json", d)
+  shutil.copy(src / "vocab.txt", d)
+  weights = safetensors_numpy.load_file(str(src / "model.safetensors"))
+  header, chunks, offset = {}, [], 0
+  for name in sorted(weights):
+    top = (weights[name].view(np.uint32) >> 16).astype("<u2").tobytes()
+    header[name] = {"dtype": "BF16", "shape": list(weights[name].shape),
+                    "data_offsets": [offset, offset + len(top)]}
+    chunks.append(top)
+    offset += len(top)
+  header["__metadata__"] = {"format": "pt"}
+  text = json.dumps(header).encode()
+  (d / "model.safetensors").write_bytes(
+      len(text).to_bytes(8, "little") + text + b"".join(chunks))
+  cc.convert(str(d), str(tmp_path / "out"))
+  got = _read_original(tmp_path / "out")
+  want = weights["bert.encoder.layer.1.output.dense.weight"].T
+  truncated = (want.view(np.uint32) & 0xFFFF0000).view(np.float32)
+  np.testing.assert_array_equal(
+      got["bert/encoder/layer_1/output/dense/kernel"], truncated)
+  assert got["bert/encoder/layer_1/output/dense/kernel"].dtype == np.float32
+  # The reader used when safetensors' numpy API cannot make bfloat16 arrays.
+  by_hand = cc._load_safetensors_bfloat16(str(d / "model.safetensors"))
+  np.testing.assert_array_equal(
+      by_hand["bert.encoder.layer.1.output.dense.weight"], truncated.T)
+  assert by_hand["bert.encoder.layer.1.output.dense.weight"].dtype == np.float32
