@@ -614,16 +614,40 @@ def detect_format(path):
       path.endswith(".safetensors")):
     if os.path.exists(path):
       return HF, os.path.dirname(path) or "."
+  neither = ("--input=%s is neither an original-format checkpoint (a prefix "
+             "such as .../bert_model.ckpt with its .index and .data-* files, "
+             "one of them, or their directory) nor a Hugging Face directory "
+             "(config.json with model.safetensors or pytorch_model.bin): %s")
+  if not common.is_remote(path) and not _may_be_original(path):
+    # Said without loading TensorFlow.
+    if os.path.isdir(path):
+      found = sorted(os.listdir(path))
+      what = ("found in it: %s" % _names_text(found, 8) if found
+              else "the directory is empty")
+    else:
+      what = "no such file or checkpoint prefix"
+      parent = os.path.dirname(path) or "."
+      if os.path.isdir(parent):
+        prefixes = sorted(n[:-len(".index")] for n in os.listdir(parent)
+                          if n.endswith(".index"))
+        if prefixes:
+          what += "; checkpoints in %s: %s" % (parent,
+                                               _names_text(prefixes, 8))
+    raise common.UserError(neither % (path, what))
   import checkpoints  # pylint: disable=g-import-not-at-top
   try:
     return ORIGINAL, checkpoints.normalize_checkpoint_path(path)
   except (FileNotFoundError, ValueError) as e:
-    raise common.UserError(
-        "--input=%s is neither an original-format checkpoint (a prefix such "
-        "as .../bert_model.ckpt with its .index and .data-* files, one of "
-        "them, or their directory) nor a Hugging Face directory (config.json "
-        "with model.safetensors or pytorch_model.bin): %s" %
-        (path, common.one_line(e)))
+    raise common.UserError(neither % (path, common.one_line(e)))
+
+
+def _may_be_original(path):
+  """Whether a local path could name an original-format checkpoint."""
+  if os.path.isdir(path):
+    return any(n.endswith(".index") or n == "checkpoint"
+               for n in os.listdir(path))
+  return (os.path.exists(path + ".index") or
+          re.search(r"\.(index|meta|data-\d{5}-of-\d{5})$", path) is not None)
 
 
 def read_original(prefix, options):
