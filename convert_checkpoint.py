@@ -877,6 +877,14 @@ def read_hf(directory, options):
   if unmapped:
     notes.append("NOT CONVERTED, no place in the original model: %s" %
                  _names_text(unmapped))
+  known = set(name for _, name, _ in ARCHITECTURES)
+  for architecture in hf_config.get("architectures") or []:
+    if architecture not in known:
+      notes.append(
+          "%s is not one of the classes this converter knows (%s): its "
+          "tensors were mapped by name, e.g. a classifier.* head to "
+          "output_weights/output_bias" % (architecture, ", ".join(
+              sorted(known))))
   label_names = None
   if "output_weights" in tensors:
     id2label = hf_config.get("id2label") or {}
