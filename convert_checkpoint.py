@@ -149,7 +149,7 @@ _LAYER_PARTS = (
     ("output/LayerNorm", "output.LayerNorm", True),
 )
 
-# The heads: name -> (Hugging Face class, {original name: (HF name, transpose)}).
+# The heads: name -> {original name: (Hugging Face name, transpose)}.
 _HEAD_TENSORS = {
     "mlm": {
         "cls/predictions/transform/dense/kernel":
@@ -166,7 +166,8 @@ _HEAD_TENSORS = {
     "nsp": {
         "cls/seq_relationship/output_weights":
             ("cls.seq_relationship.weight", False),
-        "cls/seq_relationship/output_bias": ("cls.seq_relationship.bias", False),
+        "cls/seq_relationship/output_bias":
+            ("cls.seq_relationship.bias", False),
     },
     "classifier": {
         "output_weights": ("classifier.weight", False),
@@ -752,7 +753,8 @@ def _load_safetensors_bfloat16(path):
 
 
 def _load_safetensors(path):
-  from safetensors import numpy as safetensors_numpy  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from safetensors import numpy as safetensors_numpy
   try:
     return safetensors_numpy.load_file(path)
   except Exception as e:  # pylint: disable=broad-except
@@ -920,7 +922,8 @@ def write_original(model, directory):
 
 def write_hf(model, directory):
   """Writes the Hugging Face files; returns the class name."""
-  from safetensors import numpy as safetensors_numpy  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from safetensors import numpy as safetensors_numpy
   heads = heads_of(model.tensors)
   architecture, carried, pooler = architecture_for(heads)
   prefix = "bert." if architecture != "BertModel" else ""

@@ -83,7 +83,8 @@ def test_minilm_original_to_hf_to_original_is_bitwise(tmp_path):
     _assert_bitwise(again[name], value)
   assert (json.loads((back / "bert_config.json").read_text()) ==
           json.loads((MINILM / "bert_config.json").read_text()))
-  assert (back / "vocab.txt").read_bytes() == (MINILM / "vocab.txt").read_bytes()
+  assert ((back / "vocab.txt").read_bytes() ==
+          (MINILM / "vocab.txt").read_bytes())
 
 
 def test_pretraining_checkpoint_round_trip_keeps_heads(tmp_path, tiny_vocab):

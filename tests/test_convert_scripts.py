@@ -51,8 +51,8 @@ def _write_pretraining_record(path, outputs, masked_lm_ids, labels):
       }
       feats = {k: tf.train.Feature(int64_list=tf.train.Int64List(
           value=[int(x) for x in v])) for k, v in ints.items()}
-      feats["masked_lm_weights"] = tf.train.Feature(float_list=tf.train.FloatList(
-          value=[1.0] * len(masked_lm_ids[i])))
+      feats["masked_lm_weights"] = tf.train.Feature(
+          float_list=tf.train.FloatList(value=[1.0] * len(masked_lm_ids[i])))
       writer.write(tf.train.Example(features=tf.train.Features(
           feature=feats)).SerializeToString())
 
