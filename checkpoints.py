@@ -533,3 +533,27 @@ def check_head_is_trained(checkpoint_path, head_variables, head_name,
       "first (--do_train) or point --init_checkpoint/--output_dir at a "
       "fine-tuned checkpoint; pass --allow_untrained_head to do it anyway." %
       (what, where))
+
+def read_tensors(path):
+  """Every tensor of a checkpoint: name -> numpy array (for converters)."""
+  prefix = normalize_checkpoint_path(path)
+  reader = tf.train.load_checkpoint(prefix)
+  return {name: reader.get_tensor(name)
+          for name in sorted(reader.get_variable_to_shape_map())}
+
+
+def save_bundle(prefix, named_arrays):
+  """Writes exactly `named_arrays` as the bundle `prefix`.{index,data-*}.
+
+  For released-style checkpoints such as `bert_model.ckpt` (no step, no
+  `checkpoint` state file); the dtypes are kept. Callers write into a
+  temporary directory and rename it (convert_checkpoint.py).
+  """
+  if not named_arrays:
+    raise ValueError("No tensors to save")
+  names = sorted(named_arrays)
+  with tf.device("CPU:0"):
+    tensors = [tf.convert_to_tensor(named_arrays[n]) for n in names]
+    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names,
+                      shape_and_slices=[""] * len(names), tensors=tensors)
+  return prefix

@@ -1005,6 +1005,16 @@ def gelu(x):
   return tf.nn.gelu(x, approximate=True)
 
 
+def gelu_exact(x):
+  """The exact (erf) form of gelu: x * Phi(x), Phi the standard normal CDF.
+
+  The original's "gelu" is the tanh approximation (`gelu` above); models
+  trained with the erf form (Hugging Face's "gelu") are converted to this name
+  by convert_checkpoint.py so their numbers stay the same.
+  """
+  return tf.nn.gelu(x, approximate=False)
+
+
 def get_activation(activation_string):
   """Maps a string to a Python function, e.g., "relu" => `tf.nn.relu`.
 
@@ -1035,6 +1045,8 @@ def get_activation(activation_string):
     return tf.nn.relu
   elif act == "gelu":
     return gelu
+  elif act == "gelu_exact":
+    return gelu_exact
   elif act == "tanh":
     return tf.tanh
   else:
