@@ -501,6 +501,14 @@ def test_predict_again_fixed_length_constrained_and_errors(workdir, trained):
   run_main(_flags(workdir, trained, do_eval="true"))
   assert open(trained / "eval_predictions.txt").read() == eval_before
 
+  # Another output_dir, the weights and label_list.txt from beside
+  # --init_checkpoint (as on another machine): the same predictions.
+  other = workdir / "other"
+  run_main(_flags(workdir, other, do_eval="true") + [
+      "--init_checkpoint=%s" % tf.train.latest_checkpoint(str(trained))])
+  assert open(other / "eval_predictions.txt").read() == eval_before
+  assert not (other / "label_list.txt").exists()
+
   bad = workdir / "bad"
   bad.mkdir()
   (bad / "dev.txt").write_text("Hello O\nthere B-planet\n", encoding="utf-8")
