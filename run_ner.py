@@ -993,12 +993,7 @@ def main(_):
       vocab_file=FLAGS.vocab_file, do_lower_case=FLAGS.do_lower_case)
   modeling.check_vocab_size(FLAGS.vocab_file, bert_config)
   cfg = runner.RunConfig.from_flags(FLAGS, output_dir=FLAGS.output_dir)
-  try:
-    run(cfg, tokenizer, bert_config)
-  except runner.UserError as e:
-    if isinstance(e, common.UserError):
-      raise
-    raise common.UserError(str(e))
+  run(cfg, tokenizer, bert_config)
 
 
 if __name__ == "__main__":
