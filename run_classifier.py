@@ -41,10 +41,7 @@ import tokenization
 FLAGS = flags.FLAGS
 
 
-def _define(define, name, default, help_text):
-  """Defines a flag unless another script imported in this process did."""
-  if name not in FLAGS:
-    define(name, default, help_text)
+_define = runner.define_flag
 
 
 def define_flags():
@@ -52,70 +49,13 @@ def define_flags():
   if "task_name" in FLAGS and "allow_untrained_head" in FLAGS:
     return
 
-  ## Required parameters
   _define(flags.DEFINE_string, "data_dir", None,
       "The input data dir. Should contain the .tsv files (or other data files) "
       "for the task.")
-
-  _define(flags.DEFINE_string, "bert_config_file", None,
-      "The config json file corresponding to the pre-trained BERT model. "
-      "This specifies the model architecture.")
-
   _define(flags.DEFINE_string, "task_name", None,
           "The name of the task to train.")
-
-  _define(flags.DEFINE_string, "vocab_file", None,
-      "The vocabulary file that the BERT model was trained on.")
-
-  _define(flags.DEFINE_string, "output_dir", None,
-      "The output directory where the model checkpoints will be written.")
-
-  ## Other parameters
-
-  _define(flags.DEFINE_string, "init_checkpoint", None,
-      "Initial checkpoint (usually from a pre-trained BERT model).")
-
-  _define(flags.DEFINE_bool, "do_lower_case", True,
-      "Whether to lower case the input text. Should be True for uncased "
-      "models and False for cased models.")
-
-  _define(flags.DEFINE_integer, "max_seq_length", 128,
-      "The maximum total input sequence length after WordPiece tokenization. "
-      "Sequences longer than this will be truncated, and sequences shorter "
-      "than this will be padded.")
-
-  _define(flags.DEFINE_bool, "do_train", False, "Whether to run training.")
-
-  _define(flags.DEFINE_bool, "do_eval", False,
-          "Whether to run eval on the dev set.")
-
-  _define(flags.DEFINE_bool, "do_predict", False,
-      "Whether to run the model in inference mode on the test set.")
-
-  _define(flags.DEFINE_integer, "train_batch_size", 32,
-          "Total batch size for training.")
-
-  _define(flags.DEFINE_integer, "eval_batch_size", 8,
-          "Total batch size for eval.")
-
-  _define(flags.DEFINE_integer, "predict_batch_size", 8,
-          "Total batch size for predict.")
-
-  _define(flags.DEFINE_float, "learning_rate", 5e-5,
-      "The initial learning rate for Adam.")
-
-  _define(flags.DEFINE_float, "num_train_epochs", 3.0,
-      "Total number of training epochs to perform.")
-
-  _define(flags.DEFINE_float, "warmup_proportion", 0.1,
-      "Proportion of training to perform linear learning rate warmup for. "
-      "E.g., 0.1 = 10% of training.")
-
-  # use_tpu, tpu_name, tpu_zone, gcp_project, master, num_tpu_cores,
-  # save_checkpoints_steps, iterations_per_loop and the shared new flags.
-  if "use_tpu" not in FLAGS:
-    runner.define_runtime_flags(iterations_per_loop=True,
-                                save_checkpoints_steps=True)
+  runner.define_finetuning_flags()
+  flags.adopt_module_key_flags(runner)   # --help lists the shared flags too
 
   ## New parameters (not in the original)
 

@@ -395,6 +395,54 @@ def _check_resume_compatible(prefix, named_state):
 
 
 # ------------------------------------------------------------------------------------
+def define_flag(define, name, default, help_text):
+  """Defines a flag unless another script imported in this process did."""
+  if name not in flags.FLAGS:
+    define(name, default, help_text)
+
+
+def define_finetuning_flags(max_seq_length_help=None):
+  """The flags the original fine-tuning scripts share (run_classifier's names,
+  defaults and help), then the runtime flags; idempotent."""
+  d = define_flag
+  d(flags.DEFINE_string, "bert_config_file", None,
+    "The config json file corresponding to the pre-trained BERT model. "
+    "This specifies the model architecture.")
+  d(flags.DEFINE_string, "vocab_file", None,
+    "The vocabulary file that the BERT model was trained on.")
+  d(flags.DEFINE_string, "output_dir", None,
+    "The output directory where the model checkpoints will be written.")
+  d(flags.DEFINE_string, "init_checkpoint", None,
+    "Initial checkpoint (usually from a pre-trained BERT model).")
+  d(flags.DEFINE_bool, "do_lower_case", True,
+    "Whether to lower case the input text. Should be True for uncased "
+    "models and False for cased models.")
+  d(flags.DEFINE_integer, "max_seq_length", 128, max_seq_length_help or (
+      "The maximum total input sequence length after WordPiece tokenization. "
+      "Sequences longer than this will be truncated, and sequences shorter "
+      "than this will be padded."))
+  d(flags.DEFINE_bool, "do_train", False, "Whether to run training.")
+  d(flags.DEFINE_bool, "do_eval", False, "Whether to run eval on the dev set.")
+  d(flags.DEFINE_bool, "do_predict", False,
+    "Whether to run the model in inference mode on the test set.")
+  d(flags.DEFINE_integer, "train_batch_size", 32,
+    "Total batch size for training.")
+  d(flags.DEFINE_integer, "eval_batch_size", 8, "Total batch size for eval.")
+  d(flags.DEFINE_integer, "predict_batch_size", 8,
+    "Total batch size for predict.")
+  d(flags.DEFINE_float, "learning_rate", 5e-5,
+    "The initial learning rate for Adam.")
+  d(flags.DEFINE_float, "num_train_epochs", 3.0,
+    "Total number of training epochs to perform.")
+  d(flags.DEFINE_float, "warmup_proportion", 0.1,
+    "Proportion of training to perform linear learning rate warmup for. "
+    "E.g., 0.1 = 10% of training.")
+  # use_tpu, tpu_name, tpu_zone, gcp_project, master, num_tpu_cores,
+  # save_checkpoints_steps, iterations_per_loop and the shared new flags.
+  if "use_tpu" not in flags.FLAGS:
+    define_runtime_flags(iterations_per_loop=True, save_checkpoints_steps=True)
+
+
 # Training.
 # ------------------------------------------------------------------------------------
 
