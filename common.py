@@ -117,6 +117,21 @@ def atomic_write(path, mode="w"):
       yield f
 
 
+def count_lines(path):
+  """Number of lines of a file (None for stdin, "-"), for an ETA."""
+  if path == "-":
+    return None
+  count, last = 0, b"\n"
+  with open_file(path, "rb") as f:
+    while True:
+      block = f.read(1 << 22)
+      if not block:
+        break
+      count += block.count(b"\n")
+      last = block[-1:]
+  return count + (last != b"\n")
+
+
 def write_text(path, text):
   """Writes `text` (or an iterable of lines) to `path` atomically."""
   with atomic_write(path) as f:

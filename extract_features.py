@@ -882,21 +882,6 @@ def check_options(output_file, output_format, output_dtype, pooling,
 # ------------------------------------------------------------------------------------
 
 
-def _count_lines(input_file):
-  """Number of lines of a file (None for stdin), for the ETA."""
-  if input_file == "-":
-    return None
-  count, last = 0, b"\n"
-  with tf.io.gfile.GFile(input_file, "rb") as f:
-    while True:
-      block = f.read(1 << 22)
-      if not block:
-        break
-      count += block.count(b"\n")
-      last = block[-1:]
-  return count + (last != b"\n")
-
-
 def _log_progress(progress, done):
   """One 'Processed ... lines' line (rate and, with a known total, the ETA)."""
   rate, eta = progress.measure(done)
@@ -937,7 +922,7 @@ def extract(cfg, task, tokenizer, input_file, writer, max_seq_length, batch_size
   next_id = 0
   start = time.time()
   try:
-    progress = common.Progress(_count_lines(input_file), progress_seconds)
+    progress = common.Progress(common.count_lines(input_file), progress_seconds)
     results = runner.predict(cfg, task, input_fn_builder(batches), batch_size,
                              init_checkpoint=init_checkpoint, model=model)
     for result in results:

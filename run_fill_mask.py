@@ -588,20 +588,6 @@ class _Progress(object):
                  ", ETA %s" % common.format_duration(eta) if eta else "")
 
 
-def _count_lines(input_file):
-  if input_file == "-":
-    return None
-  count, last = 0, b"\n"
-  with tf.io.gfile.GFile(input_file, "rb") as f:
-    while True:
-      block = f.read(1 << 22)
-      if not block:
-        break
-      count += block.count(b"\n")
-      last = block[-1:]
-  return count + (last != b"\n")
-
-
 # ------------------------------------------------------------------------------------
 # The whole run.
 # ------------------------------------------------------------------------------------
@@ -620,7 +606,7 @@ def run(cfg, task, model, tokenizer, input_file, output_file, mode="fill",
   about `bucket_window` sequences; each window's records are written in order
   before the next window is read.
   """
-  progress = _Progress(_count_lines(input_file), progress_secs)
+  progress = _Progress(common.count_lines(input_file), progress_secs)
   predictor = Predictor(cfg, task, model, batch_size, max_seq_length, progress)
   inv_vocab = tokenizer.inv_vocab
   vocab_words = lambda t: inv_vocab.get(int(t), "[%d]" % int(t))

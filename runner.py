@@ -150,54 +150,37 @@ def define_runtime_flags(iterations_per_loop=True, save_checkpoints_steps=True):
 
 
 class RunConfig(object):
-  """Everything the loop needs to know about devices, checkpoints and speed."""
+  """Everything the loop needs to know about devices, checkpoints and speed.
 
-  def __init__(self, output_dir, use_tpu=False, tpu_name=None, tpu_zone=None,
-               gcp_project=None, master=None, num_tpu_cores=8,
-               iterations_per_loop=1000, save_checkpoints_steps=1000,
-               keep_checkpoint_max=5, mixed_precision="fp32", use_xla=False,
-               xla_optimizer_update=False,
-               gradient_accumulation_steps=1, seed=None, deterministic=False,
-               optimizer="adamw", adam_bias_correction=False,
-               continuous_warmup=False, log_steps=100, recompute=False,
-               fused_blocks=False, strategy=None):
+  Each setting is the flag of the same name (`define_runtime_flags`), with the
+  flag's default; `strategy` (not a flag) imposes a tf.distribute strategy.
+  """
+
+  DEFAULTS = collections.OrderedDict([
+      ("use_tpu", False), ("tpu_name", None), ("tpu_zone", None),
+      ("gcp_project", None), ("master", None), ("num_tpu_cores", 8),
+      ("iterations_per_loop", 1000), ("save_checkpoints_steps", 1000),
+      ("keep_checkpoint_max", 5), ("mixed_precision", "fp32"),
+      ("use_xla", False), ("xla_optimizer_update", False),
+      ("gradient_accumulation_steps", 1), ("seed", None),
+      ("deterministic", False), ("optimizer", "adamw"),
+      ("adam_bias_correction", False), ("continuous_warmup", False),
+      ("log_steps", 100), ("recompute", False), ("fused_blocks", False),
+      ("strategy", None)])
+
+  def __init__(self, output_dir, **settings):
+    unknown = sorted(set(settings) - set(self.DEFAULTS))
+    if unknown:
+      raise TypeError("RunConfig has no setting %s" % ", ".join(unknown))
     self.output_dir = output_dir
-    self.use_tpu = use_tpu
-    self.tpu_name = tpu_name
-    self.tpu_zone = tpu_zone
-    self.gcp_project = gcp_project
-    self.master = master
-    self.num_tpu_cores = num_tpu_cores
-    self.iterations_per_loop = iterations_per_loop
-    self.save_checkpoints_steps = save_checkpoints_steps
-    self.keep_checkpoint_max = keep_checkpoint_max
-    self.mixed_precision = mixed_precision
-    self.use_xla = use_xla
-    self.xla_optimizer_update = xla_optimizer_update
-    self.gradient_accumulation_steps = gradient_accumulation_steps
-    self.seed = seed
-    self.deterministic = deterministic
-    self.optimizer = optimizer
-    self.adam_bias_correction = adam_bias_correction
-    self.continuous_warmup = continuous_warmup
-    self.log_steps = log_steps
-    self.recompute = recompute
-    self.fused_blocks = fused_blocks
-    self.strategy = strategy
+    for name, default in self.DEFAULTS.items():
+      setattr(self, name, settings.get(name, default))
 
   @classmethod
   def from_flags(cls, flag_values, output_dir=None, **overrides):
     """Builds a RunConfig from parsed absl flags (missing flags keep defaults)."""
-    kwargs = {}
-    for name in ("use_tpu", "tpu_name", "tpu_zone", "gcp_project", "master",
-                 "num_tpu_cores", "iterations_per_loop", "save_checkpoints_steps",
-                 "keep_checkpoint_max", "mixed_precision", "use_xla",
-                 "xla_optimizer_update",
-                 "gradient_accumulation_steps", "seed", "deterministic", "optimizer",
-                 "adam_bias_correction", "continuous_warmup", "log_steps",
-                 "recompute", "fused_blocks"):
-      if name in flag_values:
-        kwargs[name] = flag_values[name].value
+    kwargs = {name: flag_values[name].value for name in cls.DEFAULTS
+              if name in flag_values}
     if output_dir is None and "output_dir" in flag_values:
       output_dir = flag_values["output_dir"].value
     kwargs.update(overrides)
