@@ -538,7 +538,7 @@ def create_optimizer(loss, init_lr, num_train_steps, num_warmup_steps, use_tpu,
     `(optimizer, schedule)`; the optimizer's learning rate is the schedule,
     evaluated at the `global_step` given to `apply_gradients`.
   """
-  del loss, use_tpu
+  del use_tpu
   schedule = BertSchedule(init_lr, num_train_steps, num_warmup_steps,
                           continuous_warmup=continuous_warmup)
   kwargs = dict(
