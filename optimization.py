@@ -264,9 +264,9 @@ class AdamWeightDecayOptimizer(tf.Module):
       name: accepted for the original signature; unused.
 
     Returns:
-      The grouped update op in graph code (the original's train op); None when
-      executing eagerly (inside `tf.function` the updates are also ordered by
-      automatic control dependencies).
+      The grouped update op in TF1 graph code (the original's train op); None
+      in TF2 code, eager or inside `tf.function` (where the updates are
+      ordered by automatic control dependencies).
     """
     del name
     if not isinstance(named_variables, collections.abc.Mapping):
@@ -336,8 +336,8 @@ class AdamWeightDecayOptimizer(tf.Module):
       fn = self._make_update_fn(name)
       updates.append(strategy.extended.update(
           var, fn, args=(grad, m, v, lr, step), group=True))
-    if tf.executing_eagerly():
-      return None
+    if tf.compat.v1.executing_eagerly_outside_functions():
+      return None  # Eager, or inside tf.function (automatic control deps).
     return tf.group(*updates)
 
   def _make_update_fn(self, name):
