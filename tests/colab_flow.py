@@ -29,11 +29,17 @@ if STYLE == "package":
   from bert import optimization
   from bert import run_classifier
   from bert import tokenization
-  import modeling as flat_modeling  # pylint: disable=g-import-not-at-top
-  # One copy of each module: the flat name is the same module object.
-  assert flat_modeling is modeling
+  from bert import create_pretraining_data, extract_features  # pylint: disable=g-import-not-at-top
+  from bert import run_pretraining, run_squad  # pylint: disable=g-import-not-at-top
   import bert  # pylint: disable=g-import-not-at-top
-  assert bert.run_squad.SquadTask is not None
+  # One copy of each module: the flat name is the same module object.
+  for _module in (checkpoints, modeling, optimization, run_classifier,
+                  tokenization, create_pretraining_data, extract_features,
+                  run_pretraining, run_squad):
+    _short = _module.__name__.rsplit(".", 1)[-1]
+    assert sys.modules[_short] is _module, _short
+    assert getattr(bert, _short) is _module, _short
+  assert bert.runner is sys.modules["runner"]  # PEP 562 attribute access
 else:
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
       __file__))))

@@ -64,6 +64,8 @@ def _build_wheel(tmp):
   (None, reason)."""
   src = tmp / "src"
   src.mkdir()
+  if not (ROOT / "pyproject.toml").exists():
+    return None, "no pyproject.toml"
   for path in list(ROOT.glob("*.py")) + [ROOT / "pyproject.toml",
                                          ROOT / "README.md"]:
     shutil.copy(path, src / path.name)
@@ -323,3 +325,20 @@ def test_model_fn_builders_give_the_loops_tasks():
   task = extract_features.model_fn_builder(config, CKPT, [-1, -2], False,
                                            False)
   assert task.layer_indexes == [-1, -2] and task.init_checkpoint == CKPT
+
+
+def test_every_script_has_its_console_command():
+  tomllib = pytest.importorskip("tomllib")
+  with open(ROOT / "pyproject.toml", "rb") as f:
+    project = tomllib.load(f)
+  assert project["tool"]["setuptools"]["package-dir"] == {"bert": "."}
+  scripts = project["project"]["scripts"]
+  import _cli  # pylint: disable=g-import-not-at-top
+  mains = sorted(p.stem for p in ROOT.glob("[!_]*.py")
+                 if 'if __name__ == "__main__":' in p.read_text())
+  assert "run_classifier" in mains and "convert_checkpoint" in mains
+  for name in mains:
+    command = "bert-" + name.replace("_", "-")
+    assert scripts.get(command) == "bert._cli:" + name, command
+    assert callable(getattr(_cli, name))
+  assert len(scripts) == len(mains)
