@@ -200,11 +200,29 @@ def graph_flow():
     names = [v.name for v in tf.global_variables()]
     assert "bert/pooler/dense/kernel/adam_m:0" in names, names[-6:]
   with tf.Graph().as_default():
-    # A dataset from the original's input_fn, in graph mode too.
+    # The Colab's TF1 model_fn body: a dataset from the original's input_fn,
+    # create_model, the checkpoint through the assignment map, a train op.
     dataset = examples_to_dataset(is_training=False)
     batch = tf.data.make_one_shot_iterator(dataset).get_next()
+    loss, _, logits, _ = run_classifier.create_model(
+        bert_config, True, batch["input_ids"], batch["input_mask"],
+        batch["segment_ids"], batch["label_ids"], 2, False)
+    tvars = tf.trainable_variables()
+    assert tvars[-2].name == "output_weights:0", tvars[-2].name
+    assignment_map, _ = modeling.get_assignment_map_from_checkpoint(tvars,
+                                                                    CKPT)
+    assert "output_weights" not in assignment_map
+    tf.train.init_from_checkpoint(CKPT, assignment_map)
+    train_op = optimization.create_optimizer(loss, 1e-3, 10, 0, False)
     with tf.Session() as sess:
-      assert sess.run(batch)["input_ids"].shape == (2, 8)
+      sess.run(tf.global_variables_initializer())
+      word_embeddings = [v for v in tvars if v.name.startswith(
+          "bert/embeddings/word_embeddings")][0]
+      np.testing.assert_array_equal(
+          sess.run(word_embeddings),
+          reader.get_tensor("bert/embeddings/word_embeddings"))
+      assert sess.run(logits).shape == (2, 2)
+      sess.run(train_op)
 
 
 if MODE == "graph":

@@ -322,6 +322,10 @@ def test_model_fn_builders_give_the_loops_tasks():
                       (run_pretraining, run_pretraining.PretrainingTask)):
     task = module.model_fn_builder(config, CKPT, 1e-4, 10, 1, False, False)
     assert isinstance(task, cls) and task.train_args["num_train_steps"] == 10
+  import run_classifier_with_tfhub  # pylint: disable=g-import-not-at-top
+  task = run_classifier_with_tfhub.model_fn_builder(2, 1e-4, 10, 1, False,
+                                                    "/no/hub/module")
+  assert task.num_labels == 2 and task.train_args["init_checkpoint"] is None
   task = extract_features.model_fn_builder(config, CKPT, [-1, -2], False,
                                            False)
   assert task.layer_indexes == [-1, -2] and task.init_checkpoint == CKPT
