@@ -1338,10 +1338,6 @@ def assert_rank(tensor, expected_rank, name=None):
 # ------------------------------------------------------------------------------
 
 
-def _variable_scope(name):
-  return tf.compat.v1.variable_scope(name)
-
-
 def embedding_lookup(input_ids,
                      vocab_size,
                      embedding_size=128,
@@ -1573,10 +1569,10 @@ def transformer_model(input_tensor,
   prev_output = reshape_to_matrix(input_tensor)
   all_layer_outputs = []
   for layer_idx in range(num_hidden_layers):
-    with _variable_scope("layer_%d" % layer_idx):
+    with tf.compat.v1.variable_scope("layer_%d" % layer_idx):
       layer_input = prev_output
-      with _variable_scope("attention"):
-        with _variable_scope("self"):
+      with tf.compat.v1.variable_scope("attention"):
+        with tf.compat.v1.variable_scope("self"):
           attention_output = attention_layer(
               from_tensor=layer_input,
               to_tensor=layer_input,
@@ -1589,18 +1585,18 @@ def transformer_model(input_tensor,
               batch_size=batch_size,
               from_seq_length=seq_length,
               to_seq_length=seq_length)
-        with _variable_scope("output"):
+        with tf.compat.v1.variable_scope("output"):
           attention_output = Dense("dense", hidden_size, hidden_size,
                                    kernel_initializer=init)(attention_output)
           attention_output = dropout(attention_output, hidden_dropout_prob)
           attention_output = LayerNorm("LayerNorm", hidden_size)(
               attention_output + layer_input)
-      with _variable_scope("intermediate"):
+      with tf.compat.v1.variable_scope("intermediate"):
         intermediate_output = Dense(
             "dense", hidden_size, intermediate_size,
             activation=intermediate_act_fn,
             kernel_initializer=init)(attention_output)
-      with _variable_scope("output"):
+      with tf.compat.v1.variable_scope("output"):
         layer_output = Dense("dense", intermediate_size, hidden_size,
                              kernel_initializer=init)(intermediate_output)
         layer_output = dropout(layer_output, hidden_dropout_prob)
