@@ -943,6 +943,18 @@ def encode_tfrecords(features):
 # ---------------------------------------------------------------------------
 
 
+def create_int_feature(values):
+  """A `tf.train.Feature` holding `values` as an Int64List (the original's)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
+
+
+def create_float_feature(values):
+  """A `tf.train.Feature` holding `values` as a FloatList (the original's)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  return tf.train.Feature(float_list=tf.train.FloatList(value=list(values)))
+
+
 def _gfile_for(path):
   return tokenization._tf_gfile_for(path)  # pylint: disable=protected-access
 

@@ -441,6 +441,26 @@ class FeatureExtractionTask(object):
     return predictions
 
 
+def model_fn_builder(bert_config, init_checkpoint, layer_indexes, use_tpu,
+                     use_one_hot_embeddings):
+  """The original's builder: the feature-extraction task for `runner`.
+
+  TF2 form: the original returned a `TPUEstimator` model_fn (tf.estimator is
+  not in TensorFlow 2.16+). This returns the task; `task.init_checkpoint` is
+  the checkpoint to predict with:
+
+      task = model_fn_builder(...)
+      runner.predict(cfg, task, input_fn, batch_size,
+                     init_checkpoint=task.init_checkpoint)
+  """
+  del use_tpu  # The strategy is the loop's (runner.RunConfig).
+  task = FeatureExtractionTask(
+      bert_config, layer_indexes,
+      options=modeling.EncoderOptions(use_one_hot_embeddings))
+  task.init_checkpoint = init_checkpoint
+  return task
+
+
 # ------------------------------------------------------------------------------------
 # Output writers. Files are written under a temporary name and renamed at the end.
 # ------------------------------------------------------------------------------------

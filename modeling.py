@@ -271,10 +271,34 @@ def create_variable(name, shape, initializer=None, trainable=True,
   if initializer is None:
     initializer = create_initializer(0.02)
   shape = [int(d) for d in shape]
+  if not tf.compat.v1.executing_eagerly_outside_functions():
+    # TF1-style graph code (`tensorflow.compat.v1`): a `get_variable` under the
+    # current variable scope, so the graph's variables carry the original
+    # names (`tf.trainable_variables()`, `tf.train.init_from_checkpoint` and
+    # `reuse=` work as with the original).
+    return tf.compat.v1.get_variable(
+        name, shape=shape, dtype=dtype, trainable=trainable,
+        initializer=lambda shape, dtype=dtype, partition_info=None:
+        initializer(shape, dtype=dtype))
   with tf.init_scope():
     initial_value = initializer(shape, dtype=dtype)
   return tf.Variable(initial_value, trainable=trainable, dtype=dtype,
                      name=name.replace("/", "__"))
+
+
+def original_variable_name(variable_or_name):
+  """The original checkpoint name of a variable: no `:N`, `__` read as `/`.
+
+  TF2 variables are named with "/" written as "__" (`create_variable`); graph
+  (`tf.compat.v1`) variables already carry the original name.
+  """
+  name = variable_or_name
+  if not isinstance(name, str):
+    name = variable_or_name.name
+  m = re.match("^(.*):\\d+$", name)
+  if m is not None:
+    name = m.group(1)
+  return name.replace("__", "/")
 
 
 class _NamedModule(tf.Module):
@@ -282,8 +306,11 @@ class _NamedModule(tf.Module):
 
   def __init__(self):
     # Names with "/" are not valid tf.Module names; the original name lives in
-    # the registry only.
-    super(_NamedModule, self).__init__(name=None)
+    # the registry only. The module name must also be a valid root name scope
+    # in a TF1 graph, so no leading underscore (`_EncoderLayer`).
+    super(_NamedModule, self).__init__(
+        name=re.sub(r"(?<!^)(?=[A-Z])", "_", type(self).__name__.lstrip("_"))
+        .lower())
     self._named = collections.OrderedDict()
 
   def _add(self, name, variable):
@@ -529,6 +556,12 @@ class BertModel(_NamedModule):
     if input_ids is not None:
       self(input_ids, input_mask=input_mask, token_type_ids=token_type_ids,
            training=self.is_training)
+      if tf.executing_eagerly():
+        # Eager values are computed once; the accessors recompute them from
+        # these inputs so that weights loaded after construction (the TF1
+        # order: build, then restore) are the ones used.
+        self._last.inputs = (input_ids, input_mask, token_type_ids,
+                             self.is_training)
 
   # --------------------------------------------------------------- call form
   def __call__(self, input_ids, input_mask=None, token_type_ids=None,
@@ -548,6 +581,7 @@ class BertModel(_NamedModule):
     """
     outputs = self._forward(input_ids, input_mask, token_type_ids, training)
     self._last.outputs = outputs
+    self._last.inputs = None
     return outputs
 
   # Plain Python control flow on static values only: no autograph needed.
@@ -649,6 +683,11 @@ class BertModel(_NamedModule):
 
   # --------------------------------------------------------------- accessors
   def _require_outputs(self):
+    """The latest outputs; in eager mode, those of the constructor's inputs are
+    recomputed with the current weights (with dropout when is_training, each
+    accessor call drawing its own masks)."""
+    if self._last.inputs is not None and tf.executing_eagerly():
+      self._last.outputs = self._forward(*self._last.inputs)
     if self._last.outputs is None:
       raise ValueError(
           "BertModel has no outputs yet: pass input_ids to the constructor or "
@@ -707,6 +746,7 @@ class _LastOutputs(object):
 
   def __init__(self):
     self.outputs = None
+    self.inputs = None
 
 
 class _EncoderLayer(_NamedModule):
@@ -1058,8 +1098,10 @@ def get_assignment_map_from_checkpoint(tvars, init_checkpoint):
 
   Args:
     tvars: the model's variables: a mapping original name -> variable (e.g.
-      `model.named_variables()`), or a list of variables (their `.name`, minus
-      any `:N` suffix, is used, as in the original) or of names.
+      `model.named_variables()`), or a list of variables (e.g.
+      `model.trainable_variables` or, in graph code,
+      `tf.trainable_variables()`: their original name is read from `.name`,
+      see `original_variable_name`) or of names.
     init_checkpoint: checkpoint prefix, file or directory (see
       `checkpoints.normalize_checkpoint_path`).
 
@@ -1067,6 +1109,10 @@ def get_assignment_map_from_checkpoint(tvars, init_checkpoint):
     (assignment_map, initialized_variable_names): an OrderedDict name -> name
     in checkpoint listing order for every checkpoint variable the model has,
     and a dict holding `name` and `name:0` -> 1 for each of them.
+
+  Raises:
+    ValueError: no variable of the model is in the checkpoint (the original
+      returned an empty map, and nothing was loaded, silently).
   """
   import checkpoints  # pylint: disable=g-import-not-at-top
 
@@ -1078,8 +1124,7 @@ def get_assignment_map_from_checkpoint(tvars, init_checkpoint):
   else:
     items = []
     for var in tvars:
-      name = var if isinstance(var, str) else var.name
-      items.append((name, var))
+      items.append((original_variable_name(var), var))
   for (name, var) in items:
     m = re.match("^(.*):\\d+$", name)
     if m is not None:
@@ -1097,6 +1142,13 @@ def get_assignment_map_from_checkpoint(tvars, init_checkpoint):
     initialized_variable_names[name] = 1
     initialized_variable_names[name + ":0"] = 1
 
+  if name_to_variable and not assignment_map:
+    raise ValueError(
+        "None of the %d variables (e.g. %s) is in the checkpoint %s (e.g. %s): "
+        "nothing would be loaded. Check that the checkpoint belongs to this "
+        "model (variable names such as bert/embeddings/word_embeddings)." %
+        (len(name_to_variable), next(iter(name_to_variable)), init_checkpoint,
+         init_vars[0][0] if init_vars else "no variables"))
   return (assignment_map, initialized_variable_names)
 
 
@@ -1273,3 +1325,286 @@ def assert_rank(tensor, expected_rank, name=None):
         "For the tensor `%s` in scope `%s`, the actual rank "
         "`%s` (shape = %s) is not equal to the expected rank `%s`" %
         (name, scope_name, actual_rank, str(tensor.shape), str(expected_rank)))
+
+
+# ------------------------------------------------------------------------------
+# The original's building-block functions, for code that calls them directly.
+#
+# Each creates its variables under the original relative names (in TF1 graph
+# code through `tf.compat.v1.get_variable` in the current variable scope, so
+# `tf.variable_scope(..., reuse=...)` shares them as it did). In eager code each
+# call creates new variables, like calling the original in a new graph: reusable
+# weights are `BertModel` (or the `Dense`/`LayerNorm` modules).
+# ------------------------------------------------------------------------------
+
+
+def embedding_lookup(input_ids,
+                     vocab_size,
+                     embedding_size=128,
+                     initializer_range=0.02,
+                     word_embedding_name="word_embeddings",
+                     use_one_hot_embeddings=False):
+  """Looks up word embeddings for an id tensor.
+
+  Args:
+    input_ids: int32 Tensor of shape [batch_size, seq_length] containing word
+      ids.
+    vocab_size: int. Size of the embedding vocabulary.
+    embedding_size: int. Width of the word embeddings.
+    initializer_range: float. Embedding initialization range.
+    word_embedding_name: string. Name of the embedding table.
+    use_one_hot_embeddings: bool. If True, use one-hot method for word
+      embeddings. If False, use `tf.gather()`.
+
+  Returns:
+    (output [batch_size, seq_length, embedding_size], embedding_table).
+  """
+  input_ids = tf.convert_to_tensor(input_ids)
+  # Like the original, ids of shape [batch_size, seq_length] are read as
+  # [batch_size, seq_length, 1] (one id per position).
+  if input_ids.shape.ndims == 2:
+    input_ids = tf.expand_dims(input_ids, axis=[-1])
+  embedding_table = create_variable(
+      word_embedding_name, [vocab_size, embedding_size],
+      create_initializer(initializer_range))
+  flat_input_ids = tf.reshape(input_ids, [-1])
+  if use_one_hot_embeddings:
+    one_hot_input_ids = tf.one_hot(flat_input_ids, depth=vocab_size)
+    output = tf.matmul(one_hot_input_ids, embedding_table)
+  else:
+    output = tf.gather(embedding_table, flat_input_ids)
+  input_shape = get_shape_list(input_ids)
+  output = tf.reshape(output,
+                      input_shape[0:-1] + [input_shape[-1] * embedding_size])
+  return (output, embedding_table)
+
+
+def embedding_postprocessor(input_tensor,
+                            use_token_type=False,
+                            token_type_ids=None,
+                            token_type_vocab_size=16,
+                            token_type_embedding_name="token_type_embeddings",
+                            use_position_embeddings=True,
+                            position_embedding_name="position_embeddings",
+                            initializer_range=0.02,
+                            max_position_embeddings=512,
+                            dropout_prob=0.1):
+  """Adds token-type and position embeddings, then LayerNorm and dropout.
+
+  Variables (relative to the current scope): `token_type_embeddings`,
+  `position_embeddings`, `LayerNorm/beta`, `LayerNorm/gamma`.
+
+  Returns:
+    float tensor with the same shape as `input_tensor`.
+
+  Raises:
+    ValueError: `use_token_type` without `token_type_ids`, or a sequence
+      longer than `max_position_embeddings`.
+  """
+  input_shape = get_shape_list(input_tensor, expected_rank=3)
+  batch_size, seq_length, width = input_shape
+  output = input_tensor
+  if use_token_type:
+    if token_type_ids is None:
+      raise ValueError("`token_type_ids` must be specified if "
+                       "`use_token_type` is True.")
+    token_type_table = create_variable(
+        token_type_embedding_name, [token_type_vocab_size, width],
+        create_initializer(initializer_range))
+    # A one-hot matmul: the table is small.
+    flat_token_type_ids = tf.reshape(token_type_ids, [-1])
+    one_hot_ids = tf.one_hot(flat_token_type_ids, depth=token_type_vocab_size)
+    token_type_embeddings = tf.matmul(one_hot_ids, token_type_table)
+    output += tf.reshape(token_type_embeddings,
+                         [batch_size, seq_length, width])
+  if use_position_embeddings:
+    if isinstance(seq_length, int) and seq_length > max_position_embeddings:
+      raise ValueError("The sequence length (%d) is longer than "
+                       "max_position_embeddings (%d)" %
+                       (seq_length, max_position_embeddings))
+    full_position_embeddings = create_variable(
+        position_embedding_name, [max_position_embeddings, width],
+        create_initializer(initializer_range))
+    position_embeddings = tf.slice(full_position_embeddings, [0, 0],
+                                   [seq_length, -1])
+    output += tf.expand_dims(position_embeddings, 0)
+  norm = LayerNorm("LayerNorm", width)
+  return dropout(norm(output), dropout_prob)
+
+
+def attention_layer(from_tensor,
+                    to_tensor,
+                    attention_mask=None,
+                    num_attention_heads=1,
+                    size_per_head=512,
+                    query_act=None,
+                    key_act=None,
+                    value_act=None,
+                    attention_probs_dropout_prob=0.0,
+                    initializer_range=0.02,
+                    do_return_2d_tensor=False,
+                    batch_size=None,
+                    from_seq_length=None,
+                    to_seq_length=None):
+  """Multi-headed attention from `from_tensor` to `to_tensor`.
+
+  Variables (relative to the current scope): `query|key|value/kernel|bias`.
+
+  Args:
+    from_tensor: float [batch_size, from_seq_length, from_width], or 2-D
+      [batch_size * from_seq_length, from_width] with the three sizes given.
+    to_tensor: float [batch_size, to_seq_length, to_width] (or 2-D likewise).
+    attention_mask: optional int/float [batch_size, from_seq_length,
+      to_seq_length], 1 = may attend, 0 = may not (-10000 added to its score).
+    num_attention_heads, size_per_head: heads and their width.
+    query_act, key_act, value_act: activations of the projections.
+    attention_probs_dropout_prob: dropout of the attention probabilities.
+    initializer_range: stddev of the kernels' truncated normal.
+    do_return_2d_tensor: return [batch_size * from_seq_length, N * H].
+    batch_size, from_seq_length, to_seq_length: for 2-D inputs.
+
+  Returns:
+    float [batch_size, from_seq_length, num_attention_heads * size_per_head]
+    (or its 2-D form).
+
+  Raises:
+    ValueError: inconsistent shapes or missing sizes for 2-D inputs.
+  """
+  from_shape = get_shape_list(from_tensor, expected_rank=[2, 3])
+  to_shape = get_shape_list(to_tensor, expected_rank=[2, 3])
+  if len(from_shape) != len(to_shape):
+    raise ValueError(
+        "The rank of `from_tensor` must match the rank of `to_tensor`.")
+  if len(from_shape) == 3:
+    batch_size = from_shape[0]
+    from_seq_length = from_shape[1]
+    to_seq_length = to_shape[1]
+  elif (batch_size is None or from_seq_length is None or
+        to_seq_length is None):
+    raise ValueError(
+        "When passing in rank 2 tensors to attention_layer, the values "
+        "for `batch_size`, `from_seq_length`, and `to_seq_length` "
+        "must all be specified.")
+
+  from_2d = reshape_to_matrix(from_tensor)
+  to_2d = reshape_to_matrix(to_tensor)
+  width = num_attention_heads * size_per_head
+  init = create_initializer(initializer_range)
+  query = Dense("query", from_shape[-1], width, activation=query_act,
+                kernel_initializer=init)
+  key = Dense("key", to_shape[-1], width, activation=key_act,
+              kernel_initializer=init)
+  value = Dense("value", to_shape[-1], width, activation=value_act,
+                kernel_initializer=init)
+
+  def heads(x, seq_length):
+    x = tf.reshape(x, [batch_size, seq_length, num_attention_heads,
+                       size_per_head])
+    return tf.transpose(x, [0, 2, 1, 3])  # [B, N, S, H]
+
+  q = heads(query(from_2d), from_seq_length)
+  k = heads(key(to_2d), to_seq_length)
+  v = heads(value(to_2d), to_seq_length)
+  scores = tf.matmul(q, k, transpose_b=True)
+  scores = scores * (1.0 / math.sqrt(float(size_per_head)))
+  if attention_mask is not None:
+    mask = tf.expand_dims(tf.cast(attention_mask, tf.float32), axis=[1])
+    scores += (1.0 - mask) * -10000.0
+  probs = dropout(tf.nn.softmax(scores), attention_probs_dropout_prob)
+  context = tf.transpose(tf.matmul(probs, v), [0, 2, 1, 3])
+  if do_return_2d_tensor:
+    return tf.reshape(context, [batch_size * from_seq_length, width])
+  return tf.reshape(context, [batch_size, from_seq_length, width])
+
+
+def transformer_model(input_tensor,
+                      attention_mask=None,
+                      hidden_size=768,
+                      num_hidden_layers=12,
+                      num_attention_heads=12,
+                      intermediate_size=3072,
+                      intermediate_act_fn=gelu,
+                      hidden_dropout_prob=0.1,
+                      attention_probs_dropout_prob=0.1,
+                      initializer_range=0.02,
+                      do_return_all_layers=False):
+  """The original Transformer encoder ("Attention is All You Need").
+
+  Variables (relative to the current scope) are the original's
+  `layer_N/attention/self/...`, `layer_N/attention/output/dense|LayerNorm`,
+  `layer_N/intermediate/dense`, `layer_N/output/dense|LayerNorm`; inside
+  `tf.variable_scope("bert/encoder")` they are a BERT checkpoint's names.
+
+  Args:
+    input_tensor: float [batch_size, seq_length, hidden_size].
+    attention_mask: optional [batch_size, seq_length, seq_length], 1 = may
+      attend (see `create_attention_mask_from_input_mask`).
+    hidden_size, num_hidden_layers, num_attention_heads, intermediate_size:
+      the encoder's sizes.
+    intermediate_act_fn: the feed-forward activation.
+    hidden_dropout_prob, attention_probs_dropout_prob: dropout probabilities.
+    initializer_range: stddev of the kernels' truncated normal.
+    do_return_all_layers: return the list of every layer's output.
+
+  Returns:
+    float [batch_size, seq_length, hidden_size]: the final layer (or the list
+    of all layers).
+
+  Raises:
+    ValueError: hidden_size is not a multiple of num_attention_heads, or the
+      input width is not hidden_size.
+  """
+  if hidden_size % num_attention_heads != 0:
+    raise ValueError(
+        "The hidden size (%d) is not a multiple of the number of attention "
+        "heads (%d)" % (hidden_size, num_attention_heads))
+  size_per_head = hidden_size // num_attention_heads
+  input_shape = get_shape_list(input_tensor, expected_rank=3)
+  batch_size, seq_length, input_width = input_shape
+  if input_width != hidden_size:
+    raise ValueError("The width of the input tensor (%d) != hidden size (%d)" %
+                     (input_width, hidden_size))
+  init = create_initializer(initializer_range)
+
+  prev_output = reshape_to_matrix(input_tensor)
+  all_layer_outputs = []
+  for layer_idx in range(num_hidden_layers):
+    with tf.compat.v1.variable_scope("layer_%d" % layer_idx):
+      layer_input = prev_output
+      with tf.compat.v1.variable_scope("attention"):
+        with tf.compat.v1.variable_scope("self"):
+          attention_output = attention_layer(
+              from_tensor=layer_input,
+              to_tensor=layer_input,
+              attention_mask=attention_mask,
+              num_attention_heads=num_attention_heads,
+              size_per_head=size_per_head,
+              attention_probs_dropout_prob=attention_probs_dropout_prob,
+              initializer_range=initializer_range,
+              do_return_2d_tensor=True,
+              batch_size=batch_size,
+              from_seq_length=seq_length,
+              to_seq_length=seq_length)
+        with tf.compat.v1.variable_scope("output"):
+          attention_output = Dense("dense", hidden_size, hidden_size,
+                                   kernel_initializer=init)(attention_output)
+          attention_output = dropout(attention_output, hidden_dropout_prob)
+          attention_output = LayerNorm("LayerNorm", hidden_size)(
+              attention_output + layer_input)
+      with tf.compat.v1.variable_scope("intermediate"):
+        intermediate_output = Dense(
+            "dense", hidden_size, intermediate_size,
+            activation=intermediate_act_fn,
+            kernel_initializer=init)(attention_output)
+      with tf.compat.v1.variable_scope("output"):
+        layer_output = Dense("dense", intermediate_size, hidden_size,
+                             kernel_initializer=init)(intermediate_output)
+        layer_output = dropout(layer_output, hidden_dropout_prob)
+        layer_output = LayerNorm("LayerNorm", hidden_size)(
+            layer_output + attention_output)
+      prev_output = layer_output
+      all_layer_outputs.append(layer_output)
+
+  if do_return_all_layers:
+    return [reshape_from_matrix(x, input_shape) for x in all_layer_outputs]
+  return reshape_from_matrix(prev_output, input_shape)

@@ -233,9 +233,18 @@ class AdamWeightDecayOptimizer(tf.Module):
 
   # ----------------------------------------------------------------- update
 
-  def apply_gradients(self, grads, named_variables, learning_rate=None,
-                      global_step=None):
+  def apply_gradients(self, grads, named_variables=None, learning_rate=None,
+                      global_step=None, name=None):
     """Applies one update to every variable that has a gradient.
+
+    Two call forms:
+
+      apply_gradients(grads, named_variables, global_step=step)  # this project
+      apply_gradients(zip(grads, tvars), global_step)            # the original
+
+    In the original form the first argument holds `(gradient, variable)`
+    pairs, the second (if any) is the global step, and the variables' original
+    names are read from their `.name` (`modeling.original_variable_name`).
 
     Works eagerly, inside `tf.function` (also with `jit_compile=True`) and under a
     `tf.distribute` strategy, in cross-replica context (one
@@ -252,10 +261,30 @@ class AdamWeightDecayOptimizer(tf.Module):
       global_step: the pre-increment global step (int tensor/variable); needed by
         a callable learning rate and by bias correction.
 
+      name: accepted for the original signature; unused.
+
     Returns:
-      None (inside `tf.function` the updates are ordered by automatic control
-      dependencies).
+      The grouped update op in TF1 graph code (the original's train op); None
+      in TF2 code, eager or inside `tf.function` (where the updates are
+      ordered by automatic control dependencies).
     """
+    del name
+    if not isinstance(named_variables, collections.abc.Mapping):
+      # The original form: (grad, var) pairs [, global_step].
+      if named_variables is not None:
+        if global_step is not None:
+          raise ValueError("global_step given twice to apply_gradients.")
+        global_step = named_variables
+      pairs = list(grads)
+      if not all(isinstance(p, (tuple, list)) and len(p) == 2 for p in pairs):
+        raise TypeError(
+            "apply_gradients takes (grads, named_variables) or an iterable of "
+            "(gradient, variable) pairs such as zip(grads, tvars).")
+      named_variables = collections.OrderedDict()
+      grads = []
+      for grad, var in pairs:
+        named_variables[_original_name(var)] = var
+        grads.append(grad)
     names = list(named_variables.keys())
     if isinstance(grads, collections.abc.Mapping):
       grads = [grads.get(n) for n in names]
@@ -289,24 +318,27 @@ class AdamWeightDecayOptimizer(tf.Module):
       return self._distributed_apply(strategy, targets, grads, lr, step)
 
     if _in_replica_context_of_a_strategy():
-      tf.distribute.get_replica_context().merge_call(
+      return tf.distribute.get_replica_context().merge_call(
           distributed_apply, args=(grads, lr, step))
-      return
     # Distributed variables used outside their strategy's scope: enter it.
     var_strategy = getattr(targets[0][1], "distribute_strategy", None)
     if var_strategy is not None and not tf.distribute.has_strategy():
       with var_strategy.scope():
-        distributed_apply(var_strategy, grads, lr, step)
-      return
-    distributed_apply(tf.distribute.get_strategy(), grads, lr, step)
+        return distributed_apply(var_strategy, grads, lr, step)
+    return distributed_apply(tf.distribute.get_strategy(), grads, lr, step)
 
   def _distributed_apply(self, strategy, targets, grads, lr, step):
     """One `strategy.extended.update` per variable (cross-replica context)."""
+    updates = []
     for (name, var), grad in zip(targets, grads):
       m = self._slots[name + "/adam_m"]
       v = self._slots[name + "/adam_v"]
       fn = self._make_update_fn(name)
-      strategy.extended.update(var, fn, args=(grad, m, v, lr, step), group=True)
+      updates.append(strategy.extended.update(
+          var, fn, args=(grad, m, v, lr, step), group=True))
+    if tf.compat.v1.executing_eagerly_outside_functions():
+      return None  # Eager, or inside tf.function (automatic control deps).
+    return tf.group(*updates)
 
   def _make_update_fn(self, name):
     """fn(var, grad, m, v, lr, step) for `strategy.extended.update`."""
@@ -458,15 +490,37 @@ class LAMBOptimizer(AdamWeightDecayOptimizer):
     return ratio * update
 
 
+def _original_name(var):
+  """A variable's original checkpoint name (`__` in TF2 names read as `/`)."""
+  name = AdamWeightDecayOptimizer._get_variable_name(var.name)
+  return name.replace("__", "/")
+
+
+def _graph_train_op(loss, optimizer):
+  """The original TF1 train op: gradients of all trainable variables, clipped
+  by global norm 1.0, the update at the pre-increment step, step + 1."""
+  global_step = tf.compat.v1.train.get_or_create_global_step()
+  tvars = tf.compat.v1.trainable_variables()
+  grads = tf.gradients(loss, tvars)
+  (grads, _) = tf.clip_by_global_norm(grads, clip_norm=1.0)
+  train_op = optimizer.apply_gradients(zip(grads, tvars), global_step)
+  new_global_step = global_step + 1
+  return tf.group(train_op, [global_step.assign(new_global_step)])
+
+
 def create_optimizer(loss, init_lr, num_train_steps, num_warmup_steps, use_tpu,
                      optimizer="adamw", weight_decay_rate=0.01,
                      bias_correction=None, continuous_warmup=False,
                      jit_update=False):
   """Creates the original optimizer and schedule, TF2 form.
 
+  In TF1-style graph code (`tensorflow.compat.v1` with v2 behaviour disabled)
+  and with a `loss` tensor, it returns the original's train op instead (the
+  update of `tf.trainable_variables()` and the global step's increment).
+
   Args:
-    loss: accepted for the original signature; unused (gradients are computed by
-      the training step, see `train_step`).
+    loss: in graph code, the loss whose train op is returned; otherwise unused
+      (gradients are computed by the training loop).
     init_lr: peak learning rate.
     num_train_steps: steps over which the rate decays linearly to 0.
     num_warmup_steps: linear warmup steps (0/None: no warmup).
@@ -484,7 +538,7 @@ def create_optimizer(loss, init_lr, num_train_steps, num_warmup_steps, use_tpu,
     `(optimizer, schedule)`; the optimizer's learning rate is the schedule,
     evaluated at the `global_step` given to `apply_gradients`.
   """
-  del loss, use_tpu
+  del use_tpu
   schedule = BertSchedule(init_lr, num_train_steps, num_warmup_steps,
                           continuous_warmup=continuous_warmup)
   kwargs = dict(
@@ -505,4 +559,6 @@ def create_optimizer(loss, init_lr, num_train_steps, num_warmup_steps, use_tpu,
   else:
     raise ValueError("Unknown optimizer %r: use 'adamw' (the original) or 'lamb'." %
                      (optimizer,))
+  if loss is not None and not tf.compat.v1.executing_eagerly_outside_functions():
+    return _graph_train_op(loss, opt)
   return opt, schedule
