@@ -25,6 +25,7 @@ import csv
 import math
 import os
 
+import common  # Before TensorFlow: keeps its C++ start-up lines quiet.
 from absl import app
 from absl import flags
 from absl import logging
@@ -32,7 +33,6 @@ import numpy as np
 import tensorflow as tf
 
 import checkpoints
-import common
 import modeling
 import optimization  # pylint: disable=unused-import  (public API of the original)
 import runner
@@ -1325,7 +1325,7 @@ def _as_estimator_values(results):
 def run(cfg, processor, label_list, tokenizer, task, init_checkpoint,
         export_fn=None):
   """Train / eval / predict / export as the flags ask (shared with tfhub)."""
-  tf.io.gfile.makedirs(FLAGS.output_dir)
+  runner.prepare_output_dir(FLAGS.output_dir)
   regression = is_regression(label_list)
 
   train_examples = None
@@ -1480,7 +1480,7 @@ def main(_):
         (FLAGS.max_seq_length, bert_config.max_position_embeddings,
          FLAGS.bert_config_file))
 
-  tf.io.gfile.makedirs(FLAGS.output_dir)
+  runner.prepare_output_dir(FLAGS.output_dir)
 
   processor = get_processor(FLAGS.task_name)
   label_list = processor.get_labels()

@@ -282,5 +282,6 @@ def test_save_uses_only_tf_io_gfile():
                         'all_model_checkpoint_paths: "model.ckpt-2"\n'
                         'all_model_checkpoint_paths: "model.ckpt-3"\n')
   with tf.io.gfile.GFile(out + "/config.json", "w") as f:
-    f.write('{"vocab_size": 7, "extra": 1}')
+    f.write('{"vocab_size": 7, "hidden_size": 4, "num_hidden_layers": 1, '
+            '"num_attention_heads": 1, "intermediate_size": 8, "extra": 1}')
   assert modeling.BertConfig.from_json_file(out + "/config.json").extra == 1
