@@ -52,9 +52,19 @@ os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
 
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-# TensorFlow's own Python INFO lines (e.g. the saver's "Sharding callback
-# duration") are not the program's: warnings and errors only.
+
+
+class _NoTensorFlowInfo(object):
+  """Drops TensorFlow's own Python INFO lines (e.g. the saver's "Sharding
+  callback duration"): they are not the program's. Warnings pass."""
+
+  def filter(self, record):
+    return (record.levelno >= 30 or logging.level_debug() or
+            os.sep + "tensorflow" + os.sep not in record.pathname)
+
+
 tf.get_logger().setLevel("WARNING")
+logging.get_absl_logger().addFilter(_NoTensorFlowInfo())
 
 import checkpoints
 import common

@@ -194,8 +194,12 @@ def test_init_from_checkpoint_report(caplog):
   named["output_weights"] = modeling.create_variable("output_weights",
                                                      [2, 64])
   before = named["output_weights"].numpy().copy()
-  with caplog.at_level("INFO"):
-    report = checkpoints.init_from_checkpoint(named, str(TINY))
+  checkpoints.set_verbose_init(True)  # the original's per-variable lines
+  try:
+    with caplog.at_level("INFO"):
+      report = checkpoints.init_from_checkpoint(named, str(TINY))
+  finally:
+    checkpoints.set_verbose_init(False)
   assert len(report.loaded) == 39
   assert report.missing == ["output_weights"]
   assert report.unused == []
