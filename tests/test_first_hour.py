@@ -397,6 +397,40 @@ def test_squad_json_error_reads_well(tmp_path):
   assert "at at" not in message and "(line 1, column" in message
 
 
+# ---------------------------------------------------- TensorBoard and summary
+
+
+def _scalars(directory):
+  from tensorflow.core.util import event_pb2  # pylint: disable=g-import-not-at-top
+  found = {}
+  for path in tf.io.gfile.glob(os.path.join(directory, "events.out.tfevents.*")):
+    for record in tf.data.TFRecordDataset(path):
+      event = event_pb2.Event.FromString(record.numpy())
+      for value in event.summary.value:
+        found[(value.tag, event.step)] = float(
+            tf.make_ndarray(value.tensor))
+  return found
+
+
+def test_eval_scalars_go_to_tensorboard_under_eval(tmp_path, caplog):
+  caplog.set_level("INFO")
+  cfg = runner.RunConfig(str(tmp_path), save_checkpoints_steps=3, log_steps=3)
+  data = runner_toy.make_data()
+  task = runner_toy.ToyTask()
+  runner.train(cfg, task, runner_toy.input_fn_builder(data, True), 6, 1, 0.1,
+               train_batch_size=8)
+  done = [r.getMessage() for r in caplog.records
+          if r.getMessage().startswith("Training done")]
+  assert len(done) == 1 and "steps 0 -> 6" in done[0]
+  assert "final loss" in done[0] and "model.ckpt-6" in done[0]
+  results = runner.evaluate(cfg, task, runner_toy.input_fn_builder(
+      data, False), 8)
+  scalars = _scalars(str(tmp_path / "eval"))
+  assert scalars[("loss", 6)] == pytest.approx(results["loss"], rel=1e-6)
+  assert ("sq_err", 6) in scalars
+  assert ("loss", 6) in _scalars(str(tmp_path))  # the training curve beside it
+
+
 # ------------------------------------------------------------- 5. --help
 
 
