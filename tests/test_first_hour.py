@@ -431,6 +431,56 @@ def test_eval_scalars_go_to_tensorboard_under_eval(tmp_path, caplog):
   assert ("loss", 6) in _scalars(str(tmp_path))  # the training curve beside it
 
 
+# ------------------------------------------- run_classifier on raw text
+
+
+def test_predict_text_examples_and_output_lines():
+  import io  # pylint: disable=g-import-not-at-top
+  import run_classifier  # pylint: disable=g-import-not-at-top
+  examples = run_classifier.text_examples(
+      "-", ["0", "1"], stdin=io.StringIO("A cat sat .\tA dog sat .\n\n"
+                                         "The mat .\n"))
+  assert [(e.text_a, e.text_b, e.label) for e in examples] == [
+      ("A cat sat .", "A dog sat .", "0"), ("The mat .", None, "0")]
+  # A literal "\t" typed on the command line separates a pair too.
+  one = run_classifier.text_examples("Hello .\\tHi .", None)
+  assert (one[0].text_a, one[0].text_b, one[0].label) == ("Hello .", "Hi .",
+                                                          0.0)
+  with pytest.raises(common.UserError, match="no text"):
+    run_classifier.text_examples("-", ["0", "1"], stdin=io.StringIO("\n \n"))
+  out = io.StringIO()
+  run_classifier.print_text_predictions(
+      examples, [{"probabilities": np.array([0.25, 0.75])},
+                 {"probabilities": np.array([0.9, 0.1])}], ["0", "1"], out)
+  assert out.getvalue().splitlines() == [
+      "predicted_label\tprobability_0\tprobability_1\ttext",
+      "1\t0.250000\t0.750000\tA cat sat .\tA dog sat .",
+      "0\t0.900000\t0.100000\tThe mat ."]
+
+
+def test_run_classifier_predicts_raw_text_from_stdin(files):
+  """No --data_dir, no exported SavedModel: text in, labels out."""
+  proc = subprocess.run(
+      [sys.executable, str(ROOT / "run_classifier.py"), "--task_name=MRPC",
+       "--vocab_file", str(files / "vocab.txt"), "--bert_config_file",
+       str(files / "bert_config.json"), "--output_dir", str(files / "rc_text"),
+       "--do_predict", "--predict_text=-", "--max_seq_length=32",
+       "--allow_untrained_head"],
+      input="The baker lit the ovens .\tThe ovens were lit .\nRain fell .\n",
+      capture_output=True, text=True, timeout=240, env=_env(), cwd=files)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  lines = proc.stdout.splitlines()
+  assert lines[0] == "predicted_label\tprobability_0\tprobability_1\ttext"
+  assert len(lines) == 3
+  for line, text in zip(lines[1:], ["The baker lit the ovens .\tThe ovens "
+                                    "were lit .", "Rain fell ."]):
+    label, p0, p1, rest = line.split("\t", 3)
+    assert rest == text
+    assert abs(float(p0) + float(p1) - 1.0) < 1e-5
+    assert label == ("0" if float(p0) >= float(p1) else "1")
+  _own_first(proc)
+
+
 # ------------------------------------------------------------- 5. --help
 
 
