@@ -162,8 +162,8 @@ class BertConfig(object):
         close = difflib.get_close_matches(key, sorted(known), n=1)
         logging.warning(
             "The BERT config file %s has an unknown key `%s` (kept, but the "
-            "model does not use it)%s.", json_file, key,
-            "; did you mean `%s`?" % close[0] if close else "")
+            "model does not use it)%s", json_file, key,
+            "; did you mean `%s`?" % close[0] if close else ".")
     return cls.from_dict(obj)
 
   def to_dict(self):
