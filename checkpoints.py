@@ -249,20 +249,47 @@ def latest_checkpoint(output_dir):
   return tf.train.latest_checkpoint(output_dir)
 
 
-def _likely_cause(name):
+def _likely_cause(name, want=None, got=None):
+  """Which bert_config.json value disagrees with the checkpoint, in words."""
+  def differs(key, index):
+    if want is None or got is None or len(want) <= index or len(got) <= index:
+      return None
+    if want[index] == got[index]:
+      return None
+    return (f"{key} in bert_config.json is {want[index]} but the checkpoint's "
+            f"is {got[index]}")
+
   if name.endswith("word_embeddings") or name == "cls/predictions/output_bias":
-    return ("the vocabulary size differs: bert_config.json's vocab_size does "
-            "not match this checkpoint (wrong bert_config.json or vocab.txt)")
-  if name.endswith("position_embeddings"):
-    return ("max_position_embeddings in bert_config.json does not match this "
-            "checkpoint")
-  if name.endswith("token_type_embeddings"):
-    return ("type_vocab_size in bert_config.json does not match this "
-            "checkpoint")
-  if name in ("output_weights", "output_bias") or "/output_weights" in name \
+    cause = differs("vocab_size", 0)
+    if cause or want is None:
+      return ((cause or "the vocabulary size differs: bert_config.json's "
+               "vocab_size does not match this checkpoint") +
+              " (wrong bert_config.json or vocab.txt)")
+  elif name.endswith("position_embeddings"):
+    cause = differs("max_position_embeddings", 0)
+    if cause or want is None:
+      return cause or ("max_position_embeddings in bert_config.json does not "
+                       "match this checkpoint")
+  elif name.endswith("token_type_embeddings"):
+    cause = differs("type_vocab_size", 0)
+    if cause or want is None:
+      return cause or ("type_vocab_size in bert_config.json does not match "
+                       "this checkpoint")
+  elif name in ("output_weights", "output_bias") or "/output_weights" in name \
       or name.endswith("output_bias"):
     return ("the number of labels/outputs of the task head differs from the "
             "checkpoint (different task or label list)")
+  if want is not None and got is not None:
+    if "embeddings" in name:
+      cause = differs("hidden_size", len(want) - 1)
+    elif "intermediate/dense/kernel" in name:
+      cause = differs("hidden_size", 0) or differs("intermediate_size", 1)
+    elif "intermediate/dense/bias" in name:
+      cause = differs("intermediate_size", 0)
+    else:
+      cause = differs("hidden_size", len(want) - 1) or differs("hidden_size", 0)
+    if cause:
+      return cause + " (wrong bert_config.json for this model)"
   return ("hidden_size / intermediate_size / num_attention_heads in "
           "bert_config.json do not match this checkpoint (wrong "
           "bert_config.json for this model)")
@@ -291,7 +318,7 @@ def _check_shapes(named_variables, shape_map, prefix):
     raise ValueError(
         "Shape mismatch for variable %s: the model has shape %s but checkpoint "
         "%s has shape %s. Likely cause: %s.%s" %
-        (name, want, prefix, got, _likely_cause(name), more))
+        (name, want, prefix, got, _likely_cause(name, want, got), more))
 
 
 def _assign(variable, value):
@@ -340,7 +367,7 @@ def init_from_checkpoint(named_variables, path, log=True):
   unused = sorted(n for n in shape_map if n not in used)
   report = LoadReport(path=prefix, loaded=loaded, missing=missing,
                       unused=unused)
-  if log:
+  if log and (verbose_init or logging.level_debug()):
     logging.info("**** Trainable Variables ****")
     for name, variable in named_variables.items():
       init_string = ", *INIT_FROM_CKPT*" if name in used else ""
@@ -349,7 +376,28 @@ def init_from_checkpoint(named_variables, path, log=True):
                    tuple(_var_shape(variable)), init_string)
     for line in report.summary().splitlines():
       logging.info("%s", line)
+  elif log:
+    # Optimizer slots and global_step of a training checkpoint are expected
+    # to be unused by an inference model: counted, not listed.
+    slots = [n for n in unused if n == "global_step" or
+             n.endswith(("/adam_m", "/adam_v", "/lamb_m", "/lamb_v"))]
+    brief = LoadReport(path=prefix, loaded=loaded, missing=missing,
+                       unused=[n for n in unused if n not in set(slots)])
+    logging.info("%s%s (--verbose_init lists every variable).", "; ".join(
+        line.strip() for line in brief.summary(max_names=3).splitlines()),
+                 "; %d optimizer slots and global_step not needed" %
+                 len(slots) if slots else "")
   return report
+
+
+# The original's per-variable "name = ..., *INIT_FROM_CKPT*" lines: with
+# --verbose_init (or --verbosity=1), else one summary line per load.
+verbose_init = False
+
+
+def set_verbose_init(value):
+  global verbose_init
+  verbose_init = bool(value)
 
 
 def restore(named_tensors, path):

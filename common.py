@@ -12,12 +12,20 @@ TensorFlow-free; `tf.io.gfile` is imported only for paths that are not local
     never leaves a half-written file under the final name.
   * `Progress` / `format_duration`: rate-limited progress lines with a rate and an
     ETA estimated from the steady-state rate (tracing and warm-up excluded).
+  * Importing this module before TensorFlow (every script does) keeps
+    TensorFlow's C++ start-up lines (oneDNN notice, "Could not find cuda
+    drivers", `cuInit` failures on CPU-only hosts) off the terminal, so the
+    program's own lines come first. `TF_CPP_MIN_LOG_LEVEL=0` shows them again.
 """
 
 import contextlib
+import importlib.abc
+import importlib.util
 import os
+import re
 import shutil
 import sys
+import tempfile
 import time
 import uuid
 
@@ -26,6 +34,86 @@ from absl import logging
 
 class UserError(Exception):
   """A problem with the user's flags or files, reported as one line."""
+
+
+# ------------------------------------------------------------------------------------
+# A quiet TensorFlow start-up.
+# ------------------------------------------------------------------------------------
+
+# TensorFlow's INFO lines (level 0) stay hidden unless the user asks for them.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
+# What TensorFlow's C++ side prints on import whatever TF_CPP_MIN_LOG_LEVEL says
+# (it logs through absl before absl's logging is initialised).
+_STARTUP_NOISE = re.compile(
+    r"All log messages before absl::InitializeLog|oneDNN custom operations|"
+    r"cudart_stub|Could not find cuda drivers|cuInit|cpu_feature_guard|"
+    r"To enable the following instructions|rebuild TensorFlow with the "
+    r"appropriate compiler flags|Unable to register cu(DNN|FFT|BLAS) factory|"
+    r"TF-TRT Warning|computation placer already registered|"
+    r"absl::InitializeLog\(\) is called")
+
+
+@contextlib.contextmanager
+def _stderr_filtered(noise):
+  """Captures file descriptor 2 and replays the lines that are not `noise`."""
+  sys.stderr.flush()
+  saved = os.dup(2)
+  with tempfile.TemporaryFile() as captured:
+    os.dup2(captured.fileno(), 2)
+    try:
+      yield
+    finally:
+      sys.stderr.flush()
+      os.dup2(saved, 2)
+      os.close(saved)
+      captured.seek(0)
+      for line in captured.read().decode("utf-8", "replace").splitlines(True):
+        if not noise.search(line):
+          sys.stderr.write(line)
+      sys.stderr.flush()
+
+
+class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
+  """Runs the first `import tensorflow` with its C++ start-up lines filtered."""
+
+  def find_spec(self, name, path=None, target=None):
+    del path, target
+    if name != "tensorflow":
+      return None
+    sys.meta_path.remove(self)  # One import only; then TensorFlow is loaded.
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+      return spec
+    exec_module = spec.loader.exec_module
+
+    def quiet_exec_module(module):
+      with _stderr_filtered(_STARTUP_NOISE):
+        exec_module(module)
+        # The GPU platform's start-up (cuInit) logs on the first device query;
+        # listing devices does not fix the runtime configuration yet.
+        try:
+          module.config.list_physical_devices()
+        except Exception:  # pylint: disable=broad-except
+          pass
+
+    spec.loader.exec_module = quiet_exec_module
+    return spec
+
+
+def _tf_log_level():
+  try:
+    return int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0"))
+  except ValueError:
+    return 0
+
+
+if "tensorflow" not in sys.modules and _tf_log_level() >= 1:
+  try:
+    os.fstat(2)
+    sys.meta_path.insert(0, _QuietTensorFlowImport())
+  except OSError:  # No stderr to capture.
+    pass
 
 
 # ------------------------------------------------------------------------------------
@@ -223,12 +311,24 @@ def report_error(message):
   sys.stderr.flush()
 
 
+# What a Ctrl-C should tell the user (set by the training loop: where the last
+# checkpoint is); main_wrapper's own `interrupted_message` takes precedence.
+_interrupt_note = None
+
+
+def set_interrupt_note(note):
+  """`note()` -> the text of the Ctrl-C line (None: a plain 'Interrupted.')."""
+  global _interrupt_note
+  _interrupt_note = note
+
+
 def main_wrapper(main, interrupted_message=None):
   """Wraps a script's main for `app.run`: INFO logging and one-line errors.
 
   UserError, ValueError and FileNotFoundError become one `ERROR:` line and exit
-  status 1; Ctrl-C becomes one line (`interrupted_message()` if given, e.g.
-  where the last checkpoint is) and exit status 130.
+  status 1; Ctrl-C becomes one line (`interrupted_message()` if given, else the
+  note of `set_interrupt_note`, e.g. where the last checkpoint is) and exit
+  status 130.
   """
 
   def wrapped(argv):
@@ -239,7 +339,8 @@ def main_wrapper(main, interrupted_message=None):
       report_error(one_line(e))
       sys.exit(1)
     except KeyboardInterrupt:
-      message = interrupted_message() if interrupted_message else None
+      note = interrupted_message or _interrupt_note
+      message = note() if note else None
       sys.stderr.write("Interrupted%s\n" % (": " + message if message else "."))
       sys.stderr.flush()
       sys.exit(130)

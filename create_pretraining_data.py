@@ -1202,8 +1202,7 @@ class _Stats(object):
 
   def warn(self):
     if self.documents == 0:
-      logging.warning("The input holds no text: no instances were created.")
-      return
+      return  # main stops with an error: there is nothing to write.
     if self.single_sentence_documents == self.documents:
       logging.warning(
           "Every document is one sentence long, so every instance is a "
@@ -1272,6 +1271,12 @@ def write_instance_to_example_files(instances, tokenizer, max_seq_length,
   try:
     _write_store(store, list(range(len(store))), output, config,
                  tokenizer.inv_vocab, 20)
+    if not output.records_written:
+      raise UserError(
+          "--input_file=%s holds no text (or too little for one instance "
+          "with these flags): no instances were created and no output file is "
+          "written. Pass a plain-text corpus: one sentence per line, a blank "
+          "line between documents." % FLAGS.input_file)
     output.commit()
   except BaseException:
     output.abort()
@@ -1595,6 +1600,12 @@ def _check_flags():
     raise UserError("--num_workers must be >= 1 (got %d)." % FLAGS.num_workers)
   if FLAGS.streaming_chunk_mb <= 0:
     raise UserError("--streaming_chunk_mb must be > 0.")
+  # The outputs are checked before the work, not found unwritable after it.
+  for path in FLAGS.output_file.split(","):
+    if not common.is_remote(path) and os.path.isdir(path):
+      raise UserError("--output_file=%s is a directory: pass a file name "
+                      "(e.g. %s)." % (path, os.path.join(path,
+                                                         "tf_examples.tfrecord")))
 
 
 def _load_settings():
@@ -1647,6 +1658,12 @@ def main(_):
     else:
       stats = _run_in_memory(settings, input_files, output, FLAGS.num_workers,
                              FLAGS.progress_interval_secs)
+    if not output.records_written:
+      raise UserError(
+          "--input_file=%s holds no text (or too little for one instance "
+          "with these flags): no instances were created and no output file is "
+          "written. Pass a plain-text corpus: one sentence per line, a blank "
+          "line between documents." % FLAGS.input_file)
     output.commit()
   except BaseException:
     output.abort()

@@ -40,13 +40,13 @@ Usage:
 
 import collections
 
+import common  # Before TensorFlow: keeps its C++ start-up lines quiet.
 from absl import app
 from absl import flags
 from absl import logging
 import tensorflow as tf
 
 import checkpoints
-import common
 import modeling
 import runner
 import tokenization
@@ -164,6 +164,29 @@ def export_bert_encoder(bert_config, init_checkpoint, vocab_file, do_lower_case,
   return export_dir
 
 
+def _load_hub_module(hub, handle):
+  """`hub.load(handle)`; one line when the handle cannot be loaded."""
+  remote = "://" in handle and not handle.startswith("gs://")
+  if not remote and not tf.io.gfile.exists(handle):
+    raise runner.UserError(
+        "--bert_hub_module_handle=%s does not exist: pass the directory of a "
+        "TF2 SavedModel (e.g. one written by export_hub.py) or a tfhub.dev / "
+        "kaggle.com model URL." % handle)
+  try:
+    return hub.load(handle)
+  except Exception as e:  # pylint: disable=broad-except
+    reason = common.one_line(getattr(e, "reason", None) or
+                             getattr(e, "message", None) or e)
+    if remote:
+      raise runner.UserError(
+          "--bert_hub_module_handle=%s cannot be downloaded (%s): check the "
+          "URL and the network, or download the model and pass its local "
+          "directory." % (handle, reason)) from None
+    raise runner.UserError(
+        "--bert_hub_module_handle=%s cannot be loaded as a TF2 SavedModel "
+        "(%s)." % (handle, reason)) from None
+
+
 class HubEncoderForClassifier(tf.Module):
   """A TF-Hub BERT encoder used as `ClassifierModel`'s encoder.
 
@@ -177,7 +200,7 @@ class HubEncoderForClassifier(tf.Module):
     super(HubEncoderForClassifier, self).__init__(name="hub_encoder")
     import tensorflow_hub as hub  # pylint: disable=g-import-not-at-top
     self.handle = handle
-    self.module = hub.load(handle)
+    self.module = _load_hub_module(hub, handle)
     if not hasattr(self.module, "trainable_variables"):
       raise runner.UserError(
           "bert_hub_module_handle %s is not a TF2 SavedModel with "

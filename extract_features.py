@@ -37,6 +37,7 @@ import tempfile
 import time
 import zipfile
 
+import common  # Before TensorFlow: keeps its C++ start-up lines quiet.
 from absl import app
 from absl import flags
 from absl import logging
@@ -44,7 +45,6 @@ import numpy as np
 import tensorflow as tf
 
 import checkpoints
-import common
 import modeling
 import runner
 import tokenization
@@ -196,6 +196,21 @@ def _open_input_lines(input_file):
       if not line:
         break
       yield line
+
+
+def check_input_encoding(input_file):
+  """Stops before any work (one line) when `input_file` is not UTF-8 text.
+
+  `iter_examples` runs inside the tf.data pipeline, where its error would
+  come wrapped in TensorFlow's traceback; this reads the file once up front.
+  """
+  for number, raw in enumerate(_open_input_lines(input_file), 1):
+    try:
+      raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+      raise runner.UserError(
+          f"--input_file={input_file}: line {number} is not valid UTF-8 "
+          f"({e.reason} at byte {e.start}); convert the file to UTF-8.")
 
 
 def iter_examples(input_file, stats=None):
@@ -996,6 +1011,7 @@ def main(_):
   _require_file("vocab_file", FLAGS.vocab_file)
   if FLAGS.input_file != "-":
     _require_file("input_file", FLAGS.input_file)
+    check_input_encoding(FLAGS.input_file)
   init_checkpoint = checkpoints.normalize_checkpoint_path(FLAGS.init_checkpoint)
 
   bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)

@@ -31,12 +31,16 @@ that owns its variables:
 
 import collections
 import copy
+import difflib
 import json
 import math
 import re
 
+from absl import logging
 import numpy as np
 import tensorflow as tf
+
+import common
 
 
 class BertConfig(object):
@@ -105,9 +109,36 @@ class BertConfig(object):
       config.__dict__[key] = value
     return config
 
+  # Keys a config file must hold: the shapes have no default that fits a
+  # released checkpoint. The others keep the defaults above when missing.
+  REQUIRED_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers",
+                   "num_attention_heads", "intermediate_size")
+  # Keys of released configs the model does not use (the Chinese and
+  # multilingual models' pooler settings, Hugging Face's bookkeeping).
+  KNOWN_EXTRA_KEYS = frozenset((
+      "directionality", "pooler_fc_size", "pooler_num_attention_heads",
+      "pooler_num_fc_layers", "pooler_size_per_head", "pooler_type",
+      "architectures", "model_type", "layer_norm_eps", "pad_token_id",
+      "position_embedding_type", "transformers_version", "use_cache",
+      "gradient_checkpointing", "classifier_dropout", "torch_dtype"))
+
   @classmethod
   def from_json_file(cls, json_file):
-    """Constructs a `BertConfig` from a json file of parameters."""
+    """Constructs a `BertConfig` from a json file of parameters.
+
+    Raises `common.UserError` (one line naming the file) when the file is
+    missing, is not a JSON object or lacks one of `REQUIRED_KEYS`; logs a
+    warning for each key the model does not know (kept, as in the original).
+    """
+    if not json_file or not tf.io.gfile.exists(json_file):
+      raise common.UserError(
+          "--bert_config_file %s does not exist: pass the bert_config.json "
+          "that comes with the checkpoint (e.g. $BERT_BASE_DIR/"
+          "bert_config.json)." % (json_file,))
+    if tf.io.gfile.isdir(json_file):
+      raise common.UserError(
+          "--bert_config_file %s is a directory: pass the bert_config.json "
+          "file inside it." % json_file)
     with tf.io.gfile.GFile(json_file, "r") as reader:
       text = reader.read()
     try:
@@ -118,6 +149,21 @@ class BertConfig(object):
     if not isinstance(obj, dict):
       raise ValueError("The BERT config file %s must hold a JSON object, got %s"
                        % (json_file, type(obj).__name__))
+    missing = [k for k in cls.REQUIRED_KEYS if k not in obj]
+    if missing:
+      raise common.UserError(
+          "The BERT config file %s has no %s: a bert_config.json must give "
+          "%s (use the file that comes with the checkpoint)." %
+          (json_file, ", ".join("`%s`" % k for k in missing),
+           ", ".join(cls.REQUIRED_KEYS)))
+    known = set(BertConfig(vocab_size=None).__dict__) | cls.KNOWN_EXTRA_KEYS
+    for key in obj:
+      if key not in known:
+        close = difflib.get_close_matches(key, sorted(known), n=1)
+        logging.warning(
+            "The BERT config file %s has an unknown key `%s` (kept, but the "
+            "model does not use it)%s", json_file, key,
+            "; did you mean `%s`?" % close[0] if close else ".")
     return cls.from_dict(obj)
 
   def to_dict(self):

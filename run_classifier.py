@@ -24,7 +24,9 @@ import collections
 import csv
 import math
 import os
+import sys
 
+import common  # Before TensorFlow: keeps its C++ start-up lines quiet.
 from absl import app
 from absl import flags
 from absl import logging
@@ -32,7 +34,6 @@ import numpy as np
 import tensorflow as tf
 
 import checkpoints
-import common
 import modeling
 import optimization  # pylint: disable=unused-import  (public API of the original)
 import runner
@@ -79,6 +80,14 @@ def define_flags():
       "'serving_default' signature on int tensors (input_ids, input_mask, "
       "segment_ids) and a 'serving_text' signature on raw strings (text_a, "
       "text_b) with the tokenizer in the graph.")
+
+  _define(flags.DEFINE_string, "predict_text", None,
+      "With --do_predict, classify this text instead of the task's test set: "
+      "one example (a TAB separates the two sentences of a pair), or '-' to "
+      "read one example per line from stdin. Prints one line per example on "
+      "stdout: the predicted label, the probability of each label and the "
+      "text (the prediction and the text for a regression task). "
+      "--data_dir is then only needed for --do_train/--do_eval.")
 
   _define(flags.DEFINE_bool, "dynamic_padding", False,
       "With --do_predict, run prediction on length-bucketed batches: each "
@@ -1178,6 +1187,48 @@ def check_head_is_trained(checkpoint_path, allow_untrained_head, what):
                                     "classifier", allow_untrained_head, what)
 
 
+def text_examples(predict_text, label_list, stdin=None):
+  """`--predict_text` as InputExamples: the text itself, or stdin's lines
+  for '-'; a TAB splits a line into a sentence pair. Blank lines are skipped."""
+  if predict_text == "-":
+    lines = (stdin or sys.stdin).read().splitlines()
+  else:
+    lines = predict_text.replace("\\t", "\t").splitlines()
+  label = 0.0 if is_regression(label_list) else label_list[0]
+  examples = []
+  for line in lines:
+    line = tokenization.convert_to_unicode(line).strip("\r\n")
+    if not line.strip():
+      continue
+    text_a, _, text_b = line.partition("\t")
+    examples.append(InputExample("text-%d" % len(examples), text_a.strip(),
+                                 text_b.strip() or None, label))
+  if not examples:
+    raise runner.UserError(
+        "--predict_text%s holds no text to classify." %
+        (" (stdin)" if predict_text == "-" else ""))
+  return examples
+
+
+def print_text_predictions(examples, results, label_list, out=None):
+  """One TSV line per example on stdout: label, probabilities, text."""
+  out = out or sys.stdout
+  regression = is_regression(label_list)
+  header = (["prediction"] if regression else
+            ["predicted_label"] + _probability_header(label_list))
+  out.write("\t".join(header + ["text"]) + "\n")
+  for example, prediction in zip(examples, results):
+    text = example.text_a + ("\t" + example.text_b if example.text_b else "")
+    if regression:
+      values = ["%.6g" % float(prediction["predictions"])]
+    else:
+      probs = [float(p) for p in prediction["probabilities"]]
+      values = [str(label_list[int(np.argmax(probs))])] + [
+          "%.6f" % p for p in probs]
+    out.write("\t".join(values + [text]) + "\n")
+  out.flush()
+
+
 def _pad_for_tpu(examples, batch_size, use_tpu):
   """On TPU the original pads eval/predict sets to a multiple of the batch."""
   examples = list(examples)
@@ -1289,7 +1340,7 @@ def _as_estimator_values(results):
 def run(cfg, processor, label_list, tokenizer, task, init_checkpoint,
         export_fn=None):
   """Train / eval / predict / export as the flags ask (shared with tfhub)."""
-  tf.io.gfile.makedirs(FLAGS.output_dir)
+  runner.prepare_output_dir(FLAGS.output_dir)
   regression = is_regression(label_list)
 
   train_examples = None
@@ -1392,7 +1443,10 @@ def run(cfg, processor, label_list, tokenizer, task, init_checkpoint,
             extra_metrics, header="***** Extra eval results *****")
 
   if FLAGS.do_predict:
-    predict_examples = processor.get_test_examples(FLAGS.data_dir)
+    if FLAGS.predict_text:
+      predict_examples = text_examples(FLAGS.predict_text, label_list)
+    else:
+      predict_examples = processor.get_test_examples(FLAGS.data_dir)
     predict_examples, num_actual_predict_examples = _pad_for_tpu(
         predict_examples, FLAGS.predict_batch_size, FLAGS.use_tpu)
     predict_file = os.path.join(FLAGS.output_dir, "predict.tf_record")
@@ -1415,8 +1469,12 @@ def run(cfg, processor, label_list, tokenizer, task, init_checkpoint,
     result = runner.predict(cfg, task, predict_input_fn,
                             FLAGS.predict_batch_size, model=model,
                             dynamic_padding=FLAGS.dynamic_padding)
-    write_test_results(FLAGS.output_dir, predict_examples, result, label_list,
-                       num_actual_predict_examples)
+    if FLAGS.predict_text:
+      print_text_predictions(predict_examples[:num_actual_predict_examples],
+                             result, label_list)
+    else:
+      write_test_results(FLAGS.output_dir, predict_examples, result,
+                         label_list, num_actual_predict_examples)
 
   if FLAGS.export_dir:
     if export_fn is None:
@@ -1433,6 +1491,11 @@ def main(_):
   if not FLAGS.do_train and not FLAGS.do_eval and not FLAGS.do_predict:
     raise ValueError(
         "At least one of `do_train`, `do_eval` or `do_predict' must be True.")
+  if not FLAGS.data_dir and (FLAGS.do_train or FLAGS.do_eval or
+                             not FLAGS.predict_text):
+    raise runner.UserError(
+        "--data_dir is required (the task's .tsv files), except for "
+        "--do_predict with --predict_text.")
 
   bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
 
@@ -1444,7 +1507,7 @@ def main(_):
         (FLAGS.max_seq_length, bert_config.max_position_embeddings,
          FLAGS.bert_config_file))
 
-  tf.io.gfile.makedirs(FLAGS.output_dir)
+  runner.prepare_output_dir(FLAGS.output_dir)
 
   processor = get_processor(FLAGS.task_name)
   label_list = processor.get_labels()
@@ -1469,7 +1532,6 @@ def main(_):
 
 if __name__ == "__main__":
   define_flags()
-  flags.mark_flag_as_required("data_dir")
   flags.mark_flag_as_required("task_name")
   flags.mark_flag_as_required("vocab_file")
   flags.mark_flag_as_required("bert_config_file")

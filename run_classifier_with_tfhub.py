@@ -31,6 +31,7 @@ metrics are weighted by `is_real_example` (the same numbers off TPU).
 
 import json
 
+import common  # Before TensorFlow: keeps its C++ start-up lines quiet.
 from absl import app
 from absl import flags
 from absl import logging
@@ -134,7 +135,7 @@ def main(_):
   vocab_file, do_lower_case = probe.tokenization_info()
   del probe
 
-  tf.io.gfile.makedirs(FLAGS.output_dir)
+  runner.prepare_output_dir(FLAGS.output_dir)
   cfg = runner.RunConfig.from_flags(FLAGS, output_dir=FLAGS.output_dir)
   task = run_classifier.ClassifierTask(
       None, label_list,

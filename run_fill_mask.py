@@ -51,6 +51,7 @@ import queue
 import sys
 import time
 
+import common  # Before TensorFlow: keeps its C++ start-up lines quiet.
 from absl import app
 from absl import flags
 from absl import logging
@@ -58,7 +59,6 @@ import numpy as np
 import tensorflow as tf
 
 import checkpoints
-import common
 import modeling
 import run_pretraining
 import runner

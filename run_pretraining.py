@@ -27,6 +27,7 @@ training step (`runner.build_trainer`).
 import collections
 import os
 
+import common  # Before TensorFlow: keeps its C++ start-up lines quiet.
 from absl import app
 from absl import flags
 from absl import logging
@@ -518,10 +519,12 @@ def check_input_files(input_files, max_seq_length, max_predictions_per_seq,
                       vocab_size, flag_name="input_file", sample_records=256):
   """Checks the first records of each file against the flags and the config.
 
-  Raises a one-line `runner.UserError` when the record lengths differ from
+  Raises a one-line `runner.UserError` when the files hold no record or are
+  truncated (`runner.check_tfrecords`), when the record lengths differ from
   --max_seq_length/--max_predictions_per_seq (naming both values) or a token id
   is >= vocab_size.
   """
+  runner.check_tfrecords(input_files, flag_name)
   for path in input_files:
     dataset = tf.data.TFRecordDataset(path).take(sample_records)
     try:
@@ -571,8 +574,11 @@ def main(_):
       raise runner.UserError("--%s is required." % name)
 
   bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
+  if FLAGS.do_train:
+    runner.check_training_args(FLAGS.train_batch_size, FLAGS.learning_rate,
+                               FLAGS.num_train_steps)
 
-  tf.io.gfile.makedirs(FLAGS.output_dir)
+  runner.prepare_output_dir(FLAGS.output_dir)
 
   input_files = expand_input_files(FLAGS.input_file)
   logging.info("*** Input Files ***")

@@ -29,6 +29,7 @@ import re
 import string
 import time
 
+import common  # Before TensorFlow: keeps its C++ start-up lines quiet.
 from absl import app
 from absl import flags
 from absl import logging
@@ -36,7 +37,6 @@ import numpy as np
 import tensorflow as tf
 
 import checkpoints
-import common
 import modeling
 import runner
 import tokenization
@@ -84,8 +84,10 @@ def define_flags():
       "The maximum number of tokens for the question. Questions longer than "
       "this will be truncated to this length.")
   flags.DEFINE_bool("do_train", False, "Whether to run training.")
-  flags.DEFINE_bool("do_predict", False,
-                    "Whether to run eval on the dev set.")
+  flags.DEFINE_bool(
+      "do_predict", False,
+      "Whether to run prediction on --predict_file (writes predictions.json "
+      "and nbest_predictions.json; with --do_eval, scores them).")
   flags.DEFINE_integer("train_batch_size", 32, "Total batch size for training.")
   flags.DEFINE_integer("predict_batch_size", 8,
                        "Total batch size for predictions.")
@@ -284,8 +286,10 @@ def _load_squad_json(input_file):
   try:
     obj = json.loads(text)
   except json.JSONDecodeError as e:
-    raise ValueError("%s is not valid JSON: %s at line %d column %d" %
-                     (input_file, e.msg, e.lineno, e.colno)) from None
+    raise ValueError(
+        "%s is not valid JSON (line %d, column %d): %s. Check the file "
+        "against the SQuAD format (a JSON object with `data`)" %
+        (input_file, e.lineno, e.colno, e.msg)) from None
   return _field(obj, "data", "the top-level object", input_file, list)
 
 
@@ -1587,8 +1591,8 @@ def _read_json_file(path, what):
     try:
       return json.loads(reader.read())
     except json.JSONDecodeError as e:
-      raise ValueError("%s is not valid JSON: %s at line %d column %d" %
-                       (path, e.msg, e.lineno, e.colno)) from None
+      raise ValueError("%s is not valid JSON (line %d, column %d): %s." %
+                       (path, e.lineno, e.colno, e.msg)) from None
 
 
 def run_eval(predict_file, output_dir, version_2_with_negative,
@@ -1762,7 +1766,7 @@ def main(_):
 
   validate_flags_or_throw(bert_config)
 
-  tf.io.gfile.makedirs(FLAGS.output_dir)
+  runner.prepare_output_dir(FLAGS.output_dir)
 
   if bert_config is not None:
     tokenizer = tokenization.FullTokenizer(

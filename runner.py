@@ -33,6 +33,8 @@ import collections
 import json
 import math
 import os
+import re
+import sys
 import time
 
 from absl import flags
@@ -49,6 +51,20 @@ import numpy as np
 os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
 
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+
+
+class _NoTensorFlowInfo(object):
+  """Drops TensorFlow's own Python INFO lines (e.g. the saver's "Sharding
+  callback duration"): they are not the program's. Warnings pass."""
+
+  def filter(self, record):
+    return (record.levelno >= 30 or logging.level_debug() or
+            os.sep + "tensorflow" + os.sep not in record.pathname)
+
+
+tf.get_logger().setLevel("WARNING")
+logging.get_absl_logger().addFilter(_NoTensorFlowInfo())
 
 import checkpoints
 import common
@@ -141,12 +157,72 @@ def define_runtime_flags(iterations_per_loop=True, save_checkpoints_steps=True):
       "Recompute each encoder layer's activations in the backward pass "
       "(gradient checkpointing): less memory, more compute.")
   flags.DEFINE_bool(
+      "skip_case_check", False,
+      "Skip the check that --do_lower_case suits a released checkpoint "
+      "recognised by its directory name (for a renamed directory).")
+  flags.DEFINE_bool(
+      "verbose_init", False,
+      "Log one line per variable when weights are loaded from a checkpoint "
+      "(the original's '*INIT_FROM_CKPT*' lines) instead of one summary line.")
+  flags.DEFINE_bool(
       "fused_blocks", False,
       "Run each encoder layer's attention core (scores, mask, softmax, "
       "dropout, context) and its GELU as XLA-compiled fused kernels with "
       "hand-written backward passes; the projections keep TensorFlow's "
       "kernels. Same math: float32 values differ from the default op-by-op "
       "path by float rounding only. The fastest setting on CPU (README).")
+  _use_grouped_help()
+
+
+class _GroupedHelpFlag(flags.BooleanFlag):
+  """`--help`: every flag the script accepts, grouped by where it is defined
+  (the script's own, a shared script's, these runtime flags); exit status 0.
+
+  absl's own `--help` lists only the main module's flags (the runtime flags
+  hid behind `--helpfull`) and exits 1.
+  """
+
+  def __init__(self, name, short_name):
+    super().__init__(name, False, "show this help", short_name=short_name,
+                     allow_hide_cpp=True)
+
+  def parse(self, argument):
+    if not self._parse(argument):
+      return
+    values = flags.FLAGS
+    main = sys.argv[0]
+    doc = (getattr(sys.modules.get("__main__"), "__doc__", None) or "").strip()
+    if doc:
+      print(doc)
+    modules = [m for m in values.flags_by_module_dict()
+               if m != main and not m.startswith(("absl", "tensorflow"))]
+    ordered = [main] + sorted(m for m in modules if m != __name__) + [__name__]
+    titles = {main: "Flags of %s" % os.path.basename(main),
+              __name__: "Runtime flags (devices, checkpoints, speed; shared "
+                        "by every script)"}
+    for module in ordered:
+      text = values.module_help(module)
+      if not text:
+        continue
+      _, _, body = text.lstrip("\n").partition("\n")
+      title = titles.get(module, "Flags of %s.py" % module)
+      print("\n%s:\n%s" % (title, body))
+    print("\n--helpfull also lists absl's and TensorFlow's own flags.")
+    sys.stdout.flush()
+    sys.exit(0)
+
+
+def _use_grouped_help():
+  """Replaces absl's --help/-? and --helpshort by `_GroupedHelpFlag`."""
+  from absl import app  # pylint: disable=g-import-not-at-top
+  app.define_help_flags()
+  if isinstance(flags.FLAGS["help"], _GroupedHelpFlag):
+    return
+  for name, short_name in (("help", "?"), ("helpshort", None)):
+    delattr(flags.FLAGS, name)
+    if short_name and short_name in flags.FLAGS:
+      delattr(flags.FLAGS, short_name)
+    flags.DEFINE_flag(_GroupedHelpFlag(name, short_name))
 
 
 class RunConfig(object):
@@ -183,6 +259,8 @@ class RunConfig(object):
               if name in flag_values}
     if output_dir is None and "output_dir" in flag_values:
       output_dir = flag_values["output_dir"].value
+    if "verbose_init" in flag_values:
+      checkpoints.set_verbose_init(flag_values["verbose_init"].value)
     kwargs.update(overrides)
     return cls(output_dir, **kwargs)
 
@@ -678,6 +756,110 @@ def epoch_steps(num_examples, train_batch_size, num_train_epochs,
   return num_train_steps, int(num_train_steps * warmup_proportion)
 
 
+def check_training_args(train_batch_size, learning_rate, num_train_steps):
+  """One line for training flags that cannot train (checked before any work)."""
+  if train_batch_size is None or train_batch_size < 1:
+    raise UserError("--train_batch_size=%s must be at least 1." %
+                    train_batch_size)
+  if learning_rate is None or learning_rate < 0:
+    raise UserError(
+        "--learning_rate=%s is negative: that would climb the loss (gradient "
+        "ascent). Pass a positive rate, e.g. 5e-5 (fine-tuning) or 1e-4 "
+        "(pre-training)." % learning_rate)
+  if learning_rate == 0:
+    logging.warning("--learning_rate=0: the weights will not change.")
+  if num_train_steps is None or num_train_steps < 1:
+    raise UserError("--num_train_steps=%s must be at least 1." %
+                    num_train_steps)
+
+
+def prepare_output_dir(path, flag="output_dir"):
+  """Creates the output directory `path`; one line if it cannot be written.
+
+  Call it before any long work, so a bad --output_dir stops the run at once.
+  """
+  if not path:
+    raise UserError(f"--{flag} is required.")
+  if tf.io.gfile.exists(path) and not tf.io.gfile.isdir(path):
+    raise UserError(f"--{flag}={path} is a file, not a directory: pass a "
+                    "directory (it is created if missing).")
+  try:
+    tf.io.gfile.makedirs(path)
+  except (tf.errors.OpError, OSError) as e:
+    raise UserError(f"--{flag}={path}: cannot create the directory "
+                    f"({common.one_line(getattr(e, 'message', e))}): pass a "
+                    "directory you can write to.") from None
+  if not common.is_remote(path) and not os.access(path, os.W_OK | os.X_OK):
+    raise UserError(f"--{flag}={path} is not writable: pass a directory you "
+                    "can write to.")
+  return path
+
+
+def _record_count(path, limit=None):
+  """Walks the record headers of TFRecord file `path` (without reading data).
+
+  Returns the number of records (at most `limit`); raises UserError when the
+  file ends inside a record (a truncated or corrupt file).
+  """
+  count = 0
+  with tf.io.gfile.GFile(path, "rb") as f:
+    size = f.size()
+    offset = 0
+    while offset < size and (limit is None or count < limit):
+      f.seek(offset)
+      header = f.read(8)
+      if len(header) < 8:
+        break
+      length = int.from_bytes(header, "little")
+      offset += 8 + 4 + length + 4  # length, its CRC, data, the data's CRC
+      if offset > size:
+        break
+      count += 1
+    else:
+      return count
+  raise UserError(
+      f"{path} is truncated or is not a TFRecord file (it ends inside record "
+      f"{count + 1}): regenerate it (an interrupted copy or write leaves such "
+      "files).")
+
+
+def check_tfrecords(paths, flag="input_file"):
+  """Checks that the TFRecord files `paths` are complete and hold records.
+
+  Every script that trains, evaluates or predicts from TFRecord files calls
+  this first: an input without records would otherwise repeat an empty
+  dataset forever, and a truncated one fail mid-run with TensorFlow's op
+  names. Returns the number of records.
+  """
+  total = 0
+  for path in paths:
+    if not tf.io.gfile.exists(path):
+      raise UserError(f"--{flag}: {path} does not exist.")
+    try:
+      count = _record_count(path)
+    except (tf.errors.OpError, OSError) as e:
+      raise UserError(f"--{flag}: cannot read {path}: "
+                      f"{common.one_line(getattr(e, 'message', e))}") from None
+    if not count:
+      logging.warning("--%s: %s holds no records.", flag, path)
+    total += count
+  if not total:
+    raise UserError(
+        f"--{flag}: {', '.join(paths)} hold{'s' if len(paths) == 1 else ''} no "
+        "records (an empty file, e.g. create_pretraining_data.py on an empty "
+        "corpus): there is nothing to read.")
+  return total
+
+
+def _data_loss_error(e):
+  """A TFRecord read failure (tf.errors.DataLossError) as one line."""
+  message = common.one_line(getattr(e, "message", e))
+  message = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", message)
+  message = re.sub(r"\s*\[Op:[^\]]*\].*$", "", message)
+  return UserError(f"an input file is truncated or corrupt ({message}): "
+                   "regenerate it.")
+
+
 def _check_batch(cfg, strategy, train_batch_size):
   """The per-replica batch; checks that it splits into the micro-batches."""
   per_replica = _per_replica_batch(train_batch_size, strategy, "train_batch_size")
@@ -714,10 +896,11 @@ def train(cfg, task, input_fn, num_train_steps, num_warmup_steps, learning_rate,
   Returns:
     The final global step.
   """
+  check_training_args(train_batch_size, learning_rate, num_train_steps)
+  prepare_output_dir(cfg.output_dir)
   setup_determinism(cfg)
   strategy = get_strategy(cfg)
   chief = _is_chief(strategy)
-  tf.io.gfile.makedirs(cfg.output_dir)
   per_replica = _check_batch(cfg, strategy, train_batch_size)
   accum = cfg.gradient_accumulation_steps
 
@@ -776,22 +959,46 @@ def train(cfg, task, input_fn, num_train_steps, num_warmup_steps, learning_rate,
   if not cfg.use_tpu and cfg.log_steps:
     per_call = min(per_call, cfg.log_steps)
   last_saved = latest or checkpoints.latest_checkpoint(cfg.output_dir)
+  first_step, start, logs = step, time.time(), {}
 
+  def interrupted():
+    if not last_saved:
+      return "no checkpoint was written yet; the same command starts over."
+    return (f"the last checkpoint is {last_saved} (step "
+            f"{_step_of_prefix(last_saved)}); run the same command to resume "
+            "from it.")
+
+  common.set_interrupt_note(interrupted)
   while step < num_train_steps:
     next_save = (step // save_every + 1) * save_every
     n = min(per_call, num_train_steps - step, next_save - step)
-    logs, ok = trainer.train_loop(iterator, tf.constant(n, dtype=tf.int32))
+    try:
+      logs, ok = trainer.train_loop(iterator, tf.constant(n, dtype=tf.int32))
+    except tf.errors.DataLossError as e:
+      raise _data_loss_error(e) from None
     new_step = int(state.global_step.numpy())
     if not bool(ok):
       raise UserError(_nan_message(new_step - 1, last_saved))
     step = new_step
-    progress.report(step, {k: v.numpy() for k, v in logs.items()})
+    logs = {k: v.numpy() for k, v in logs.items()}
+    progress.report(step, logs)
     if step % save_every == 0 or step >= num_train_steps:
       if chief:
         last_saved = _save_checkpoint(cfg, step, named_state, input_state)
       if on_checkpoint is not None:
         on_checkpoint(step, last_saved)
+  logging.info(
+      "Training done: steps %d -> %d in %s%s; checkpoint %s, TensorBoard "
+      "summaries in %s.", first_step, step,
+      common.format_duration(time.time() - start),
+      f", final loss {_fmt(logs['loss'])}" if "loss" in logs else "",
+      last_saved, cfg.output_dir)
   return step
+
+
+def _step_of_prefix(prefix):
+  match = re.search(r"-(\d+)$", str(prefix))
+  return int(match.group(1)) if match else "?"
 
 
 def decode_record(record, name_to_features):
@@ -938,9 +1145,14 @@ def evaluate(cfg, task, input_fn, eval_batch_size, steps=None,
   totals = collections.OrderedDict()
   done = 0
   start = time.time()
-  for features in dataset:
-    if steps is not None and done >= steps:
+  batches = iter(dataset)
+  while steps is None or done < steps:
+    try:
+      features = next(batches)
+    except StopIteration:
       break
+    except tf.errors.DataLossError as e:
+      raise _data_loss_error(e) from None
     for k, (n, d) in eval_step(features).items():
       n, d = float(n.numpy()), float(d.numpy())
       prev = totals.get(k, (0.0, 0.0))
@@ -951,6 +1163,11 @@ def evaluate(cfg, task, input_fn, eval_batch_size, steps=None,
                    done / max(time.time() - start, 1e-9))
   results = {k: (n / d if d else 0.0) for k, (n, d) in totals.items()}
   results["global_step"] = int(global_step or 0)
+  if cfg.output_dir and _is_chief(strategy) and totals:
+    # Beside the training curves, as the Estimator wrote them: `eval` run.
+    write_scalars(tf.summary.create_file_writer(
+        os.path.join(cfg.output_dir, "eval")), results["global_step"],
+                  {k: v for k, v in results.items() if k != "global_step"})
   return results
 
 
@@ -1014,23 +1231,26 @@ def predict(cfg, task, input_fn, predict_batch_size, checkpoint_path=None,
   def predict_step(features):
     return strategy.run(replica_fn, args=(features,))
 
-  if dynamic_padding:
-    names = tuple(getattr(task, "sequence_features", None) or SEQUENCE_FEATURES)
-    yield from _predict_bucketed(predict_step, dataset, predict_batch_size,
-                                 max(1, int(bucket_window)), names)
-    return
+  try:
+    if dynamic_padding:
+      names = tuple(getattr(task, "sequence_features", None) or SEQUENCE_FEATURES)
+      yield from _predict_bucketed(predict_step, dataset, predict_batch_size,
+                                   max(1, int(bucket_window)), names)
+      return
 
-  for features in dataset:
-    outputs = predict_step(features)
-    if replicas > 1:
-      parts = strategy.experimental_local_results(outputs)
-      outputs = {k: np.concatenate([p[k].numpy() for p in parts], axis=0)
-                 for k in parts[0]}
-    else:
-      outputs = {k: v.numpy() for k, v in outputs.items()}
-    n = len(next(iter(outputs.values())))
-    for i in range(n):
-      yield {k: v[i] for k, v in outputs.items()}
+    for features in dataset:
+      outputs = predict_step(features)
+      if replicas > 1:
+        parts = strategy.experimental_local_results(outputs)
+        outputs = {k: np.concatenate([p[k].numpy() for p in parts], axis=0)
+                   for k in parts[0]}
+      else:
+        outputs = {k: v.numpy() for k, v in outputs.items()}
+      n = len(next(iter(outputs.values())))
+      for i in range(n):
+        yield {k: v[i] for k, v in outputs.items()}
+  except tf.errors.DataLossError as e:
+    raise _data_loss_error(e) from None
 
 
 def _predict_bucketed(predict_step, dataset, batch_size, window, names):
@@ -1087,3 +1307,4 @@ def write_eval_results(path, results, header="***** Eval results *****"):
     logging.info("  %s = %s", key, str(results[key]))
     lines.append("%s = %s\n" % (key, str(results[key])))
   common.write_text(path, lines)
+  logging.info("Wrote %s.", path)

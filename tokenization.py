@@ -65,6 +65,16 @@ _EXTENDED_CASED_MODELS = ("wwm_cased_L-24_H-1024_A-16",)
 _CHECKPOINT_MODEL_NAME_RE = re.compile(r"^.*?([A-Za-z0-9_-]+)/bert_model.ckpt")
 
 
+def _warn(message):
+  """A warning through absl logging (imported lazily, as this module is
+  also used without it)."""
+  try:
+    from absl import logging  # pylint: disable=g-import-not-at-top
+    logging.warning("%s", message)
+  except ImportError:
+    sys.stderr.write("WARNING: %s\n" % message)
+
+
 def validate_case_matches_checkpoint(do_lower_case, init_checkpoint,
                                      extended=False):
   """Checks that `do_lower_case` suits the released model in `init_checkpoint`.
@@ -103,12 +113,25 @@ def validate_case_matches_checkpoint(do_lower_case, init_checkpoint,
     passed, kind, wanted = "True", "cased", "False"
   else:
     return
+  if _case_check_skipped():
+    return
   raise ValueError(
       "You passed in `--do_lower_case=%s` with `--init_checkpoint=%s`. "
       "However, `%s` seems to be a %s model, so you should pass in "
       "`--do_lower_case=%s` so that the fine-tuning matches how the model was "
-      "pre-trained. If this error is wrong, please just comment out this "
-      "check." % (passed, init_checkpoint, model_name, kind, wanted))
+      "pre-trained. If this error is wrong (a renamed directory), pass "
+      "--skip_case_check." % (passed, init_checkpoint, model_name, kind, wanted))
+
+
+def _case_check_skipped():
+  """True when the script defines --skip_case_check and it is set."""
+  try:
+    from absl import flags  # pylint: disable=g-import-not-at-top
+    values = flags.FLAGS
+    return ("skip_case_check" in values and values.is_parsed() and
+            bool(values.skip_case_check))
+  except Exception:  # pylint: disable=broad-except
+    return False
 
 
 # --------------------------------------------------------------------------
@@ -430,25 +453,60 @@ class FullTokenizer(object):
   def _fast_ascii(self, text):
     return text.isascii() and not self.basic_tokenizer.never_split
 
+  # A vocab that does not fit the text (another language, a truncated or
+  # wrong vocab.txt) turns many words into [UNK]: the first UNK_CHECK_PIECES
+  # word pieces are counted, and more than UNK_WARN_SHARE of [UNK] warns once.
+  UNK_CHECK_PIECES = 500
+  UNK_WARN_SHARE = 0.05
+  _unk_seen = None  # [pieces, unks] while counting; None once checked.
+
+  def _watch_unk(self, pieces, unk):
+    if self._unk_seen is None:
+      if "_unk_done" in self.__dict__:
+        return pieces
+      self._unk_seen = [0, 0]
+    seen = self._unk_seen
+    seen[0] += len(pieces)
+    seen[1] += pieces.count(unk)
+    if seen[0] >= self.UNK_CHECK_PIECES:
+      self._unk_seen, self._unk_done = None, True
+      if seen[1] > self.UNK_WARN_SHARE * seen[0]:
+        _warn("%.0f%% of the first %d word pieces are %s: the vocab file "
+              "(%d entries) does not fit this text. Use the vocab.txt that "
+              "comes with the checkpoint, and --do_lower_case as the model "
+              "was trained." % (100.0 * seen[1] / seen[0], seen[0],
+                                self.wordpiece_tokenizer.unk_token,
+                                len(self.vocab)))
+    return pieces
+
   def tokenize(self, text):
     """Returns the list of WordPiece tokens of `text` (str or UTF-8 bytes)."""
     text = convert_to_unicode(text)
     if self._fast_ascii(text):
       basic = _ascii_basic_tokens(text, self.basic_tokenizer.do_lower_case)
-      return list(itertools.chain.from_iterable(
+      pieces = list(itertools.chain.from_iterable(
           map(self._token_pieces.__getitem__, basic)))
-    return list(itertools.chain.from_iterable(
-        map(self._word_pieces.__getitem__, _clean_and_split(text))))
+    else:
+      pieces = list(itertools.chain.from_iterable(
+          map(self._word_pieces.__getitem__, _clean_and_split(text))))
+    if "_unk_done" in self.__dict__:
+      return pieces
+    return self._watch_unk(pieces, self.wordpiece_tokenizer.unk_token)
 
   def tokenize_to_ids(self, text):
     """Same as `convert_tokens_to_ids(tokenize(text))`, faster."""
     text = convert_to_unicode(text)
     if self._fast_ascii(text):
       basic = _ascii_basic_tokens(text, self.basic_tokenizer.do_lower_case)
-      return list(itertools.chain.from_iterable(
+      ids = list(itertools.chain.from_iterable(
           map(self._token_ids.__getitem__, basic)))
-    return list(itertools.chain.from_iterable(
-        map(self._word_ids.__getitem__, _clean_and_split(text))))
+    else:
+      ids = list(itertools.chain.from_iterable(
+          map(self._word_ids.__getitem__, _clean_and_split(text))))
+    if "_unk_done" in self.__dict__:
+      return ids
+    return self._watch_unk(ids, self.vocab.get(
+        self.wordpiece_tokenizer.unk_token))
 
   def convert_tokens_to_ids(self, tokens):
     return convert_by_vocab(self.vocab, tokens)

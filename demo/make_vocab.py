@@ -38,15 +38,16 @@ import heapq
 import os
 import sys
 
-from absl import app
-from absl import flags
-from absl import logging
-import tensorflow as tf
-
 # The script lives in demo/; the project modules live one level up.
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _ROOT not in sys.path:
   sys.path.insert(0, _ROOT)
+
+import common  # pylint: disable=unused-import,wrong-import-position  (before TensorFlow: quiet start-up)
+from absl import app  # pylint: disable=g-import-not-at-top,wrong-import-position
+from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-position
+from absl import logging  # pylint: disable=g-import-not-at-top,wrong-import-position
+import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 import tokenization  # pylint: disable=g-import-not-at-top,wrong-import-position
 

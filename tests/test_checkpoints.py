@@ -194,8 +194,12 @@ def test_init_from_checkpoint_report(caplog):
   named["output_weights"] = modeling.create_variable("output_weights",
                                                      [2, 64])
   before = named["output_weights"].numpy().copy()
-  with caplog.at_level("INFO"):
-    report = checkpoints.init_from_checkpoint(named, str(TINY))
+  checkpoints.set_verbose_init(True)  # the original's per-variable lines
+  try:
+    with caplog.at_level("INFO"):
+      report = checkpoints.init_from_checkpoint(named, str(TINY))
+  finally:
+    checkpoints.set_verbose_init(False)
   assert len(report.loaded) == 39
   assert report.missing == ["output_weights"]
   assert report.unused == []
@@ -282,5 +286,6 @@ def test_save_uses_only_tf_io_gfile():
                         'all_model_checkpoint_paths: "model.ckpt-2"\n'
                         'all_model_checkpoint_paths: "model.ckpt-3"\n')
   with tf.io.gfile.GFile(out + "/config.json", "w") as f:
-    f.write('{"vocab_size": 7, "extra": 1}')
+    f.write('{"vocab_size": 7, "hidden_size": 4, "num_hidden_layers": 1, '
+            '"num_attention_heads": 1, "intermediate_size": 8, "extra": 1}')
   assert modeling.BertConfig.from_json_file(out + "/config.json").extra == 1

@@ -527,6 +527,9 @@ def test_vocab_larger_than_vocab_size(tmp_path):
 def test_config_round_trip_keeps_unknown_keys(tmp_path):
   path = tmp_path / "bert_config.json"
   path.write_text(json.dumps({"vocab_size": 21128, "hidden_size": 768,
+                              "num_hidden_layers": 12,
+                              "num_attention_heads": 12,
+                              "intermediate_size": 3072,
                               "pooler_type": "first_token_transform",
                               "directionality": "bidi"}))
   cfg = modeling.BertConfig.from_json_file(str(path))
