@@ -1051,6 +1051,14 @@ def _decode_lines(data, path, first_line_number):
                                         data[e.start])) from None
 
 
+def _no_instances_error():
+  return UserError(
+      "--input_file=%s holds no text (or too little for one instance with "
+      "these flags): no instances were created and no output file is written. "
+      "Pass a plain-text corpus: one sentence per line, a blank line between "
+      "documents." % FLAGS.input_file)
+
+
 class _OutputFiles(object):
   """The output files, written under temporary names and renamed at the end."""
 
@@ -1272,11 +1280,7 @@ def write_instance_to_example_files(instances, tokenizer, max_seq_length,
     _write_store(store, list(range(len(store))), output, config,
                  tokenizer.inv_vocab, 20)
     if not output.records_written:
-      raise UserError(
-          "--input_file=%s holds no text (or too little for one instance "
-          "with these flags): no instances were created and no output file is "
-          "written. Pass a plain-text corpus: one sentence per line, a blank "
-          "line between documents." % FLAGS.input_file)
+      raise _no_instances_error()
     output.commit()
   except BaseException:
     output.abort()
@@ -1659,11 +1663,7 @@ def main(_):
       stats = _run_in_memory(settings, input_files, output, FLAGS.num_workers,
                              FLAGS.progress_interval_secs)
     if not output.records_written:
-      raise UserError(
-          "--input_file=%s holds no text (or too little for one instance "
-          "with these flags): no instances were created and no output file is "
-          "written. Pass a plain-text corpus: one sentence per line, a blank "
-          "line between documents." % FLAGS.input_file)
+      raise _no_instances_error()
     output.commit()
   except BaseException:
     output.abort()

@@ -1016,25 +1016,13 @@ class ClassifierTask(object):
 def model_fn_builder(bert_config, num_labels, init_checkpoint, learning_rate,
                      num_train_steps, num_warmup_steps, use_tpu,
                      use_one_hot_embeddings):
-  """The original's builder: the classifier task for `runner` (labels 0..N-1).
-
-  TF2 form: the original returned a `TPUEstimator` model_fn; tf.estimator is
-  not in TensorFlow 2.16+, and what the model_fn did is split between the task
-  (model, loss, metrics, predictions) and the loop. So this returns the task,
-  with the loop's arguments in `task.train_args`:
-
-      task = model_fn_builder(...)
-      runner.train(cfg, task, input_fn, train_batch_size=..., **task.train_args)
-      runner.evaluate(cfg, task, input_fn, eval_batch_size=...)
-  """
+  """The original's builder in its TF2 form (`runner.with_train_args`): the
+  classifier task (labels 0..N-1) for the loop."""
   del use_tpu  # The strategy is the loop's (runner.RunConfig).
   task = ClassifierTask(bert_config, list(range(num_labels)),
                         options=modeling.EncoderOptions(use_one_hot_embeddings))
-  task.train_args = dict(init_checkpoint=init_checkpoint,
-                         learning_rate=learning_rate,
-                         num_train_steps=num_train_steps,
-                         num_warmup_steps=num_warmup_steps)
-  return task
+  return runner.with_train_args(task, init_checkpoint, learning_rate,
+                                num_train_steps, num_warmup_steps)
 
 
 def _ranks(x):

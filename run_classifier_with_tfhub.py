@@ -90,21 +90,15 @@ def create_tokenizer_from_hub_module(bert_hub_module_handle):
 
 def model_fn_builder(num_labels, learning_rate, num_train_steps,
                      num_warmup_steps, use_tpu, bert_hub_module_handle):
-  """The original's builder: the classifier task on the Hub encoder.
-
-  TF2 form (tf.estimator is not in TensorFlow 2.16+): returns the task the
-  loop runs, with the loop's arguments in `task.train_args`:
-  `runner.train(cfg, task, input_fn, **task.train_args)`.
-  """
+  """The original's builder in its TF2 form (`runner.with_train_args`): the
+  classifier task on the Hub encoder, for the loop."""
   del use_tpu  # The strategy is the loop's (runner.RunConfig).
   task = run_classifier.ClassifierTask(
       None, list(range(num_labels)),
       model_fn=lambda: create_hub_classifier(bert_hub_module_handle,
                                              num_labels))
-  task.train_args = dict(init_checkpoint=None, learning_rate=learning_rate,
-                         num_train_steps=num_train_steps,
-                         num_warmup_steps=num_warmup_steps)
-  return task
+  return runner.with_train_args(task, None, learning_rate, num_train_steps,
+                                num_warmup_steps)
 
 
 def main(_):

@@ -315,25 +315,13 @@ class PretrainingTask(object):
 def model_fn_builder(bert_config, init_checkpoint, learning_rate,
                      num_train_steps, num_warmup_steps, use_tpu,
                      use_one_hot_embeddings):
-  """The original's builder: the pretraining task for `runner`.
-
-  TF2 form: the original returned a `TPUEstimator` model_fn; tf.estimator is
-  not in TensorFlow 2.16+, and what the model_fn did is split between the task
-  (model, loss, metrics, predictions) and the loop. So this returns the task,
-  with the loop's arguments in `task.train_args`:
-
-      task = model_fn_builder(...)
-      runner.train(cfg, task, input_fn, train_batch_size=..., **task.train_args)
-      runner.evaluate(cfg, task, input_fn, eval_batch_size=...)
-  """
+  """The original's builder in its TF2 form (`runner.with_train_args`): the
+  pretraining task for the loop."""
   del use_tpu  # The strategy is the loop's (runner.RunConfig).
   task = PretrainingTask(bert_config,
-               options=modeling.EncoderOptions(use_one_hot_embeddings))
-  task.train_args = dict(init_checkpoint=init_checkpoint,
-                         learning_rate=learning_rate,
-                         num_train_steps=num_train_steps,
-                         num_warmup_steps=num_warmup_steps)
-  return task
+            options=modeling.EncoderOptions(use_one_hot_embeddings))
+  return runner.with_train_args(task, init_checkpoint, learning_rate,
+                                num_train_steps, num_warmup_steps)
 
 
 # ----------------------------------------------------------------------------

@@ -737,6 +737,26 @@ def build_trainer(cfg, task, learning_rate, num_train_steps, num_warmup_steps,
   return _Trainer(cfg, task, strategy, state, per_replica)
 
 
+def with_train_args(task, init_checkpoint, learning_rate, num_train_steps,
+                    num_warmup_steps):
+  """What an original `model_fn_builder` gives in TF2: the task, with the loop's
+  arguments in `task.train_args`.
+
+  The original returned a `TPUEstimator` model_fn; tf.estimator is not in
+  TensorFlow 2.16+, and what the model_fn did is split between the task (model,
+  loss, metrics, predictions) and this loop:
+
+      task = run_classifier.model_fn_builder(...)
+      runner.train(cfg, task, input_fn, train_batch_size=..., **task.train_args)
+      runner.evaluate(cfg, task, input_fn, eval_batch_size=...)
+  """
+  task.train_args = dict(init_checkpoint=init_checkpoint,
+                         learning_rate=learning_rate,
+                         num_train_steps=num_train_steps,
+                         num_warmup_steps=num_warmup_steps)
+  return task
+
+
 def epoch_steps(num_examples, train_batch_size, num_train_epochs,
                 warmup_proportion, what="training examples"):
   """(num_train_steps, num_warmup_steps) for epochs over `num_examples`, as the
