@@ -350,3 +350,28 @@ def test_small_bert_configs():
             config.type_vocab_size) == (30522, 512, 2)
     assert config.hidden_act == "gelu" and config.initializer_range == 0.02
     assert config.hidden_dropout_prob == 0.1
+
+
+def test_make_transfer_set(tmp_path):
+  """STS-B and RTE pairs, shuffled, without MRPC's own pairs."""
+  glue = tmp_path / "glue"
+  for folder, header, rows in (
+      ("STS-B", "i\tg\tf\ty\to\ts1\ts2\tsentence1\tsentence2\tscore",
+       ["0\tg\tf\ty\to\tn\tn\tA dog runs.\tA dog is running.\t4.2",
+        "1\tg\tf\ty\to\tn\tn\tSame one.\tSame two.\t1.0"]),
+      ("RTE", "index\tsentence1\tsentence2\tlabel",
+       ["0\tPremise here.\tHypothesis.\tentailment"]),
+      ("MRPC", "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String",
+       ["1\t1\t2\tSame two.\tSame one.\n"])):
+    (glue / folder).mkdir(parents=True)
+    (glue / folder / "train.tsv").write_text(
+        "\n".join([header] + rows) + "\n", encoding="utf-8")
+  import importlib.util
+  spec = importlib.util.spec_from_file_location(
+      "make_transfer_set", ROOT / "tools" / "make_transfer_set.py")
+  tool = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(tool)
+  pairs = tool.build(str(glue), 0, seed=1)
+  assert sorted(pairs) == [("A dog runs.", "A dog is running."),
+                           ("Premise here.", "Hypothesis.")]
+  assert tool.build(str(glue), 1, seed=1) == pairs[:1]
