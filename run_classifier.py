@@ -1352,16 +1352,23 @@ def with_placeholder_labels(examples, label_list):
 
 def file_based_convert_transfer_set(examples, has_label, teacher_targets,
                                     label_list, max_seq_length, tokenizer,
-                                    output_file):
+                                    output_file, seed=None):
   """Writes the distillation training TFRecord (classifier features + has_label
-  [+ teacher_targets])."""
+  [+ teacher_targets]).
+
+  The records are written in a random order (`seed`), each with its own
+  label and teacher row: the training set comes before the transfer examples
+  in the transfer set, and the input pipeline's small shuffle buffer would
+  otherwise give whole stretches of steps without a gold label.
+  """
   examples = with_placeholder_labels(examples, label_list)
+  order = np.random.RandomState(seed).permutation(len(examples))
   with common.atomic_path(output_file) as tmp_file:
     with tf.io.TFRecordWriter(tmp_file) as writer:
-      for i, example in enumerate(examples):
-        if i % 10000 == 0:
-          logging.info("Writing example %d of %d", i, len(examples))
-        feature = convert_single_example(i, example, label_list,
+      for n, i in enumerate(order):
+        if n % 10000 == 0:
+          logging.info("Writing example %d of %d", n, len(examples))
+        feature = convert_single_example(n, examples[i], label_list,
                                          max_seq_length, tokenizer)
         record = _feature_to_example(feature)
         fmap = record.features.feature
@@ -1700,7 +1707,8 @@ def run(cfg, processor, label_list, tokenizer, task, init_checkpoint,
                                            len(train_examples), label_list)
       file_based_convert_transfer_set(
           train_examples, has_label, targets, label_list,
-          FLAGS.max_seq_length, tokenizer, train_file)
+          FLAGS.max_seq_length, tokenizer, train_file,
+          seed=12345 if FLAGS.seed is None else FLAGS.seed)
       extra_features = transfer_feature_spec(label_list, targets is not None)
       logging.info("  Distilling: %d labeled + %d unlabeled examples, "
                    "T=%s, alpha=%s", sum(has_label),

@@ -307,14 +307,18 @@ def test_script_teacher_checkpoint_and_predictions_file(workdir, teacher):
                              for s in ("/adam_m", "/adam_v")} | {"global_step"}
     results = (out / "eval_results.txt").read_text()
     assert "eval_accuracy" in results
-  # The training record carries the teacher's rows in order.
-  record = next(iter(tf.data.TFRecordDataset(
-      str(workdir / "student_from_file" / "train.tf_record")).skip(9)))
-  example = tf.train.Example.FromString(record.numpy())
-  assert example.features.feature["has_label"].int64_list.value == [0]
-  np.testing.assert_allclose(
-      example.features.feature["teacher_targets"].float_list.value, probs[9],
-      rtol=1e-6)
+  # The training records are shuffled (--seed=1), each with its own teacher
+  # row and has_label (the 9 training rows come first in the transfer set).
+  order = np.random.RandomState(1).permutation(16)
+  assert list(order[:9]) != list(range(9))
+  records = list(tf.data.TFRecordDataset(
+      str(workdir / "student_from_file" / "train.tf_record")))
+  assert len(records) == 16
+  for n, record in enumerate(records):
+    feature = tf.train.Example.FromString(record.numpy()).features.feature
+    assert feature["has_label"].int64_list.value == [int(order[n] < 9)]
+    np.testing.assert_allclose(feature["teacher_targets"].float_list.value,
+                               probs[order[n]], rtol=1e-6)
 
 
 def test_predictions_file_row_count_mismatch(workdir, tmp_path):
