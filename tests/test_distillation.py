@@ -188,7 +188,8 @@ def test_teacher_frozen_and_not_in_student_state(teacher, tmp_path):
       | {"global_step"})
   assert task.teacher is not None
   assert not task.teacher.trainable_variables
-  before = {n: v.numpy().copy() for n, v in trainer.model.named_variables().items()}
+  before = {n: v.numpy().copy()
+            for n, v in trainer.model.named_variables().items()}
   logs = trainer.run_steps(trainer.make_iterator(_input_fn), 3)
   assert {"distill_loss", "gold_loss", "loss"} <= set(logs)
   saved = checkpoints.read_tensors(str(teacher / "teacher.ckpt"))
@@ -346,7 +347,8 @@ def test_small_bert_configs():
   assert names == expected
   for name in names:
     config = modeling.BertConfig.from_json_file(str(folder / name))
-    l, h = [int(part[2:]) for part in name[len("bert_config_"):-5].split("_")[:2]]
+    parts = name[len("bert_config_"):-len(".json")].split("_")
+    l, h = int(parts[0][2:]), int(parts[1][2:])
     assert config.num_hidden_layers == l and config.hidden_size == h
     assert config.num_attention_heads == h // 64
     assert config.intermediate_size == 4 * h
