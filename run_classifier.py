@@ -1659,6 +1659,9 @@ def run(cfg, processor, label_list, tokenizer, task, init_checkpoint,
   With `distill_task` (a DistillationTask), training distills from its
   teacher over the transfer set; eval/predict use `task`.
   """
+  if distill_task is None and distilling() and FLAGS.do_train:
+    raise common.UserError("the distillation flags (--teacher_*) are not "
+                           "supported by this script: use run_classifier.py")
   tf.io.gfile.makedirs(FLAGS.output_dir)
   regression = is_regression(label_list)
 
