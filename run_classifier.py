@@ -48,6 +48,7 @@ _define = runner.define_flag
 def define_flags():
   """Defines the flags of this script (idempotent)."""
   if "task_name" in FLAGS and "allow_untrained_head" in FLAGS:
+    define_distillation_flags()
     return
 
   _define(flags.DEFINE_string, "data_dir", None,
@@ -101,6 +102,59 @@ def define_flags():
       "With --do_eval, also write eval_predictions.tsv (guid, gold label, "
       "predicted label, per-label probabilities) and eval_extra_metrics.txt "
       "(F1 for binary tasks, Matthews correlation for CoLA).")
+
+  define_distillation_flags()
+
+
+def define_distillation_flags():
+  """The knowledge-distillation flag group (new; docs/distillation.md)."""
+  _define(flags.DEFINE_string, "teacher_bert_config_file", None,
+      "Distillation: bert_config.json of the teacher, a classifier fine-tuned "
+      "on the same task (with --teacher_init_checkpoint). The teacher runs "
+      "forward-only in each training step; it is never updated or saved.")
+
+  _define(flags.DEFINE_string, "teacher_init_checkpoint", None,
+      "Distillation: the teacher's fine-tuned classifier checkpoint (its "
+      "output_weights/output_bias head must be there). Must use the same "
+      "vocabulary as the student.")
+
+  _define(flags.DEFINE_string, "teacher_predictions_file", None,
+      "Distillation: the teacher's probabilities (the test_results.tsv "
+      "layout; for STS-B the predicted score), one row per transfer example "
+      "in order: data_dir's train.tsv (unless --distill_on_train_set=false) "
+      "then --transfer_data_dir's train.tsv. Write it with the teacher and "
+      "--do_predict --predict_transfer_set. With a teacher checkpoint too, "
+      "the two teachers' distributions are averaged.")
+
+  _define(flags.DEFINE_float, "distill_temperature", 1.0,
+      "Distillation: softmax temperature T of teacher and student; the soft "
+      "loss is scaled by T^2.")
+
+  _define(flags.DEFINE_float, "distill_alpha", 1.0,
+      "Distillation: weight of the soft (teacher) loss; 1 - alpha weighs the "
+      "gold labels' loss on the examples that have one. 0 is ordinary "
+      "fine-tuning.")
+
+  _define(flags.DEFINE_string, "transfer_data_dir", None,
+      "Distillation: a directory whose train.tsv holds extra unlabeled "
+      "examples in the task's training layout (a label column, if present, "
+      "is ignored); the student learns the teacher's labels on them.")
+
+  _define(flags.DEFINE_bool, "distill_on_train_set", True,
+      "Distillation: also train on data_dir's train.tsv (false: on the "
+      "--transfer_data_dir examples alone).")
+
+  _define(flags.DEFINE_bool, "predict_transfer_set", False,
+      "With --do_predict: predict the transfer set (data_dir's train.tsv "
+      "unless --distill_on_train_set=false, then --transfer_data_dir's) "
+      "instead of the test set, into transfer_results.tsv, for "
+      "--teacher_predictions_file.")
+
+
+def distilling():
+  """True when the flags ask for knowledge distillation."""
+  return bool(FLAGS.teacher_init_checkpoint or FLAGS.teacher_bert_config_file
+              or FLAGS.teacher_predictions_file)
 
 
 class InputExample(object):
@@ -244,6 +298,15 @@ class _SplitFilesProcessor(DataProcessor):
     """See base class."""
     return self._create_examples(os.path.join(data_dir, self.test_file), "test")
 
+  def get_transfer_examples(self, data_dir):
+    """Unlabeled examples of data_dir/train.tsv in the training layout.
+
+    The label column, if present, is ignored: every example's label is None.
+    Used as a distillation transfer set (--transfer_data_dir).
+    """
+    return self._create_examples(os.path.join(data_dir, self.train_file),
+                                 "transfer")
+
 
 class _TsvFile(object):
   """The rows of one TSV file, with the checks the built-in processors need."""
@@ -373,6 +436,9 @@ class _GlueProcessor(_SplitFilesProcessor):
     """Creates examples from one TSV file."""
     if set_type == "test":
       columns = [self.test_text_a_column, self.test_text_b_column]
+    elif set_type == "transfer":
+      # The training layout; the label column may be absent (ignored).
+      columns = [self.text_a_column, self.text_b_column]
     else:
       columns = [self.text_a_column, self.text_b_column, self.label_column]
     tsv = _TsvFile(path, max(c for c in columns + [self.guid_column]
@@ -381,7 +447,8 @@ class _GlueProcessor(_SplitFilesProcessor):
                                  tokenization.convert_to_unicode(line[column]))
     examples = []
     for n, line in tsv.rows:
-      if n == 1 and set_type not in self.headerless_sets:
+      header_set = "train" if set_type == "transfer" else set_type
+      if n == 1 and header_set not in self.headerless_sets:
         continue
       guid = "%s-%s" % (set_type, n - 1 if self.guid_column is None else
                         text(line, self.guid_column))
@@ -389,6 +456,10 @@ class _GlueProcessor(_SplitFilesProcessor):
         text_a = text(line, self.test_text_a_column)
         text_b = text(line, self.test_text_b_column)
         label = self._test_label()
+      elif set_type == "transfer":
+        text_a = text(line, self.text_a_column)
+        text_b = text(line, self.text_b_column)
+        label = None
       else:
         text_a = text(line, self.text_a_column)
         text_b = text(line, self.text_b_column)
@@ -703,8 +774,13 @@ def file_based_convert_examples_to_features(
 
 
 def file_based_input_fn_builder(input_file, seq_length, is_training,
-                                drop_remainder, is_regression=False):
-  """Creates an `input_fn` closure to be passed to the runner."""
+                                drop_remainder, is_regression=False,
+                                extra_features=None):
+  """Creates an `input_fn` closure to be passed to the runner.
+
+  `extra_features` (name -> tf.io feature spec) adds features of the record,
+  e.g. the distillation ones (`transfer_feature_spec`).
+  """
 
   name_to_features = {
       "input_ids": tf.io.FixedLenFeature([seq_length], tf.int64),
@@ -714,6 +790,7 @@ def file_based_input_fn_builder(input_file, seq_length, is_training,
           [], tf.float32 if is_regression else tf.int64),
       "is_real_example": tf.io.FixedLenFeature([], tf.int64),
   }
+  name_to_features.update(extra_features or {})
 
   def input_fn(params):
     """The actual input function."""
@@ -1009,6 +1086,258 @@ class ClassifierTask(object):
 
 
 # ----------------------------------------------------------------------------
+# Knowledge distillation (new; docs/distillation.md).
+# ----------------------------------------------------------------------------
+#
+# A student ClassifierModel learns from a teacher's soft labels over a
+# transfer set (the training set and/or unlabeled --transfer_data_dir
+# examples), as in Turc et al., "Well-Read Students Learn Better" (2019).
+# The teacher is either a fine-tuned classifier checkpoint that runs
+# forward-only in the same step (its variables are frozen and never saved),
+# or a file of its probabilities, or both (their distributions are averaged).
+
+_DISTILL_FEATURES = ("has_label", "teacher_targets")
+
+
+def soft_targets(teacher_log_probs, temperature):
+  """The teacher's tempered distribution softmax(log p / T), [batch, labels].
+
+  log p may be the teacher's logits or log-probabilities: softmax is the same.
+  """
+  return tf.nn.softmax(teacher_log_probs / temperature, axis=-1)
+
+
+def distillation_loss(student_logits, targets, temperature, regression=False):
+  """Per-example soft loss of the student, [batch].
+
+  Classification: T^2 * KL(targets || softmax(student_logits / T)), where
+  `targets` is the teacher's tempered distribution (`soft_targets`); the T^2
+  keeps the gradient's scale independent of T (Hinton et al., 2015).
+  Regression: the squared error to the teacher's score `targets` [batch].
+  """
+  if regression:
+    return tf.square(student_logits[:, 0] - targets)
+  log_student = tf.nn.log_softmax(student_logits / temperature, axis=-1)
+  kl = tf.reduce_sum(tf.math.xlogy(targets, targets) - targets * log_student,
+                     axis=-1)
+  return kl * (temperature * temperature)
+
+
+class DistillationTask(ClassifierTask):
+  """ClassifierTask trained on a teacher's soft labels (and gold labels).
+
+  `create_model()` returns the plain student `ClassifierModel`: only its
+  variables are trained and saved. With a teacher checkpoint, the first
+  `create_model()` call (made by the runner under the strategy scope) also
+  builds the teacher there, with frozen variables, and loads it once.
+
+  Training features: those of the classifier, plus `has_label` [batch] (0 for
+  transfer examples, whose gold loss is skipped) and, with a predictions
+  file, `teacher_targets` [batch, num_labels] (probabilities; [batch] scores
+  for regression).
+  """
+
+  def __init__(self, bert_config, label_list, options=None, temperature=1.0,
+               alpha=1.0, teacher_config=None, teacher_checkpoint=None):
+    super(DistillationTask, self).__init__(bert_config, label_list,
+                                           options=options)
+    if temperature <= 0:
+      raise common.UserError("--distill_temperature=%s must be positive" %
+                             temperature)
+    if not 0.0 <= alpha <= 1.0:
+      raise common.UserError("--distill_alpha=%s must be in [0, 1]" % alpha)
+    self.temperature = float(temperature)
+    self.alpha = float(alpha)
+    self.teacher_config = teacher_config
+    self.teacher_checkpoint = teacher_checkpoint
+    self.teacher = None
+
+  def create_model(self):
+    student = super(DistillationTask, self).create_model()
+    if self.teacher_config is not None and self.teacher is None:
+      self.teacher = self._build_teacher()
+    return student
+
+  def _build_teacher(self):
+    """The frozen teacher classifier, loaded from its fine-tuned checkpoint."""
+    path = checkpoints.normalize_checkpoint_path(self.teacher_checkpoint)
+    checkpoints.check_head_is_trained(path, _HEAD_VARIABLES, "classifier",
+                                      False, "--teacher_init_checkpoint")
+
+    def frozen(next_creator, **kwargs):
+      kwargs["trainable"] = False
+      return next_creator(**kwargs)
+
+    with tf.variable_creator_scope(frozen):
+      teacher = ClassifierModel(self.teacher_config, self.num_labels,
+                                options=self.options)
+    report = checkpoints.init_from_checkpoint(teacher.named_variables(), path,
+                                              log=False)
+    if report.missing:
+      raise common.UserError(
+          "--teacher_init_checkpoint=%s lacks %d of the teacher's variables "
+          "(first: %s): check --teacher_bert_config_file" %
+          (self.teacher_checkpoint, len(report.missing), report.missing[0]))
+    logging.info("Teacher: %d variables loaded from %s (frozen, not saved)",
+                 len(report.loaded), path)
+    return teacher
+
+  def _targets(self, features):
+    """The teacher's soft targets for a batch (averaged over teachers)."""
+    targets = []
+    if self.teacher is not None:
+      logits = self.teacher.logits(features["input_ids"],
+                                   features["input_mask"],
+                                   features["segment_ids"], training=False)
+      logits = tf.stop_gradient(logits)
+      targets.append(logits[:, 0] if self.regression else
+                     soft_targets(logits, self.temperature))
+    if "teacher_targets" in features:
+      given = tf.cast(features["teacher_targets"], tf.float32)
+      if self.regression:
+        targets.append(tf.reshape(given, [-1]))
+      else:
+        log_p = tf.math.log(tf.maximum(given, 1e-30))
+        targets.append(soft_targets(log_p, self.temperature))
+    if not targets:
+      raise ValueError("distillation needs a teacher: a checkpoint or "
+                       "teacher_targets in the features")
+    return targets[0] if len(targets) == 1 else tf.add_n(targets) / len(targets)
+
+  @_no_autograph
+  def compute_loss(self, model, features, training):
+    logits = model.logits(features["input_ids"], features["input_mask"],
+                          features["segment_ids"], training=training)
+    logs = {}
+    loss = 0.0
+    if self.alpha > 0:
+      soft = tf.reduce_mean(distillation_loss(
+          logits, self._targets(features), self.temperature, self.regression))
+      logs["distill_loss"] = soft
+      loss = self.alpha * soft
+    if self.alpha < 1:
+      _, per_example, _ = classifier_loss(logits, features["label_ids"],
+                                          self.num_labels, self.regression)
+      if "has_label" in features:
+        weights = tf.cast(features["has_label"], tf.float32)
+        gold = (tf.reduce_sum(per_example * weights) /
+                tf.maximum(tf.reduce_sum(weights), 1.0))
+      else:
+        gold = tf.reduce_mean(per_example)
+      logs["gold_loss"] = gold
+      loss = gold if self.alpha == 0 else loss + (1.0 - self.alpha) * gold
+    return loss, logs
+
+
+def read_teacher_predictions(path, num_examples, label_list):
+  """Rows of a teacher's test_results.tsv-style file, [num_examples, n].
+
+  One line per transfer example, TAB-separated probabilities in label order
+  (one predicted value for regression), no header.
+  """
+  if not tf.io.gfile.exists(path):
+    raise common.UserError("--teacher_predictions_file=%s: file not found" %
+                           path)
+  width = 1 if is_regression(label_list) else len(label_list)
+  rows = []
+  with tf.io.gfile.GFile(path, "r") as f:
+    for n, line in enumerate(f, start=1):
+      line = line.rstrip("\r\n")
+      if not line:
+        continue
+      try:
+        values = [float(x) for x in line.split("\t")]
+      except ValueError:
+        values = None
+      if values is None or len(values) != width:
+        raise common.UserError(
+            "--teacher_predictions_file=%s: line %d: expected %d TAB-separated "
+            "numbers (%s), found %s" %
+            (path, n, width, ", ".join(_probability_header(label_list)),
+             _shorten(line)))
+      rows.append(values)
+  if len(rows) != num_examples:
+    raise common.UserError(
+        "--teacher_predictions_file=%s has %d rows but the transfer set has %d "
+        "examples: it must hold the teacher's predictions row for row (make "
+        "it with --do_predict --predict_transfer_set and the same data flags)"
+        % (path, len(rows), num_examples))
+  return np.asarray(rows, dtype=np.float32)
+
+
+def get_transfer_set(processor, data_dir, transfer_data_dir, use_train_set):
+  """(examples, has_label) the student trains on, in the order of the file.
+
+  The training set of data_dir (if `use_train_set`), then the unlabeled
+  examples of transfer_data_dir/train.tsv (if given).
+  """
+  examples, has_label = [], []
+  if use_train_set:
+    train = processor.get_train_examples(data_dir)
+    examples.extend(train)
+    has_label.extend([1] * len(train))
+  if transfer_data_dir:
+    if not hasattr(processor, "get_transfer_examples"):
+      raise common.UserError("--transfer_data_dir: task %s cannot read a "
+                             "transfer set" % type(processor).__name__)
+    transfer = processor.get_transfer_examples(transfer_data_dir)
+    if not transfer:
+      raise common.UserError("--transfer_data_dir=%s: train.tsv has no "
+                             "examples" % transfer_data_dir)
+    examples.extend(transfer)
+    has_label.extend([0] * len(transfer))
+  if not examples:
+    raise common.UserError("distillation has no training examples: set "
+                           "--transfer_data_dir or --distill_on_train_set")
+  return examples, has_label
+
+
+def with_placeholder_labels(examples, label_list):
+  """The examples, unlabeled ones given the first label as a placeholder."""
+  placeholder = "0.0" if is_regression(label_list) else label_list[0]
+  return [InputExample(e.guid, e.text_a, e.text_b, placeholder)
+          if e.label is None else e for e in examples]
+
+
+def file_based_convert_transfer_set(examples, has_label, teacher_targets,
+                                    label_list, max_seq_length, tokenizer,
+                                    output_file, seed=None):
+  """Writes the distillation training TFRecord (classifier features + has_label
+  [+ teacher_targets]).
+
+  The records are written in a random order (`seed`), each with its own
+  label and teacher row: the training set comes before the transfer examples
+  in the transfer set, and the input pipeline's small shuffle buffer would
+  otherwise give whole stretches of steps without a gold label.
+  """
+  examples = with_placeholder_labels(examples, label_list)
+  order = np.random.RandomState(seed).permutation(len(examples))
+  with common.atomic_path(output_file) as tmp_file:
+    with tf.io.TFRecordWriter(tmp_file) as writer:
+      for n, i in enumerate(order):
+        if n % 10000 == 0:
+          logging.info("Writing example %d of %d", n, len(examples))
+        feature = convert_single_example(n, examples[i], label_list,
+                                         max_seq_length, tokenizer)
+        record = _feature_to_example(feature)
+        fmap = record.features.feature
+        fmap["has_label"].CopyFrom(_create_int_feature([has_label[i]]))
+        if teacher_targets is not None:
+          fmap["teacher_targets"].CopyFrom(
+              _create_float_feature(teacher_targets[i]))
+        writer.write(record.SerializeToString())
+
+
+def transfer_feature_spec(label_list, with_teacher_targets):
+  """The extra features of the distillation TFRecord."""
+  spec = {"has_label": tf.io.FixedLenFeature([], tf.int64)}
+  if with_teacher_targets:
+    width = 1 if is_regression(label_list) else len(label_list)
+    spec["teacher_targets"] = tf.io.FixedLenFeature([width], tf.float32)
+  return spec
+
+
+# ----------------------------------------------------------------------------
 # Metrics and output files.
 # ----------------------------------------------------------------------------
 
@@ -1085,14 +1414,14 @@ def _probability_header(label_list):
 
 
 def write_test_results(output_dir, examples, results, label_list,
-                       num_actual_predict_examples):
+                       num_actual_predict_examples, prefix="test"):
   """Writes test_results.tsv (original format) and test_predictions.tsv.
 
   test_results.tsv: one line per real example, the class probabilities as
   str(float32) joined by TAB, no header (the prediction itself for a
   regression task). test_predictions.tsv: a header `guid predicted_label
   probability_<label>...` (`guid prediction` for regression), then one line
-  per real example.
+  per real example. `prefix` replaces "test" in both names.
   """
   regression = is_regression(label_list)
   results_lines = []
@@ -1119,8 +1448,9 @@ def write_test_results(output_dir, examples, results, label_list,
     raise runner.UserError(
         "predicted %d examples but the test set has %d" %
         (num_written_lines, num_actual_predict_examples))
-  common.write_text(os.path.join(output_dir, "test_results.tsv"), results_lines)
-  common.write_text(os.path.join(output_dir, "test_predictions.tsv"),
+  common.write_text(os.path.join(output_dir, prefix + "_results.tsv"),
+                    results_lines)
+  common.write_text(os.path.join(output_dir, prefix + "_predictions.tsv"),
                     predictions_lines)
 
 
@@ -1326,8 +1656,15 @@ def _as_estimator_values(results):
 
 
 def run(cfg, processor, label_list, tokenizer, task, init_checkpoint,
-        export_fn=None):
-  """Train / eval / predict / export as the flags ask (shared with tfhub)."""
+        export_fn=None, distill_task=None):
+  """Train / eval / predict / export as the flags ask (shared with tfhub).
+
+  With `distill_task` (a DistillationTask), training distills from its
+  teacher over the transfer set; eval/predict use `task`.
+  """
+  if distill_task is None and distilling() and FLAGS.do_train:
+    raise common.UserError("the distillation flags (--teacher_*) are not "
+                           "supported by this script: use run_classifier.py")
   runner.prepare_output_dir(FLAGS.output_dir)
   regression = is_regression(label_list)
 
@@ -1335,7 +1672,12 @@ def run(cfg, processor, label_list, tokenizer, task, init_checkpoint,
   num_train_steps = None
   num_warmup_steps = None
   if FLAGS.do_train:
-    train_examples = processor.get_train_examples(FLAGS.data_dir)
+    if distill_task is not None:
+      train_examples, has_label = get_transfer_set(
+          processor, FLAGS.data_dir, FLAGS.transfer_data_dir,
+          FLAGS.distill_on_train_set)
+    else:
+      train_examples = processor.get_train_examples(FLAGS.data_dir)
     num_train_steps, num_warmup_steps = runner.epoch_steps(
         len(train_examples), FLAGS.train_batch_size, FLAGS.num_train_epochs,
         FLAGS.warmup_proportion)
@@ -1363,8 +1705,25 @@ def run(cfg, processor, label_list, tokenizer, task, init_checkpoint,
 
   if FLAGS.do_train:
     train_file = os.path.join(FLAGS.output_dir, "train.tf_record")
-    file_based_convert_examples_to_features(
-        train_examples, label_list, FLAGS.max_seq_length, tokenizer, train_file)
+    extra_features = None
+    if distill_task is not None:
+      targets = None
+      if FLAGS.teacher_predictions_file:
+        targets = read_teacher_predictions(FLAGS.teacher_predictions_file,
+                                           len(train_examples), label_list)
+      file_based_convert_transfer_set(
+          train_examples, has_label, targets, label_list,
+          FLAGS.max_seq_length, tokenizer, train_file,
+          seed=12345 if FLAGS.seed is None else FLAGS.seed)
+      extra_features = transfer_feature_spec(label_list, targets is not None)
+      logging.info("  Distilling: %d labeled + %d unlabeled examples, "
+                   "T=%s, alpha=%s", sum(has_label),
+                   len(has_label) - sum(has_label), FLAGS.distill_temperature,
+                   FLAGS.distill_alpha)
+    else:
+      file_based_convert_examples_to_features(
+          train_examples, label_list, FLAGS.max_seq_length, tokenizer,
+          train_file)
     logging.info("***** Running training *****")
     logging.info("  Num examples = %d", len(train_examples))
     logging.info("  Batch size = %d", FLAGS.train_batch_size)
@@ -1374,7 +1733,8 @@ def run(cfg, processor, label_list, tokenizer, task, init_checkpoint,
         seq_length=FLAGS.max_seq_length,
         is_training=True,
         drop_remainder=True,
-        is_regression=regression)
+        is_regression=regression,
+        extra_features=extra_features)
     on_checkpoint = None
     train_cfg = cfg
     if FLAGS.eval_every_n_steps and FLAGS.eval_every_n_steps > 0:
@@ -1392,7 +1752,8 @@ def run(cfg, processor, label_list, tokenizer, task, init_checkpoint,
           save_checkpoints_steps=save_steps)
       on_checkpoint = lambda step, prefix: keeper(step, prefix, every,
                                                   num_train_steps)
-    runner.train(train_cfg, task, train_input_fn, num_train_steps,
+    runner.train(train_cfg, distill_task or task, train_input_fn,
+                 num_train_steps,
                  num_warmup_steps, FLAGS.learning_rate,
                  init_checkpoint=init_checkpoint,
                  train_batch_size=FLAGS.train_batch_size,
@@ -1433,6 +1794,10 @@ def run(cfg, processor, label_list, tokenizer, task, init_checkpoint,
   if FLAGS.do_predict:
     if FLAGS.predict_text:
       predict_examples = text_examples(FLAGS.predict_text, label_list)
+    elif FLAGS.predict_transfer_set:
+      predict_examples = with_placeholder_labels(get_transfer_set(
+          processor, FLAGS.data_dir, FLAGS.transfer_data_dir,
+          FLAGS.distill_on_train_set)[0], label_list)
     else:
       predict_examples = processor.get_test_examples(FLAGS.data_dir)
     predict_examples, num_actual_predict_examples = _pad_for_tpu(
@@ -1462,12 +1827,48 @@ def run(cfg, processor, label_list, tokenizer, task, init_checkpoint,
                              result, label_list)
     else:
       write_test_results(FLAGS.output_dir, predict_examples, result,
-                         label_list, num_actual_predict_examples)
+                         label_list, num_actual_predict_examples,
+                         "transfer" if FLAGS.predict_transfer_set else "test")
 
   if FLAGS.export_dir:
     if export_fn is None:
       raise runner.UserError("--export_dir is not supported by this script")
     export_fn(model, FLAGS.export_dir)
+
+
+def make_distill_task(bert_config, label_list, cfg):
+  """The DistillationTask the distillation flags ask for, or None."""
+  if not distilling():
+    if FLAGS.transfer_data_dir and FLAGS.do_train:
+      raise common.UserError(
+          "--transfer_data_dir needs a teacher: --teacher_bert_config_file "
+          "and --teacher_init_checkpoint, or --teacher_predictions_file")
+    return None
+  if bool(FLAGS.teacher_bert_config_file) != bool(
+      FLAGS.teacher_init_checkpoint):
+    raise common.UserError(
+        "--teacher_bert_config_file and --teacher_init_checkpoint go together "
+        "(the teacher's architecture and its fine-tuned weights)")
+  teacher_config = None
+  if FLAGS.teacher_bert_config_file:
+    teacher_config = modeling.BertConfig.from_json_file(
+        FLAGS.teacher_bert_config_file)
+    if teacher_config.vocab_size != bert_config.vocab_size:
+      raise common.UserError(
+          "--teacher_bert_config_file=%s has vocab_size %d but the student "
+          "has %d: teacher and student must share the vocabulary" %
+          (FLAGS.teacher_bert_config_file, teacher_config.vocab_size,
+           bert_config.vocab_size))
+    if FLAGS.max_seq_length > teacher_config.max_position_embeddings:
+      raise common.UserError(
+          "--max_seq_length=%d exceeds the teacher's max_position_embeddings "
+          "(%d)" % (FLAGS.max_seq_length,
+                    teacher_config.max_position_embeddings))
+  return DistillationTask(
+      bert_config, label_list, options=cfg.encoder_options,
+      temperature=FLAGS.distill_temperature, alpha=FLAGS.distill_alpha,
+      teacher_config=teacher_config,
+      teacher_checkpoint=FLAGS.teacher_init_checkpoint)
 
 
 def main(_):
@@ -1515,7 +1916,8 @@ def main(_):
         max_seq_length=FLAGS.max_seq_length, label_list=label_list)
 
   run(cfg, processor, label_list, tokenizer, task, FLAGS.init_checkpoint,
-      export_fn=export_fn)
+      export_fn=export_fn,
+      distill_task=make_distill_task(bert_config, label_list, cfg))
 
 
 if __name__ == "__main__":
