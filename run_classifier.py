@@ -57,7 +57,6 @@ def define_flags():
   _define(flags.DEFINE_string, "task_name", None,
           "The name of the task to train.")
   runner.define_finetuning_flags()
-  flags.adopt_module_key_flags(runner)   # --help lists the shared flags too
 
   ## New parameters (not in the original)
 

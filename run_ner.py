@@ -78,7 +78,6 @@ def define_flags():
       "The maximum total input sequence length after WordPiece tokenization. "
       "Longer sentences are split into windows (see --doc_stride); shorter "
       "ones are padded."))
-  flags.adopt_module_key_flags(runner)   # --help lists the shared flags too
 
   ## New parameters of this script
   _define(flags.DEFINE_integer, "doc_stride", 64,

@@ -456,16 +456,27 @@ def _check_resume_compatible(prefix, named_state):
 
 
 # ------------------------------------------------------------------------------------
-def define_flag(define, name, default, help_text):
-  """Defines a flag unless another script imported in this process did."""
+def _script_module_name(depth):
+  """absl's name for the module `depth` frames up (the script's path for
+  __main__), so that a flag defined here for it is listed under it in --help."""
+  name = sys._getframe(depth + 1).f_globals.get("__name__")  # pylint: disable=protected-access
+  return sys.argv[0] if name == "__main__" else name
+
+
+def define_flag(define, name, default, help_text, module_name=None):
+  """Defines a flag (owned by the calling script) unless another script
+  imported in this process did."""
   if name not in flags.FLAGS:
-    define(name, default, help_text)
+    define(name, default, help_text,
+           module_name=module_name or _script_module_name(1))
 
 
 def define_finetuning_flags(max_seq_length_help=None):
   """The flags the original fine-tuning scripts share (run_classifier's names,
-  defaults and help), then the runtime flags; idempotent."""
-  d = define_flag
+  defaults and help), owned by the calling script, then the runtime flags;
+  idempotent."""
+  module_name = _script_module_name(1)
+  d = lambda *args: define_flag(*args, module_name=module_name)
   d(flags.DEFINE_string, "bert_config_file", None,
     "The config json file corresponding to the pre-trained BERT model. "
     "This specifies the model architecture.")
