@@ -196,7 +196,9 @@ def test_init_from_checkpoint_report(caplog):
   before = named["output_weights"].numpy().copy()
   checkpoints.set_verbose_init(True)  # the original's per-variable lines
   try:
-    with caplog.at_level("INFO"):
+    # absl's logger by name: an earlier test in this worker may have set its
+    # verbosity to WARNING.
+    with caplog.at_level("INFO"), caplog.at_level("INFO", logger="absl"):
       report = checkpoints.init_from_checkpoint(named, str(TINY))
   finally:
     checkpoints.set_verbose_init(False)
