@@ -1667,9 +1667,7 @@ def run(cfg, processor, label_list, tokenizer, task, init_checkpoint,
   runner.prepare_output_dir(FLAGS.output_dir)
   regression = is_regression(label_list)
 
-  train_examples = None
-  num_train_steps = None
-  num_warmup_steps = None
+  train_examples = has_label = num_train_steps = num_warmup_steps = None
   if FLAGS.do_train:
     if distill_task is not None:
       train_examples, has_label = get_transfer_set(
@@ -1681,79 +1679,20 @@ def run(cfg, processor, label_list, tokenizer, task, init_checkpoint,
         len(train_examples), FLAGS.train_batch_size, FLAGS.num_train_epochs,
         FLAGS.warmup_proportion)
 
-  eval_examples = eval_input_fn = eval_steps = None
-  num_actual_eval_examples = 0
-  if FLAGS.do_eval:
-    eval_examples = processor.get_dev_examples(FLAGS.data_dir)
-    eval_examples, num_actual_eval_examples = _pad_for_tpu(
-        eval_examples, FLAGS.eval_batch_size, FLAGS.use_tpu)
-    eval_file = os.path.join(FLAGS.output_dir, "eval.tf_record")
-    file_based_convert_examples_to_features(
-        eval_examples, label_list, FLAGS.max_seq_length, tokenizer, eval_file)
-    # This tells the loop to run over the whole file (CPU/GPU); on TPU the
-    # original ran len/batch steps on the padded set.
-    if FLAGS.use_tpu:
-      assert len(eval_examples) % FLAGS.eval_batch_size == 0
-      eval_steps = int(len(eval_examples) // FLAGS.eval_batch_size)
-    eval_input_fn = file_based_input_fn_builder(
-        input_file=eval_file,
-        seq_length=FLAGS.max_seq_length,
-        is_training=False,
-        drop_remainder=bool(FLAGS.use_tpu),
-        is_regression=regression)
+  dev = _dev_set(processor, label_list, tokenizer) if FLAGS.do_eval else None
 
   if FLAGS.do_train:
-    train_file = os.path.join(FLAGS.output_dir, "train.tf_record")
-    extra_features = None
-    if distill_task is not None:
-      targets = None
-      if FLAGS.teacher_predictions_file:
-        targets = read_teacher_predictions(FLAGS.teacher_predictions_file,
-                                           len(train_examples), label_list)
-      file_based_convert_transfer_set(
-          train_examples, has_label, targets, label_list,
-          FLAGS.max_seq_length, tokenizer, train_file,
-          seed=12345 if FLAGS.seed is None else FLAGS.seed)
-      extra_features = transfer_feature_spec(label_list, targets is not None)
-      logging.info("  Distilling: %d labeled + %d unlabeled examples, "
-                   "T=%s, alpha=%s", sum(has_label),
-                   len(has_label) - sum(has_label), FLAGS.distill_temperature,
-                   FLAGS.distill_alpha)
-    else:
-      file_based_convert_examples_to_features(
-          train_examples, label_list, FLAGS.max_seq_length, tokenizer,
-          train_file)
+    train_input_fn = _train_input(train_examples, has_label, label_list,
+                                  tokenizer, distill_task is not None)
     logging.info("***** Running training *****")
     logging.info("  Num examples = %d", len(train_examples))
     logging.info("  Batch size = %d", FLAGS.train_batch_size)
     logging.info("  Num steps = %d", num_train_steps)
-    train_input_fn = file_based_input_fn_builder(
-        input_file=train_file,
-        seq_length=FLAGS.max_seq_length,
-        is_training=True,
-        drop_remainder=True,
-        is_regression=regression,
-        extra_features=extra_features)
-    on_checkpoint = None
-    train_cfg = cfg
-    if FLAGS.eval_every_n_steps and FLAGS.eval_every_n_steps > 0:
-      if not FLAGS.do_eval:
-        raise runner.UserError("--eval_every_n_steps needs --do_eval=true")
-      metric = FLAGS.best_metric or (
-          "eval_pearson" if regression else "eval_accuracy")
-      keeper = _BestCheckpointKeeper(
-          cfg, task, eval_input_fn, FLAGS.eval_batch_size, eval_steps,
-          eval_examples, label_list, metric, FLAGS.output_dir)
-      every = FLAGS.eval_every_n_steps
-      save_steps = math.gcd(cfg.save_checkpoints_steps or every, every)
-      train_cfg = runner.RunConfig.from_flags(
-          FLAGS, output_dir=FLAGS.output_dir, strategy=cfg.strategy,
-          save_checkpoints_steps=save_steps)
-      on_checkpoint = lambda step, prefix: keeper(step, prefix, every,
-                                                  num_train_steps)
+    train_cfg, on_checkpoint = _eval_during_training(cfg, task, dev,
+                                                     label_list,
+                                                     num_train_steps)
     runner.train(train_cfg, distill_task or task, train_input_fn,
-                 num_train_steps,
-                 num_warmup_steps, FLAGS.learning_rate,
+                 num_train_steps, num_warmup_steps, FLAGS.learning_rate,
                  init_checkpoint=init_checkpoint,
                  train_batch_size=FLAGS.train_batch_size,
                  on_checkpoint=on_checkpoint)
@@ -1770,69 +1709,158 @@ def run(cfg, processor, label_list, tokenizer, task, init_checkpoint,
                                               init_checkpoint=init_checkpoint)
 
   if FLAGS.do_eval:
-    logging.info("***** Running evaluation *****")
-    logging.info("  Num examples = %d (%d actual, %d padding)",
-                 len(eval_examples), num_actual_eval_examples,
-                 len(eval_examples) - num_actual_eval_examples)
-    logging.info("  Batch size = %d", FLAGS.eval_batch_size)
-    result, extra_metrics, prediction_lines = evaluate_model(
-        cfg, task, model, global_step, eval_input_fn, FLAGS.eval_batch_size,
-        eval_steps, eval_examples, label_list,
-        with_predictions=FLAGS.write_eval_predictions)
-    output_eval_file = os.path.join(FLAGS.output_dir, "eval_results.txt")
-    runner.write_eval_results(output_eval_file, _as_estimator_values(result))
-    if FLAGS.write_eval_predictions and prediction_lines is not None:
-      common.write_text(
-          os.path.join(FLAGS.output_dir, "eval_predictions.tsv"),
-          prediction_lines)
-      if extra_metrics:
-        runner.write_eval_results(
-            os.path.join(FLAGS.output_dir, "eval_extra_results.txt"),
-            extra_metrics, header="***** Extra eval results *****")
+    _evaluate(cfg, task, model, global_step, dev, label_list)
 
   if FLAGS.do_predict:
-    if FLAGS.predict_text:
-      predict_examples = text_examples(FLAGS.predict_text, label_list)
-    elif FLAGS.predict_transfer_set:
-      predict_examples = with_placeholder_labels(get_transfer_set(
-          processor, FLAGS.data_dir, FLAGS.transfer_data_dir,
-          FLAGS.distill_on_train_set)[0], label_list)
-    else:
-      predict_examples = processor.get_test_examples(FLAGS.data_dir)
-    predict_examples, num_actual_predict_examples = _pad_for_tpu(
-        predict_examples, FLAGS.predict_batch_size, FLAGS.use_tpu)
-    predict_file = os.path.join(FLAGS.output_dir, "predict.tf_record")
-    file_based_convert_examples_to_features(predict_examples, label_list,
-                                            FLAGS.max_seq_length, tokenizer,
-                                            predict_file)
-
-    logging.info("***** Running prediction*****")
-    logging.info("  Num examples = %d (%d actual, %d padding)",
-                 len(predict_examples), num_actual_predict_examples,
-                 len(predict_examples) - num_actual_predict_examples)
-    logging.info("  Batch size = %d", FLAGS.predict_batch_size)
-
-    predict_input_fn = file_based_input_fn_builder(
-        input_file=predict_file,
-        seq_length=FLAGS.max_seq_length,
-        is_training=False,
-        drop_remainder=bool(FLAGS.use_tpu),
-        is_regression=regression)
-    result = runner.predict(cfg, task, predict_input_fn,
-                            FLAGS.predict_batch_size, model=model,
-                            dynamic_padding=FLAGS.dynamic_padding)
-    if FLAGS.predict_text:
-      print_text_predictions(predict_examples[:num_actual_predict_examples],
-                             result, label_list)
-    else:
-      write_test_results(FLAGS.output_dir, predict_examples, result,
-                         label_list, num_actual_predict_examples,
-                         "transfer" if FLAGS.predict_transfer_set else "test")
+    _predict(cfg, task, model, processor, label_list, tokenizer)
 
   if FLAGS.export_dir:
     if export_fn is None:
       raise runner.UserError("--export_dir is not supported by this script")
     export_fn(model, FLAGS.export_dir)
+
+
+_DevSet = collections.namedtuple(
+    "_DevSet", ["examples", "num_actual", "input_fn", "steps"])
+
+
+def _dev_set(processor, label_list, tokenizer):
+  """--do_eval: the dev examples (padded on TPU), their records and input."""
+  eval_examples = processor.get_dev_examples(FLAGS.data_dir)
+  eval_examples, num_actual_eval_examples = _pad_for_tpu(
+      eval_examples, FLAGS.eval_batch_size, FLAGS.use_tpu)
+  eval_file = os.path.join(FLAGS.output_dir, "eval.tf_record")
+  file_based_convert_examples_to_features(
+      eval_examples, label_list, FLAGS.max_seq_length, tokenizer, eval_file)
+  # None tells the loop to run over the whole file (CPU/GPU); on TPU the
+  # original ran len/batch steps on the padded set.
+  eval_steps = None
+  if FLAGS.use_tpu:
+    assert len(eval_examples) % FLAGS.eval_batch_size == 0
+    eval_steps = int(len(eval_examples) // FLAGS.eval_batch_size)
+  eval_input_fn = file_based_input_fn_builder(
+      input_file=eval_file,
+      seq_length=FLAGS.max_seq_length,
+      is_training=False,
+      drop_remainder=bool(FLAGS.use_tpu),
+      is_regression=is_regression(label_list))
+  return _DevSet(eval_examples, num_actual_eval_examples, eval_input_fn,
+                 eval_steps)
+
+
+def _train_input(train_examples, has_label, label_list, tokenizer, distill):
+  """--do_train: the training records (or the transfer set's) and input_fn."""
+  train_file = os.path.join(FLAGS.output_dir, "train.tf_record")
+  extra_features = None
+  if distill:
+    targets = None
+    if FLAGS.teacher_predictions_file:
+      targets = read_teacher_predictions(FLAGS.teacher_predictions_file,
+                                         len(train_examples), label_list)
+    file_based_convert_transfer_set(
+        train_examples, has_label, targets, label_list,
+        FLAGS.max_seq_length, tokenizer, train_file,
+        seed=12345 if FLAGS.seed is None else FLAGS.seed)
+    extra_features = transfer_feature_spec(label_list, targets is not None)
+    logging.info("  Distilling: %d labeled + %d unlabeled examples, "
+                 "T=%s, alpha=%s", sum(has_label),
+                 len(has_label) - sum(has_label), FLAGS.distill_temperature,
+                 FLAGS.distill_alpha)
+  else:
+    file_based_convert_examples_to_features(
+        train_examples, label_list, FLAGS.max_seq_length, tokenizer,
+        train_file)
+  return file_based_input_fn_builder(
+      input_file=train_file,
+      seq_length=FLAGS.max_seq_length,
+      is_training=True,
+      drop_remainder=True,
+      is_regression=is_regression(label_list),
+      extra_features=extra_features)
+
+
+def _eval_during_training(cfg, task, dev, label_list, num_train_steps):
+  """--eval_every_n_steps: (the training RunConfig, the on_checkpoint hook)."""
+  if not (FLAGS.eval_every_n_steps and FLAGS.eval_every_n_steps > 0):
+    return cfg, None
+  if not FLAGS.do_eval:
+    raise runner.UserError("--eval_every_n_steps needs --do_eval=true")
+  metric = FLAGS.best_metric or (
+      "eval_pearson" if is_regression(label_list) else "eval_accuracy")
+  keeper = _BestCheckpointKeeper(
+      cfg, task, dev.input_fn, FLAGS.eval_batch_size, dev.steps,
+      dev.examples, label_list, metric, FLAGS.output_dir)
+  every = FLAGS.eval_every_n_steps
+  save_steps = math.gcd(cfg.save_checkpoints_steps or every, every)
+  train_cfg = runner.RunConfig.from_flags(
+      FLAGS, output_dir=FLAGS.output_dir, strategy=cfg.strategy,
+      save_checkpoints_steps=save_steps)
+  return train_cfg, (lambda step, prefix: keeper(step, prefix, every,
+                                                 num_train_steps))
+
+
+def _evaluate(cfg, task, model, global_step, dev, label_list):
+  """--do_eval: eval_results.txt (and the optional prediction files)."""
+  logging.info("***** Running evaluation *****")
+  logging.info("  Num examples = %d (%d actual, %d padding)",
+               len(dev.examples), dev.num_actual,
+               len(dev.examples) - dev.num_actual)
+  logging.info("  Batch size = %d", FLAGS.eval_batch_size)
+  result, extra_metrics, prediction_lines = evaluate_model(
+      cfg, task, model, global_step, dev.input_fn, FLAGS.eval_batch_size,
+      dev.steps, dev.examples, label_list,
+      with_predictions=FLAGS.write_eval_predictions)
+  output_eval_file = os.path.join(FLAGS.output_dir, "eval_results.txt")
+  runner.write_eval_results(output_eval_file, _as_estimator_values(result))
+  if FLAGS.write_eval_predictions and prediction_lines is not None:
+    common.write_text(
+        os.path.join(FLAGS.output_dir, "eval_predictions.tsv"),
+        prediction_lines)
+    if extra_metrics:
+      runner.write_eval_results(
+          os.path.join(FLAGS.output_dir, "eval_extra_results.txt"),
+          extra_metrics, header="***** Extra eval results *****")
+
+
+def _predict(cfg, task, model, processor, label_list, tokenizer):
+  """--do_predict: test_results.tsv (or --predict_text's lines on stdout)."""
+  if FLAGS.predict_text:
+    predict_examples = text_examples(FLAGS.predict_text, label_list)
+  elif FLAGS.predict_transfer_set:
+    predict_examples = with_placeholder_labels(get_transfer_set(
+        processor, FLAGS.data_dir, FLAGS.transfer_data_dir,
+        FLAGS.distill_on_train_set)[0], label_list)
+  else:
+    predict_examples = processor.get_test_examples(FLAGS.data_dir)
+  predict_examples, num_actual_predict_examples = _pad_for_tpu(
+      predict_examples, FLAGS.predict_batch_size, FLAGS.use_tpu)
+  predict_file = os.path.join(FLAGS.output_dir, "predict.tf_record")
+  file_based_convert_examples_to_features(predict_examples, label_list,
+                                          FLAGS.max_seq_length, tokenizer,
+                                          predict_file)
+
+  logging.info("***** Running prediction*****")
+  logging.info("  Num examples = %d (%d actual, %d padding)",
+               len(predict_examples), num_actual_predict_examples,
+               len(predict_examples) - num_actual_predict_examples)
+  logging.info("  Batch size = %d", FLAGS.predict_batch_size)
+
+  predict_input_fn = file_based_input_fn_builder(
+      input_file=predict_file,
+      seq_length=FLAGS.max_seq_length,
+      is_training=False,
+      drop_remainder=bool(FLAGS.use_tpu),
+      is_regression=is_regression(label_list))
+  result = runner.predict(cfg, task, predict_input_fn,
+                          FLAGS.predict_batch_size, model=model,
+                          dynamic_padding=FLAGS.dynamic_padding)
+  if FLAGS.predict_text:
+    print_text_predictions(predict_examples[:num_actual_predict_examples],
+                           result, label_list)
+  else:
+    write_test_results(FLAGS.output_dir, predict_examples, result,
+                       label_list, num_actual_predict_examples,
+                       "transfer" if FLAGS.predict_transfer_set else "test")
 
 
 def make_distill_task(bert_config, label_list, cfg):
