@@ -317,7 +317,7 @@ def create_variable(name, shape, initializer=None, trainable=True,
   if initializer is None:
     initializer = create_initializer(0.02)
   shape = [int(d) for d in shape]
-  if not tf.compat.v1.executing_eagerly_outside_functions():
+  if in_tf1_graph():
     # TF1-style graph code (`tensorflow.compat.v1`): a `get_variable` under the
     # current variable scope, so the graph's variables carry the original
     # names (`tf.trainable_variables()`, `tf.train.init_from_checkpoint` and
@@ -330,6 +330,13 @@ def create_variable(name, shape, initializer=None, trainable=True,
     initial_value = initializer(shape, dtype=dtype)
   return tf.Variable(initial_value, trainable=trainable, dtype=dtype,
                      name=name.replace("/", "__"))
+
+
+def in_tf1_graph():
+  """True when building a TF1-style graph (`tensorflow.compat.v1` with v2
+  behaviour disabled): neither eager nor inside a `tf.function`. Only there do
+  the original's variable scopes, `get_variable` and graph train ops apply."""
+  return not (tf.executing_eagerly() or tf.inside_function())
 
 
 def original_variable_name(variable_or_name):

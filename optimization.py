@@ -27,6 +27,8 @@ import re
 import numpy as np
 import tensorflow as tf
 
+import modeling
+
 
 def _float32(x):
   """Rounds a Python number to float32 the way a TF1 constant did."""
@@ -336,7 +338,7 @@ class AdamWeightDecayOptimizer(tf.Module):
       fn = self._make_update_fn(name)
       updates.append(strategy.extended.update(
           var, fn, args=(grad, m, v, lr, step), group=True))
-    if tf.compat.v1.executing_eagerly_outside_functions():
+    if not modeling.in_tf1_graph():
       return None  # Eager, or inside tf.function (automatic control deps).
     return tf.group(*updates)
 
@@ -559,6 +561,6 @@ def create_optimizer(loss, init_lr, num_train_steps, num_warmup_steps, use_tpu,
   else:
     raise ValueError("Unknown optimizer %r: use 'adamw' (the original) or 'lamb'." %
                      (optimizer,))
-  if loss is not None and not tf.compat.v1.executing_eagerly_outside_functions():
+  if loss is not None and modeling.in_tf1_graph():
     return _graph_train_op(loss, opt)
   return opt, schedule
