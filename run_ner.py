@@ -51,6 +51,7 @@ import tensorflow as tf
 import checkpoints
 import common
 import modeling
+import run_classifier
 import runner
 import tokenization
 
@@ -394,29 +395,11 @@ def file_based_input_fn_builder(input_file, seq_length, is_training,
 # ----------------------------------------------------------------------------
 
 
-class NerModel(tf.Module):
-  """BERT plus a token classification head.
-
-  Variables: the encoder's (`bert/...`) and, in the original naming style,
-  `output_weights` [num_labels, hidden] (truncated normal, stddev 0.02) and
-  `output_bias` [num_labels] (zeros).
-  """
-
-  def __init__(self, bert_config, num_labels, options=None):
-    super(NerModel, self).__init__(name="ner")
-    self.num_labels = int(num_labels)
-    self.bert = modeling.BertModel(bert_config, options=options)
-    self.output_weights = modeling.create_variable(
-        "output_weights", [self.num_labels, bert_config.hidden_size],
-        modeling.create_initializer(0.02))
-    self.output_bias = modeling.create_variable(
-        "output_bias", [self.num_labels], modeling.zeros_initializer)
-
-  def named_variables(self):
-    named = collections.OrderedDict(self.bert.named_variables())
-    named["output_weights"] = self.output_weights
-    named["output_bias"] = self.output_bias
-    return named
+class NerModel(run_classifier.ClassifierModel):
+  """BERT plus a token classification head: the classifier's head variables
+  (`output_weights` [num_labels, hidden], truncated normal 0.02, and
+  `output_bias` [num_labels], zeros) applied to every position's sequence
+  output instead of the pooled one."""
 
   def logits(self, input_ids, input_mask, segment_ids, training=False):
     """[batch, seq_length, num_labels] float32 logits."""
