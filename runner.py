@@ -123,11 +123,11 @@ def define_runtime_flags(iterations_per_loop=True, save_checkpoints_steps=True):
   flags.DEFINE_bool("use_xla", False,
                     "Compile the train/eval/predict steps with XLA (jit_compile).")
   flags.DEFINE_bool(
-      "xla_optimizer_update", False,
+      "xla_optimizer_update", None,
       "Compile only the optimizer update with XLA (one fused pass per variable "
-      "instead of ~14 elementwise passes); implied by --use_xla. The fastest "
-      "training setting on CPUs where oneDNN's matmuls beat XLA's. Values may "
-      "differ from the default update in the last bit (FMA contraction).")
+      "instead of ~14 elementwise passes); implied by --use_xla. Values may "
+      "differ from the op-by-op update in the last bit (FMA contraction). "
+      "Unset: on where it measured faster (see `fastest_settings`).")
   flags.DEFINE_integer(
       "gradient_accumulation_steps", 1,
       "Split each global batch into this many micro-batches and accumulate their "
@@ -165,12 +165,13 @@ def define_runtime_flags(iterations_per_loop=True, save_checkpoints_steps=True):
       "Log one line per variable when weights are loaded from a checkpoint "
       "(the original's '*INIT_FROM_CKPT*' lines) instead of one summary line.")
   flags.DEFINE_bool(
-      "fused_blocks", False,
+      "fused_blocks", None,
       "Run each encoder layer's attention core (scores, mask, softmax, "
       "dropout, context) and its GELU as XLA-compiled fused kernels with "
       "hand-written backward passes; the projections keep TensorFlow's "
-      "kernels. Same math: float32 values differ from the default op-by-op "
-      "path by float rounding only. The fastest setting on CPU (README).")
+      "kernels. Same math: float32 values differ from the op-by-op path by "
+      "float rounding only. Unset: on where it measured faster on this kind "
+      "of CPU (see `fastest_settings`); --nofused_blocks forces op by op.")
   _use_grouped_help()
 
 
@@ -229,7 +230,9 @@ class RunConfig(object):
   """Everything the loop needs to know about devices, checkpoints and speed.
 
   Each setting is the flag of the same name (`define_runtime_flags`), with the
-  flag's default; `strategy` (not a flag) imposes a tf.distribute strategy.
+  flag's default; `strategy` (not a flag) imposes a tf.distribute strategy and
+  `workload` ("pretrain" or "finetune", not a flag) picks the fastest settings
+  for what is left unset (None): `fused_blocks`, `xla_optimizer_update`.
   """
 
   DEFAULTS = collections.OrderedDict([
@@ -237,12 +240,12 @@ class RunConfig(object):
       ("gcp_project", None), ("master", None), ("num_tpu_cores", 8),
       ("iterations_per_loop", 1000), ("save_checkpoints_steps", 1000),
       ("keep_checkpoint_max", 5), ("mixed_precision", "fp32"),
-      ("use_xla", False), ("xla_optimizer_update", False),
+      ("use_xla", False), ("xla_optimizer_update", None),
       ("gradient_accumulation_steps", 1), ("seed", None),
       ("deterministic", False), ("optimizer", "adamw"),
       ("adam_bias_correction", False), ("continuous_warmup", False),
-      ("log_steps", 100), ("recompute", False), ("fused_blocks", False),
-      ("strategy", None)])
+      ("log_steps", 100), ("recompute", False), ("fused_blocks", None),
+      ("strategy", None), ("workload", "finetune")])
 
   def __init__(self, output_dir, **settings):
     unknown = sorted(set(settings) - set(self.DEFAULTS))
@@ -274,12 +277,72 @@ class RunConfig(object):
     # As in the original: the one-hot embedding matmul is the TPU path.
     return bool(self.use_tpu)
 
+  def setting(self, name):
+    """A setting's value, with None (unset) resolved by `fastest_settings`."""
+    value = getattr(self, name)
+    if value is None:
+      value = fastest_settings(self.workload, self.use_tpu)[name]
+      if (name, value) not in _LOGGED_AUTO:
+        _LOGGED_AUTO.add((name, value))
+        logging.info("--%s unset: %s (the faster here: %s CPU, %s)", name,
+                     "on" if value else "off", cpu_kind(), self.workload)
+    return bool(value)
+
   @property
   def encoder_options(self):
     """The `modeling.EncoderOptions` these flags select."""
     return modeling.EncoderOptions(self.use_one_hot_embeddings,
                                    self.compute_dtype, self.recompute,
-                                   self.fused_blocks)
+                                   self.setting("fused_blocks"))
+
+
+# ------------------------------------------------------------------------------------
+# The settings that are the same math up to float rounding default, when left
+# unset, to what measured faster on this kind of machine (bench/, docs/bench.md).
+# ------------------------------------------------------------------------------------
+
+# (cpu kind, workload) -> settings. Measured with bench/bench_ours.py, BERT-Mini,
+# in-process or back to back, medians:
+# * avx2 (2-core AMD EPYC, 26 Nov): --fused_blocks 1.13-1.36x on every row;
+#   --xla_optimizer_update faster on W2/W3 (docs/bench.md, XLA_AUTO of then).
+# * avx512 (2-core Xeon with AVX512_BF16 and AMX, 5 Dec): --fused_blocks
+#   slower on inference (W1 173.7 vs 191.4 seq/s fp32) and fine-tuning (W2 45.7
+#   vs 48.6 ex/s), faster on the pretraining step (W3 31.2 vs 29.6 ex/s).
+# Other CPUs, GPUs and TPUs were not measured: the op-by-op path.
+_FASTEST = {
+    ("avx2", "finetune"): dict(fused_blocks=True, xla_optimizer_update=True),
+    ("avx2", "pretrain"): dict(fused_blocks=True, xla_optimizer_update=True),
+    ("avx512", "finetune"): dict(fused_blocks=False, xla_optimizer_update=True),
+    ("avx512", "pretrain"): dict(fused_blocks=True, xla_optimizer_update=True),
+}
+_OP_BY_OP = dict(fused_blocks=False, xla_optimizer_update=False)
+_LOGGED_AUTO = set()
+
+
+def cpu_kind():
+  """'avx512' (AVX-512F), 'avx2', or 'other': the x86 feature level of this
+  host's CPU, from /proc/cpuinfo; the environment's BERT_CPU_KIND overrides."""
+  kind = os.environ.get("BERT_CPU_KIND")
+  if kind:
+    return kind
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith("flags"):
+          cpu_flags = set(line.split(":", 1)[1].split())
+          return ("avx512" if "avx512f" in cpu_flags else
+                  "avx2" if "avx2" in cpu_flags else "other")
+  except OSError:
+    pass
+  return "other"
+
+
+def fastest_settings(workload, use_tpu=False):
+  """The defaults of `fused_blocks` and `xla_optimizer_update` for a workload
+  ("pretrain" or "finetune", which includes prediction) on this machine."""
+  if use_tpu or tf.config.list_physical_devices("GPU"):
+    return dict(_OP_BY_OP)
+  return dict(_FASTEST.get((cpu_kind(), workload), _OP_BY_OP))
 
 
 def setup_determinism(cfg):
@@ -389,7 +452,7 @@ class _TrainState(object):
           # None keeps each optimizer's default (AdamW: none, LAMB: on).
           bias_correction=cfg.adam_bias_correction or None,
           continuous_warmup=cfg.continuous_warmup,
-          jit_update=bool(cfg.use_xla or cfg.xla_optimizer_update))
+          jit_update=bool(cfg.use_xla or cfg.setting("xla_optimizer_update")))
       self.optimizer.build(self.named_weights)
       self.global_step = tf.Variable(
           0, dtype=tf.int64, trainable=False, name="global_step",

@@ -29,12 +29,10 @@ usage:
       [--bf16_w3] [--use_xla auto|on|off] [--xla_optimizer_update auto|on|off]
       [--fused_blocks auto|on|off] [--recompute] [--warmup N] [--steps N] [--threads 2] [--out FILE]
 
-`--use_xla auto` (default) uses, per workload, the settings that measured
-fastest on this CPU (see docs/bench.md; `XLA_AUTO`); `on`/`off` force
-`--use_xla` (and with it the XLA-compiled optimizer update);
-`--xla_optimizer_update on|off` forces the fused update alone;
-`--fused_blocks auto` uses the scripts' --fused_blocks where it measured
-faster (`FUSED_AUTO`), `on`/`off` force it. The benchlib plan
+`auto` (the default of each) runs what the scripts run with their default
+flags: no `--use_xla`, and `--fused_blocks` / `--xla_optimizer_update` as
+`runner.fastest_settings` picks them for this CPU kind and workload; `on`/`off`
+force a setting (`--use_xla on` implies the XLA-compiled optimizer update). The benchlib plan
 runs W3 in fp32 only; `--bf16_w3` adds the W3 bf16 row.
 """
 
@@ -64,26 +62,6 @@ import runner  # pylint: disable=g-import-not-at-top
 
 IMPL = "ours"
 
-# What `--use_xla auto` picks, per workload: (use_xla, xla_optimizer_update),
-# the fastest setting measured on the benchmark CPU (docs/bench.md). On a CPU
-# without native bf16 the same setting wins for both dtypes.
-XLA_AUTO = {
-    "W1_infer": (False, False),
-    "W2_finetune": (False, True),
-    "W3_pretrain": (False, True),
-}
-# What `--fused_blocks auto` picks, per (workload, dtype): the scripts'
-# --fused_blocks, where it measured faster (docs/bench.md).
-FUSED_AUTO = {
-    ("W1_infer", "fp32"): True,
-    ("W1_infer", "bf16"): True,
-    ("W2_finetune", "fp32"): True,
-    ("W2_finetune", "bf16"): True,
-    ("W3_pretrain", "fp32"): True,
-    ("W3_pretrain", "bf16"): True,
-}
-
-
 def bert_config(size):
   d = bl.SIZES[size]
   return modeling.BertConfig(
@@ -94,13 +72,15 @@ def bert_config(size):
       initializer_range=0.02)
 
 
-def run_config(dtype, use_xla, recompute, xla_optimizer_update=False,
-               fused_blocks=False):
+def run_config(workload, dtype, use_xla, recompute, xla_optimizer_update=None,
+               fused_blocks=None):
+  """The scripts' RunConfig; None leaves a setting to the scripts' default."""
   return runner.RunConfig(
       output_dir=None, mixed_precision=dtype, use_xla=use_xla,
       xla_optimizer_update=xla_optimizer_update, seed=bl.SEED,
       recompute=recompute, fused_blocks=fused_blocks, iterations_per_loop=1,
-      log_steps=1)
+      log_steps=1,
+      workload="pretrain" if workload == "W3_pretrain" else "finetune")
 
 
 def features_of(workload, raw):
@@ -180,18 +160,13 @@ def make_bench(options):
   """Returns benchlib's bench_fn(workload, size, dtype, warmup, steps)."""
 
   def bench(workload, size, dtype, warmup, steps):
-    if options.use_xla == "auto":
-      use_xla, xla_update = XLA_AUTO[workload]
-    else:
-      use_xla = options.use_xla == "on"
-      xla_update = use_xla
-    if options.xla_optimizer_update != "auto":
-      xla_update = use_xla or options.xla_optimizer_update == "on"
-    if options.fused_blocks == "auto":
-      fused = FUSED_AUTO[(workload, dtype)]
-    else:
-      fused = options.fused_blocks == "on"
-    cfg = run_config(dtype, use_xla, options.recompute, xla_update, fused)
+    forced = {"auto": None, "on": True, "off": False}
+    use_xla = bool(forced[options.use_xla])
+    cfg = run_config(workload, dtype, use_xla, options.recompute,
+                     forced[options.xla_optimizer_update],
+                     forced[options.fused_blocks])
+    xla_update = use_xla or cfg.setting("xla_optimizer_update")
+    fused = cfg.setting("fused_blocks")
     runner.setup_determinism(cfg)
     task = make_task(workload, size, cfg)
     raw = bl.make_inputs(workload, size)
@@ -206,7 +181,8 @@ def make_bench(options):
     notes = [
         f"use_xla={use_xla}" + (
             f", xla_optimizer_update={xla_update}" if workload != "W1_infer"
-            else "") + f", fused_blocks={fused}",
+            else "") + f", fused_blocks={fused} (cpu kind "
+        f"{runner.cpu_kind()})",
         f"mixed_precision={dtype}" + (
             " (bf16 matmuls, fp32 accumulation, fp32 variables; LayerNorm, "
             "softmax, losses and the optimizer in fp32)" if dtype == "bf16"
