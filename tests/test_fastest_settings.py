@@ -1,0 +1,114 @@
+# coding=utf-8
+"""Settings left unset default to what measured faster on this kind of CPU.
+
+`--fused_blocks` and `--xla_optimizer_update` are the same math up to float
+rounding; unset (None) they resolve through `runner.fastest_settings` from the
+CPU kind (`runner.cpu_kind`, overridable with BERT_CPU_KIND) and the workload.
+"""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import ROOT
+import modeling
+import runner
+
+
+def _flags_line():
+  with open("/proc/cpuinfo") as f:
+    for line in f:
+      if line.startswith("flags"):
+        return line.split(":", 1)[1].split()
+  return None
+
+
+def test_cpu_kind_reads_the_cpu_features(monkeypatch):
+  monkeypatch.delenv("BERT_CPU_KIND", raising=False)
+  cpu_flags = _flags_line()
+  if cpu_flags is None:
+    assert runner.cpu_kind() == "other"
+  elif "avx512f" in cpu_flags:
+    assert runner.cpu_kind() == "avx512"
+  elif "avx2" in cpu_flags:
+    assert runner.cpu_kind() == "avx2"
+  else:
+    assert runner.cpu_kind() == "other"
+  monkeypatch.setenv("BERT_CPU_KIND", "avx2")
+  assert runner.cpu_kind() == "avx2"
+
+
+@pytest.mark.parametrize("kind,workload,fused,xla_update", [
+    ("avx2", "finetune", True, True),
+    ("avx2", "pretrain", True, True),
+    ("avx512", "finetune", False, True),
+    ("avx512", "pretrain", True, True),
+    ("other", "finetune", False, False),
+    ("other", "pretrain", False, False),
+])
+def test_unset_settings_resolve_per_cpu_kind_and_workload(
+    monkeypatch, kind, workload, fused, xla_update):
+  monkeypatch.setenv("BERT_CPU_KIND", kind)
+  cfg = runner.RunConfig(None, workload=workload)
+  assert cfg.fused_blocks is None and cfg.xla_optimizer_update is None
+  assert cfg.setting("fused_blocks") is fused
+  assert cfg.setting("xla_optimizer_update") is xla_update
+  assert cfg.encoder_options.fused_blocks is fused
+  # TPUs run the op-by-op path whatever the host CPU.
+  tpu = runner.RunConfig(None, workload=workload, use_tpu=True)
+  assert tpu.setting("fused_blocks") is False
+  # A value given wins over the table.
+  for forced in (True, False):
+    cfg = runner.RunConfig(None, workload=workload, fused_blocks=forced,
+                           xla_optimizer_update=forced)
+    assert cfg.setting("fused_blocks") is forced
+    assert cfg.encoder_options.fused_blocks is forced
+    assert cfg.setting("xla_optimizer_update") is forced
+
+
+def test_flags_default_to_unset_and_can_be_forced():
+  script = (
+      "import sys; sys.path.insert(0, %r)\n"
+      "from absl import flags\n"
+      "import runner\n"
+      "runner.define_runtime_flags()\n"
+      "F = flags.FLAGS\n"
+      "for argv in ([], ['--fused_blocks'], ['--nofused_blocks'],\n"
+      "             ['--xla_optimizer_update=false']):\n"
+      "  F.unparse_flags(); F(['x'] + argv)\n"
+      "  cfg = runner.RunConfig.from_flags(F)\n"
+      "  print(cfg.fused_blocks, cfg.xla_optimizer_update)\n" % str(ROOT))
+  out = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                       text=True, check=True).stdout.split("\n")
+  assert out[:4] == ["None None", "True None", "False None", "None False"]
+
+
+def test_default_encoder_matches_the_op_by_op_path(monkeypatch):
+  """Whatever the default resolves to, the forward stays the original's math
+  at the port's float32 tolerance (the fused path differs by rounding)."""
+  config = modeling.BertConfig(vocab_size=60, hidden_size=32,
+                               num_hidden_layers=2, num_attention_heads=4,
+                               intermediate_size=64)
+  rng = np.random.RandomState(3)
+  ids = tf.constant(rng.randint(0, 60, size=(3, 12)), tf.int32)
+  mask = tf.constant(np.array([[1] * 12, [1] * 7 + [0] * 5, [1] * 3 + [0] * 9]),
+                     tf.int32)
+  outputs = {}
+  for kind in ("avx2", "avx512", "other"):
+    monkeypatch.setenv("BERT_CPU_KIND", kind)
+    for workload in ("finetune", "pretrain"):
+      options = runner.RunConfig(None, workload=workload).encoder_options
+      tf.random.set_seed(1)
+      model = modeling.BertModel(config, options=options)
+      out = model(ids, mask, training=False)
+      outputs[(kind, workload, options.fused_blocks)] = (
+          out.sequence_output.numpy(), out.pooled_output.numpy())
+  reference = outputs[("other", "finetune", False)]
+  assert {key[2] for key in outputs} == {True, False}
+  for key, (seq, pooled) in outputs.items():
+    np.testing.assert_allclose(seq, reference[0], atol=2e-5, err_msg=str(key))
+    np.testing.assert_allclose(pooled, reference[1], atol=2e-5,
+                               err_msg=str(key))
