@@ -93,11 +93,12 @@ def define_flags():
           "Decode each sentence with Viterbi over the word-level "
           "log-probabilities, allowing I-X only after B-X or I-X (instead of "
           "each word's most likely tag on its own).")
-  _define(flags.DEFINE_bool, "dynamic_padding", False,
+  _define(flags.DEFINE_bool, "dynamic_padding", True,
           "Pad each batch only to its longest example (rounded up by "
           "runner.bucket_length) in training, eval and predict: short "
-          "sentences cost less. One device only (ignored, with a warning, "
-          "on TPU or across several replicas).")
+          "sentences cost less, same math. One device only (not on TPU or "
+          "across several replicas). --nodynamic_padding pads every batch "
+          "to --max_seq_length.")
 
 
 # ----------------------------------------------------------------------------
@@ -871,7 +872,7 @@ def run(cfg, tokenizer, bert_config):
     logging.info("  Batch size = %d", FLAGS.train_batch_size)
     logging.info("  Num steps = %d", num_train_steps)
     dynamic = FLAGS.dynamic_padding and not cfg.use_tpu
-    if FLAGS.dynamic_padding and cfg.use_tpu:
+    if cfg.use_tpu and FLAGS.dynamic_padding and FLAGS["dynamic_padding"].present:
       logging.warning("--dynamic_padding is ignored on TPU (fixed shapes).")
     train_input_fn = file_based_input_fn_builder(
         train_file, FLAGS.max_seq_length, is_training=True,
