@@ -872,7 +872,8 @@ def run(cfg, tokenizer, bert_config):
     logging.info("  Batch size = %d", FLAGS.train_batch_size)
     logging.info("  Num steps = %d", num_train_steps)
     dynamic = FLAGS.dynamic_padding and not cfg.use_tpu
-    if cfg.use_tpu and FLAGS.dynamic_padding and FLAGS["dynamic_padding"].present:
+    if (cfg.use_tpu and FLAGS.dynamic_padding and
+        FLAGS["dynamic_padding"].present):
       logging.warning("--dynamic_padding is ignored on TPU (fixed shapes).")
     train_input_fn = file_based_input_fn_builder(
         train_file, FLAGS.max_seq_length, is_training=True,
