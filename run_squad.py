@@ -185,16 +185,12 @@ class SquadExample(object):
     self.end_position = end_position
     self.is_impossible = is_impossible
 
-  def __str__(self):
-    return self.__repr__()
-
   def __repr__(self):
-    # The original printed the positions only when start_position was truthy,
-    # hiding a start of 0 (google-research/bert#191); here "is not None" decides.
-    s = "qas_id: %s" % (tokenization.printable_text(self.qas_id))
-    s += ", question_text: %s" % (
-        tokenization.printable_text(self.question_text))
-    s += ", doc_tokens: [%s]" % (" ".join(self.doc_tokens))
+    # The original hid a start_position of 0 (google-research/bert#191).
+    s = "qas_id: %s, question_text: %s, doc_tokens: [%s]" % (
+        tokenization.printable_text(self.qas_id),
+        tokenization.printable_text(self.question_text),
+        " ".join(self.doc_tokens))
     if self.start_position is not None:
       s += ", start_position: %d" % (self.start_position)
     if self.end_position is not None:
@@ -203,35 +199,15 @@ class SquadExample(object):
       s += ", is_impossible: %r" % (self.is_impossible)
     return s
 
+  __str__ = __repr__
 
-class InputFeatures(object):
-  """A single set of features of data."""
 
-  def __init__(self,
-               unique_id,
-               example_index,
-               doc_span_index,
-               tokens,
-               token_to_orig_map,
-               token_is_max_context,
-               input_ids,
-               input_mask,
-               segment_ids,
-               start_position=None,
-               end_position=None,
-               is_impossible=None):
-    self.unique_id = unique_id
-    self.example_index = example_index
-    self.doc_span_index = doc_span_index
-    self.tokens = tokens
-    self.token_to_orig_map = token_to_orig_map
-    self.token_is_max_context = token_is_max_context
-    self.input_ids = input_ids
-    self.input_mask = input_mask
-    self.segment_ids = segment_ids
-    self.start_position = start_position
-    self.end_position = end_position
-    self.is_impossible = is_impossible
+InputFeatures = collections.namedtuple(  # A single set of features of data.
+    "InputFeatures",
+    ["unique_id", "example_index", "doc_span_index", "tokens",
+     "token_to_orig_map", "token_is_max_context", "input_ids", "input_mask",
+     "segment_ids", "start_position", "end_position", "is_impossible"],
+    defaults=(None, None, None))
 
 
 def _split_context(paragraph_text):
@@ -345,9 +321,7 @@ def _read_squad_examples(input_file, is_training, version_2_with_negative):
               continue
             start_position = char_to_word_offset[answer_offset]
             end_position = char_to_word_offset[end_char]
-            # Only add answers where the text can be exactly recovered from the
-            # document. If this CAN'T happen it's likely due to weird Unicode
-            # stuff so we will just skip the example.
+            # Skip answers that cannot be recovered from the context.
             actual_text = " ".join(doc_tokens[start_position:(end_position + 1)])
             cleaned_answer_text = " ".join(
                 tokenization.whitespace_tokenize(orig_answer_text))
@@ -357,19 +331,12 @@ def _read_squad_examples(input_file, is_training, version_2_with_negative):
               skipped.append(qas_id)
               continue
           else:
-            start_position = -1
-            end_position = -1
+            start_position = end_position = -1
             orig_answer_text = ""
 
-        example = SquadExample(
-            qas_id=qas_id,
-            question_text=question_text,
-            doc_tokens=doc_tokens,
-            orig_answer_text=orig_answer_text,
-            start_position=start_position,
-            end_position=end_position,
-            is_impossible=is_impossible)
-        examples.append(example)
+        examples.append(SquadExample(
+            qas_id, question_text, doc_tokens, orig_answer_text,
+            start_position, end_position, is_impossible))
 
   if skipped:
     logging.warning(
@@ -698,7 +665,8 @@ def _serialize_int64_example(named_values):
   for name, values in named_values:
     feature = tf.train.Feature(int64_list=tf.train.Int64List(
         value=values)).SerializeToString()
-    entry = _proto_field(b"\x0a", name.encode("utf-8")) + _proto_field(b"\x12", feature)
+    entry = (_proto_field(b"\x0a", name.encode("utf-8")) +
+             _proto_field(b"\x12", feature))
     entries.append(_proto_field(b"\x0a", entry))  # Features.feature (map entry)
   return _proto_field(b"\x0a", b"".join(entries))  # Example.features
 
@@ -902,9 +870,8 @@ def compute_predictions(all_examples, all_features, all_results, n_best_size,
 
     probs = _compute_softmax([e.start_logit + e.end_logit for e in nbest])
     all_nbest_json[example.qas_id] = [collections.OrderedDict([
-        ("text", entry.text), ("probability", probability),
-        ("start_logit", entry.start_logit), ("end_logit", entry.end_logit)])
-                                      for entry, probability in zip(nbest, probs)]
+        ("text", e.text), ("probability", p), ("start_logit", e.start_logit),
+        ("end_logit", e.end_logit)]) for e, p in zip(nbest, probs)]
     best_non_null_entry = next((e for e in nbest if e.text), None)
 
     qas_id = example.qas_id
@@ -1254,15 +1221,13 @@ def validate_flags_or_throw(bert_config):
     raise ValueError("At least one of `do_train`, `do_predict` or `do_eval` "
                      "must be True.")
 
-  if FLAGS.do_train:
-    if not FLAGS.train_file:
-      raise ValueError(
-          "If `do_train` is True, then `train_file` must be specified.")
-  if FLAGS.do_predict or FLAGS.do_eval:
-    if not FLAGS.predict_file:
-      raise ValueError(
-          "If `do_predict` or `do_eval` is True, then `predict_file` must be "
-          "specified.")
+  if FLAGS.do_train and not FLAGS.train_file:
+    raise ValueError(
+        "If `do_train` is True, then `train_file` must be specified.")
+  if (FLAGS.do_predict or FLAGS.do_eval) and not FLAGS.predict_file:
+    raise ValueError(
+        "If `do_predict` or `do_eval` is True, then `predict_file` must be "
+        "specified.")
 
   if (bert_config is not None and
       FLAGS.max_seq_length > bert_config.max_position_embeddings):
@@ -1469,7 +1434,7 @@ def main(_):
   if FLAGS.do_train or FLAGS.do_predict:
     for name in ("vocab_file", "bert_config_file"):
       if not FLAGS[name].value:
-        raise runner.UserError("--%s is required with --do_train or "
+        raise common.UserError("--%s is required with --do_train or "
                                "--do_predict." % name)
     bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
 
@@ -1499,4 +1464,4 @@ def main(_):
 if __name__ == "__main__":
   define_flags()
   flags.mark_flag_as_required("output_dir")
-  app.run(runner.main_wrapper(main))
+  app.run(common.main_wrapper(main))
