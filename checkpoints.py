@@ -75,22 +75,17 @@ class LoadReport(collections.namedtuple(
     return self.summary()
 
 
+def _paths(path):
+  """The path module for `path`: posixpath for URLs such as gs://."""
+  return posixpath if "://" in path else os.path
+
+
 def _join(directory, name):
-  if "://" in directory:
-    return posixpath.join(directory, name)
-  return os.path.join(directory, name)
-
-
-def _dirname(path):
-  if "://" in path:
-    return posixpath.dirname(path)
-  return os.path.dirname(path)
+  return _paths(directory).join(directory, name)
 
 
 def _basename(path):
-  if "://" in path:
-    return posixpath.basename(path)
-  return os.path.basename(path)
+  return _paths(path).basename(path)
 
 
 def _list_dir(directory):
@@ -165,20 +160,12 @@ def _bundle_files(prefix):
 def _check_bundle(prefix):
   """Raises FileNotFoundError unless the V2 bundle at `prefix` is complete."""
   index, data = _bundle_files(prefix)
-  expected = [index]
-  num_shards = None
-  for path in data:
-    m = _DATA_SUFFIX_RE.search(path)
-    num_shards = int(m.group(2))
-    break
-  if num_shards is None:
-    expected.append(prefix + ".data-00000-of-00001")
-  else:
-    expected.extend("%s.data-%05d-of-%05d" % (prefix, i, num_shards)
-                    for i in range(num_shards))
+  num_shards = int(_DATA_SUFFIX_RE.search(data[0]).group(2)) if data else 1
+  expected = [index] + ["%s.data-%05d-of-%05d" % (prefix, i, num_shards)
+                        for i in range(num_shards)]
   missing = [p for p in expected if not tf.io.gfile.exists(p)]
   if missing:
-    directory = _dirname(prefix) or "."
+    directory = _paths(prefix).dirname(prefix) or "."
     raise FileNotFoundError(
         "Checkpoint %s is incomplete or absent: expected the files %s; missing "
         "%s; %s. A TF checkpoint is a prefix of several files: pass the "
@@ -249,47 +236,33 @@ def latest_checkpoint(output_dir):
   return tf.train.latest_checkpoint(output_dir)
 
 
-def _likely_cause(name, want=None, got=None):
+def _likely_cause(name, want, got):
   """Which bert_config.json value disagrees with the checkpoint, in words."""
-  def differs(key, index):
-    if want is None or got is None or len(want) <= index or len(got) <= index:
-      return None
-    if want[index] == got[index]:
-      return None
-    return (f"{key} in bert_config.json is {want[index]} but the checkpoint's "
-            f"is {got[index]}")
-
   if name.endswith("word_embeddings") or name == "cls/predictions/output_bias":
-    cause = differs("vocab_size", 0)
-    if cause or want is None:
-      return ((cause or "the vocabulary size differs: bert_config.json's "
-               "vocab_size does not match this checkpoint") +
-              " (wrong bert_config.json or vocab.txt)")
+    keys = [("vocab_size", 0)]
   elif name.endswith("position_embeddings"):
-    cause = differs("max_position_embeddings", 0)
-    if cause or want is None:
-      return cause or ("max_position_embeddings in bert_config.json does not "
-                       "match this checkpoint")
+    keys = [("max_position_embeddings", 0)]
   elif name.endswith("token_type_embeddings"):
-    cause = differs("type_vocab_size", 0)
-    if cause or want is None:
-      return cause or ("type_vocab_size in bert_config.json does not match "
-                       "this checkpoint")
-  elif name in ("output_weights", "output_bias") or "/output_weights" in name \
-      or name.endswith("output_bias"):
+    keys = [("type_vocab_size", 0)]
+  elif "output_weights" in name or name.endswith("output_bias"):
     return ("the number of labels/outputs of the task head differs from the "
             "checkpoint (different task or label list)")
-  if want is not None and got is not None:
-    if "embeddings" in name:
-      cause = differs("hidden_size", len(want) - 1)
-    elif "intermediate/dense/kernel" in name:
-      cause = differs("hidden_size", 0) or differs("intermediate_size", 1)
-    elif "intermediate/dense/bias" in name:
-      cause = differs("intermediate_size", 0)
-    else:
-      cause = differs("hidden_size", len(want) - 1) or differs("hidden_size", 0)
-    if cause:
-      return cause + " (wrong bert_config.json for this model)"
+  else:
+    keys = []
+  if "intermediate/dense/kernel" in name:
+    keys += [("hidden_size", 0), ("intermediate_size", 1)]
+  elif "intermediate/dense/bias" in name:
+    keys += [("intermediate_size", 0)]
+  elif "embeddings" in name:
+    keys += [("hidden_size", len(want) - 1)]
+  else:
+    keys += [("hidden_size", len(want) - 1), ("hidden_size", 0)]
+  for key, index in keys:
+    if index < min(len(want), len(got)) and want[index] != got[index]:
+      return ("%s in bert_config.json is %s but the checkpoint's is %s (wrong "
+              "bert_config.json%s for this model)" %
+              (key, want[index], got[index],
+               " or vocab.txt" if key == "vocab_size" else ""))
   return ("hidden_size / intermediate_size / num_attention_heads in "
           "bert_config.json do not match this checkpoint (wrong "
           "bert_config.json for this model)")
@@ -381,8 +354,7 @@ def init_from_checkpoint(named_variables, path, log=True):
     # to be unused by an inference model: counted, not listed.
     slots = [n for n in unused if n == "global_step" or
              n.endswith(("/adam_m", "/adam_v", "/lamb_m", "/lamb_v"))]
-    brief = LoadReport(path=prefix, loaded=loaded, missing=missing,
-                       unused=[n for n in unused if n not in set(slots)])
+    brief = report._replace(unused=[n for n in unused if n not in slots])
     logging.info("%s%s (--verbose_init lists every variable).", "; ".join(
         line.strip() for line in brief.summary(max_names=3).splitlines()),
                  "; %d optimizer slots and global_step not needed" %
@@ -457,12 +429,6 @@ def _to_save_tensor(name, value):
   return tensor
 
 
-def _step_int(global_step):
-  if isinstance(global_step, (int, np.integer)):
-    return int(global_step)
-  return int(np.asarray(_read_value(global_step)))
-
-
 def _delete_bundle(prefix):
   for p in [prefix + ".index", prefix + ".meta"] + tf.io.gfile.glob(
       prefix + ".data-?????-of-?????"):
@@ -484,9 +450,8 @@ def save(output_dir, global_step, named_tensors, keep_checkpoint_max=5):
   """Writes `model.ckpt-<step>` in the original format and updates `checkpoint`.
 
   The bundle holds exactly the given names (floats as float32, `global_step`
-  int64). It is written under a temporary prefix in `output_dir` and renamed;
-  the `checkpoint` state file is then rewritten via a temporary file and a
-  rename, so it never names a half-written checkpoint.
+  int64). Bundle and state file are written under temporary names and
+  renamed, so the state never names a half-written checkpoint.
 
   Args:
     output_dir: directory (local or gs://), created if needed.
@@ -501,19 +466,16 @@ def save(output_dir, global_step, named_tensors, keep_checkpoint_max=5):
   """
   if not named_tensors:
     raise ValueError("No tensors to save")
-  step = _step_int(global_step)
+  step = int(np.asarray(_read_value(global_step)))
   tf.io.gfile.makedirs(output_dir)
   basename = "model.ckpt-%d" % step
   prefix = _join(output_dir, basename)
   tmp_prefix = _join(output_dir, "%s_temp_%s" % (basename, uuid.uuid4().hex))
 
   names = list(named_tensors.keys())
-  tensors = []
-  with tf.device("CPU:0"):
-    for name in names:
-      tensors.append(_to_save_tensor(name, named_tensors[name]))
   try:
     with tf.device("CPU:0"):
+      tensors = [_to_save_tensor(n, named_tensors[n]) for n in names]
       tf.raw_ops.SaveV2(prefix=tmp_prefix, tensor_names=names,
                         shape_and_slices=[""] * len(names), tensors=tensors)
     tmp_index, tmp_data = _bundle_files(tmp_prefix)
@@ -535,12 +497,10 @@ def save(output_dir, global_step, named_tensors, keep_checkpoint_max=5):
   _, all_paths = _read_state_paths(output_dir)
   all_paths = [p for p in all_paths if p != basename and p != prefix]
   all_paths.append(basename)
-  removed = []
-  if keep_checkpoint_max:
-    while len(all_paths) > keep_checkpoint_max:
-      removed.append(all_paths.pop(0))
-  # Update the state first, delete after: the state never names a deleted or
-  # half-written bundle.
+  num_removed = max(len(all_paths) - (keep_checkpoint_max or len(all_paths)),
+                    0)
+  removed, all_paths = all_paths[:num_removed], all_paths[num_removed:]
+  # The state first, then the deletions: it never names a deleted bundle.
   _write_state(output_dir, basename, all_paths)
   for old in removed:
     _delete_bundle(_absolute(output_dir, old))

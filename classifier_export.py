@@ -255,13 +255,8 @@ class InGraphTokenizer(tf.Module):
   def encode_pair(self, text_a, text_b, max_seq_length):
     """The features of `run_classifier.convert_single_example`.
 
-    Args:
-      text_a: [batch] strings.
-      text_b: [batch] strings ("" for single-sentence examples).
-      max_seq_length: Python int.
-
-    Returns:
-      (input_ids, input_mask, segment_ids), int32 [batch, max_seq_length].
+    text_a, text_b: [batch] strings (text_b "" for single sentences). Returns
+    (input_ids, input_mask, segment_ids), int32 [batch, max_seq_length].
     """
     tokens_a = self.tokenize(text_a)
     tokens_b = self.tokenize(text_b)
@@ -285,8 +280,7 @@ class InGraphTokenizer(tf.Module):
         tf.fill(tf.stack([batch, 1]), tf.constant(self.cls_id, tf.int64)))
     sep = tf.RaggedTensor.from_tensor(
         tf.fill(tf.stack([batch, 1]), tf.constant(self.sep_id, tf.int64)))
-    sep_b = tf.ragged.boolean_mask(sep.to_tensor(),
-                                   tf.expand_dims(pair, 1))
+    sep_b = tf.ragged.boolean_mask(sep.to_tensor(), tf.expand_dims(pair, 1))
     ids = tf.concat([cls, a, sep, b, sep_b], axis=1)
     segments = tf.concat([tf.zeros_like(cls), tf.zeros_like(a),
                           tf.zeros_like(sep), tf.ones_like(b),
@@ -313,12 +307,9 @@ def _select_rows(condition, if_true, if_false):
   padded_true = if_true.to_tensor(-1)
   padded_false = if_false.to_tensor(-1)
   width = tf.maximum(tf.shape(padded_true)[1], tf.shape(padded_false)[1])
-  padded_true = tf.pad(padded_true,
-                       [[0, 0], [0, width - tf.shape(padded_true)[1]]],
-                       constant_values=-1)
-  padded_false = tf.pad(padded_false,
-                        [[0, 0], [0, width - tf.shape(padded_false)[1]]],
-                        constant_values=-1)
+  padded_true, padded_false = [
+      tf.pad(t, [[0, 0], [0, width - tf.shape(t)[1]]], constant_values=-1)
+      for t in (padded_true, padded_false)]
   chosen = tf.where(tf.expand_dims(condition, 1), padded_true, padded_false)
   return tf.RaggedTensor.from_tensor(chosen, lengths=lengths)
 
@@ -369,13 +360,9 @@ def export_classifier(model, export_dir, vocab_file, do_lower_case,
                       max_seq_length, label_list):
   """Writes the classifier SavedModel (see module docstring); returns the dir.
 
-  Args:
-    model: a `run_classifier.ClassifierModel` with the fine-tuned weights.
-    export_dir: output directory (written under a temporary name first).
-    vocab_file: the vocab the model was trained with.
-    do_lower_case: the tokenizer's casing.
-    max_seq_length: sequence length of `serving_text`'s features.
-    label_list: the task's labels (None for regression).
+  `model` is a fine-tuned `run_classifier.ClassifierModel`; `max_seq_length`
+  is the length of `serving_text`'s features; `label_list` is None for
+  regression. `export_dir` is written under a temporary name first.
   """
   tokenizer = InGraphTokenizer(vocab_file, do_lower_case)
   module = ClassifierServingModule(model, tokenizer, max_seq_length, label_list)

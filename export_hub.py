@@ -48,28 +48,22 @@ import tensorflow as tf
 
 import checkpoints
 import modeling
-import runner
 import tokenization
 
 FLAGS = flags.FLAGS
 
 
 def define_flags():
-  """Defines this script's flags (idempotent)."""
-  if "bert_config_file" not in FLAGS:
-    flags.DEFINE_string("bert_config_file", None,
-                        "The config json file of the pre-trained BERT model.")
-  if "init_checkpoint" not in FLAGS:
-    flags.DEFINE_string("init_checkpoint", None,
-                        "The original-format checkpoint to export.")
-  if "vocab_file" not in FLAGS:
-    flags.DEFINE_string("vocab_file", None,
-                        "The vocabulary file the model was trained on.")
-  if "do_lower_case" not in FLAGS:
-    flags.DEFINE_bool("do_lower_case", True,
-                      "Whether the model expects lower-cased input.")
-  if "export_dir" not in FLAGS:
-    flags.DEFINE_string("export_dir", None, "Where to write the SavedModel.")
+  """Defines this script's flags."""
+  flags.DEFINE_string("bert_config_file", None,
+                      "The config json file of the pre-trained BERT model.")
+  flags.DEFINE_string("init_checkpoint", None,
+                      "The original-format checkpoint to export.")
+  flags.DEFINE_string("vocab_file", None,
+                      "The vocabulary file the model was trained on.")
+  flags.DEFINE_bool("do_lower_case", True,
+                    "Whether the model expects lower-cased input.")
+  flags.DEFINE_string("export_dir", None, "Where to write the SavedModel.")
 
 
 def _input_spec(name):
@@ -79,19 +73,19 @@ def _input_spec(name):
 class HubBertEncoder(tf.__internal__.tracking.AutoTrackable):
   """A `modeling.BertModel` behind the TF-Hub BERT encoder interface."""
 
-  def __init__(self, bert_config, vocab_file, do_lower_case, bert=None):
+  def __init__(self, bert, bert_config, vocab_file, do_lower_case):
     super(HubBertEncoder, self).__init__()
-    self._bert = bert or modeling.BertModel(bert_config)
-    self._names = list(self._bert.named_variables().keys())
+    self._bert = bert
     # Reusable SavedModel attributes (hub.KerasLayer reads them).
-    self.variables = list(self._bert.named_variables().values())
+    self.variables = list(bert.named_variables().values())
     self.trainable_variables = list(self.variables)
     self.regularization_losses = []
     self.vocab_file = tf.saved_model.Asset(vocab_file)
     self.do_lower_case = tf.Variable(bool(do_lower_case), trainable=False,
                                      name="do_lower_case")
     # Metadata (variables, since SavedModel keeps no plain constants).
-    self.original_names = tf.Variable(self._names, trainable=False,
+    self.original_names = tf.Variable(list(bert.named_variables()),
+                                      trainable=False,
                                       name="original_names")
     self.hidden_size = tf.Variable(bert_config.hidden_size, trainable=False,
                                    name="hidden_size")
@@ -103,8 +97,7 @@ class HubBertEncoder(tf.__internal__.tracking.AutoTrackable):
     ids = tf.cast(inputs["input_word_ids"], tf.int32)
     mask = tf.cast(inputs["input_mask"], tf.int32)
     types = tf.cast(inputs["input_type_ids"], tf.int32)
-    # Call the encoder's forward directly so no symbolic output is stored on
-    # the module.
+    # _forward stores no symbolic output on the module (__call__ would).
     outputs = self._bert._forward(ids, mask, types, training)  # pylint: disable=protected-access
     return {
         "pooled_output": outputs.pooled_output,
@@ -133,25 +126,16 @@ class HubBertEncoder(tf.__internal__.tracking.AutoTrackable):
 
 
 def export_bert_encoder(bert_config, init_checkpoint, vocab_file, do_lower_case,
-                        export_dir, bert=None):
+                        export_dir):
   """Writes the TF-Hub-format encoder SavedModel; returns `export_dir`.
 
-  Args:
-    bert_config: `modeling.BertConfig`.
-    init_checkpoint: original-format checkpoint (prefix, file or directory),
-      or None when `bert` already holds the weights.
-    vocab_file: vocab.txt, copied into the SavedModel's assets.
-    do_lower_case: stored as the `do_lower_case` variable.
-    export_dir: output directory (written via a temporary name, then renamed).
-    bert: optional `modeling.BertModel` with loaded weights.
+  `init_checkpoint` is an original-format checkpoint (prefix, file or
+  directory); `vocab_file` is copied into the SavedModel's assets;
+  `export_dir` is written under a temporary name, then renamed.
   """
-  if bert is None:
-    bert = modeling.BertModel(bert_config)
-    if init_checkpoint:
-      checkpoints.init_from_checkpoint(bert.named_variables(), init_checkpoint)
-    else:
-      logging.warning("No --init_checkpoint: exporting random weights.")
-  encoder = HubBertEncoder(bert_config, vocab_file, do_lower_case, bert=bert)
+  bert = modeling.BertModel(bert_config)
+  checkpoints.init_from_checkpoint(bert.named_variables(), init_checkpoint)
+  encoder = HubBertEncoder(bert, bert_config, vocab_file, do_lower_case)
   # Trace the training and inference variants of __call__ (dict inputs).
   spec = {k: _input_spec(k) for k in ("input_word_ids", "input_mask",
                                        "input_type_ids")}
@@ -168,7 +152,7 @@ def _load_hub_module(hub, handle):
   """`hub.load(handle)`; one line when the handle cannot be loaded."""
   remote = "://" in handle and not handle.startswith("gs://")
   if not remote and not tf.io.gfile.exists(handle):
-    raise runner.UserError(
+    raise common.UserError(
         "--bert_hub_module_handle=%s does not exist: pass the directory of a "
         "TF2 SavedModel (e.g. one written by export_hub.py) or a tfhub.dev / "
         "kaggle.com model URL." % handle)
@@ -178,13 +162,17 @@ def _load_hub_module(hub, handle):
     reason = common.one_line(getattr(e, "reason", None) or
                              getattr(e, "message", None) or e)
     if remote:
-      raise runner.UserError(
+      raise common.UserError(
           "--bert_hub_module_handle=%s cannot be downloaded (%s): check the "
           "URL and the network, or download the model and pass its local "
           "directory." % (handle, reason)) from None
-    raise runner.UserError(
+    raise common.UserError(
         "--bert_hub_module_handle=%s cannot be loaded as a TF2 SavedModel "
         "(%s)." % (handle, reason)) from None
+
+
+_HubOutputs = collections.namedtuple("HubOutputs",
+                                     ["pooled_output", "sequence_output"])
 
 
 class HubEncoderForClassifier(tf.Module):
@@ -202,7 +190,7 @@ class HubEncoderForClassifier(tf.Module):
     self.handle = handle
     self.module = _load_hub_module(hub, handle)
     if not hasattr(self.module, "trainable_variables"):
-      raise runner.UserError(
+      raise common.UserError(
           "bert_hub_module_handle %s is not a TF2 SavedModel with "
           "trainable_variables (TF1 hub.Module format is not supported: "
           "export the checkpoint with export_hub.py)" % handle)
@@ -214,8 +202,8 @@ class HubEncoderForClassifier(tf.Module):
       for name in names:
         key = name.replace("/", "__") + ":0"
         if key not in by_name:
-          raise runner.UserError("%s: variable %s listed in original_names is "
-                                 "missing" % (handle, name))
+          raise common.UserError("%s: variable %s listed in original_names "
+                                 "is missing" % (handle, name))
         named[name] = by_name[key]
     else:
       named = collections.OrderedDict()
@@ -246,10 +234,7 @@ class HubEncoderForClassifier(tf.Module):
                                input_type_ids=tf.cast(token_type_ids,
                                                       tf.int32)),
                           training=training)
-    return collections.namedtuple("HubOutputs", ["pooled_output",
-                                                 "sequence_output"])(
-                                                     outputs["pooled_output"],
-                                                     outputs["sequence_output"])
+    return _HubOutputs(outputs["pooled_output"], outputs["sequence_output"])
 
   def hidden_size(self):
     if hasattr(self.module, "hidden_size"):
@@ -260,7 +245,7 @@ class HubEncoderForClassifier(tf.Module):
   def tokenization_info(self):
     """(vocab_file path, do_lower_case) stored in the module."""
     if not hasattr(self.module, "vocab_file"):
-      raise runner.UserError(
+      raise common.UserError(
           "bert_hub_module_handle %s has no vocab_file asset" % self.handle)
     vocab = self.module.vocab_file.asset_path.numpy().decode("utf-8")
     do_lower_case = bool(self.module.do_lower_case.numpy())
@@ -272,7 +257,7 @@ def main(_):
   for name in ("bert_config_file", "init_checkpoint", "vocab_file",
                "export_dir"):
     if not getattr(FLAGS, name):
-      raise runner.UserError("--%s is required" % name)
+      raise common.UserError("--%s is required" % name)
   tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case,
                                                 FLAGS.init_checkpoint)
   bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
@@ -283,4 +268,4 @@ def main(_):
 
 if __name__ == "__main__":
   define_flags()
-  app.run(runner.main_wrapper(main))
+  app.run(common.main_wrapper(main))

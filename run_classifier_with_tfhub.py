@@ -35,7 +35,6 @@ import common  # Before TensorFlow: keeps its C++ start-up lines quiet.
 from absl import app
 from absl import flags
 from absl import logging
-import tensorflow as tf
 
 import export_hub
 import modeling
@@ -57,11 +56,7 @@ def define_flags():
 
 def create_model(is_training, input_ids, input_mask, segment_ids, labels,
                  num_labels, bert_hub_module_handle, model=None):
-  """Creates a classification model on a TF-Hub encoder (original signature).
-
-  Returns:
-    (loss, per_example_loss, logits, probabilities).
-  """
+  """Returns (loss, per_example_loss, logits, probabilities) of a Hub model."""
   if model is None:
     model = create_hub_classifier(bert_hub_module_handle, num_labels)
   logits = model.logits(input_ids, input_mask, segment_ids,
@@ -88,15 +83,18 @@ def create_tokenizer_from_hub_module(bert_hub_module_handle):
       vocab_file=vocab_file, do_lower_case=do_lower_case), encoder
 
 
+def _hub_task(handle, label_list):
+  num_labels = 1 if label_list is None else len(label_list)
+  return run_classifier.ClassifierTask(
+      None, label_list,
+      model_fn=lambda: create_hub_classifier(handle, num_labels))
+
+
 def model_fn_builder(num_labels, learning_rate, num_train_steps,
                      num_warmup_steps, use_tpu, bert_hub_module_handle):
-  """The original's builder in its TF2 form (`runner.with_train_args`): the
-  classifier task on the Hub encoder, for the loop."""
+  """The original's builder in its TF2 form: the Hub classifier task."""
   del use_tpu  # The strategy is the loop's (runner.RunConfig).
-  task = run_classifier.ClassifierTask(
-      None, list(range(num_labels)),
-      model_fn=lambda: create_hub_classifier(bert_hub_module_handle,
-                                             num_labels))
+  task = _hub_task(bert_hub_module_handle, list(range(num_labels)))
   return runner.with_train_args(task, None, learning_rate, num_train_steps,
                                 num_warmup_steps)
 
@@ -110,11 +108,10 @@ def main(_):
   for name in ("data_dir", "task_name", "bert_hub_module_handle",
                "output_dir"):
     if not getattr(FLAGS, name):
-      raise runner.UserError("--%s is required" % name)
+      raise common.UserError("--%s is required" % name)
 
   processor = run_classifier.get_processor(FLAGS.task_name)
   label_list = processor.get_labels()
-  num_labels = 1 if label_list is None else len(label_list)
 
   handle = FLAGS.bert_hub_module_handle
   tokenizer, probe = create_tokenizer_from_hub_module(handle)
@@ -131,9 +128,7 @@ def main(_):
 
   runner.prepare_output_dir(FLAGS.output_dir)
   cfg = runner.RunConfig.from_flags(FLAGS, output_dir=FLAGS.output_dir)
-  task = run_classifier.ClassifierTask(
-      None, label_list,
-      model_fn=lambda: create_hub_classifier(handle, num_labels))
+  task = _hub_task(handle, label_list)
   task.weights_source = "the TF-Hub module %s" % handle
 
   def export_fn(model, export_dir):
@@ -152,4 +147,4 @@ if __name__ == "__main__":
   flags.mark_flag_as_required("task_name")
   flags.mark_flag_as_required("bert_hub_module_handle")
   flags.mark_flag_as_required("output_dir")
-  app.run(runner.main_wrapper(main))
+  app.run(common.main_wrapper(main))

@@ -185,16 +185,12 @@ class SquadExample(object):
     self.end_position = end_position
     self.is_impossible = is_impossible
 
-  def __str__(self):
-    return self.__repr__()
-
   def __repr__(self):
-    # The original printed the positions only when start_position was truthy,
-    # hiding a start of 0 (google-research/bert#191); here "is not None" decides.
-    s = "qas_id: %s" % (tokenization.printable_text(self.qas_id))
-    s += ", question_text: %s" % (
-        tokenization.printable_text(self.question_text))
-    s += ", doc_tokens: [%s]" % (" ".join(self.doc_tokens))
+    # The original hid a start_position of 0 (google-research/bert#191).
+    s = "qas_id: %s, question_text: %s, doc_tokens: [%s]" % (
+        tokenization.printable_text(self.qas_id),
+        tokenization.printable_text(self.question_text),
+        " ".join(self.doc_tokens))
     if self.start_position is not None:
       s += ", start_position: %d" % (self.start_position)
     if self.end_position is not None:
@@ -203,39 +199,15 @@ class SquadExample(object):
       s += ", is_impossible: %r" % (self.is_impossible)
     return s
 
-
-class InputFeatures(object):
-  """A single set of features of data."""
-
-  def __init__(self,
-               unique_id,
-               example_index,
-               doc_span_index,
-               tokens,
-               token_to_orig_map,
-               token_is_max_context,
-               input_ids,
-               input_mask,
-               segment_ids,
-               start_position=None,
-               end_position=None,
-               is_impossible=None):
-    self.unique_id = unique_id
-    self.example_index = example_index
-    self.doc_span_index = doc_span_index
-    self.tokens = tokens
-    self.token_to_orig_map = token_to_orig_map
-    self.token_is_max_context = token_is_max_context
-    self.input_ids = input_ids
-    self.input_mask = input_mask
-    self.segment_ids = segment_ids
-    self.start_position = start_position
-    self.end_position = end_position
-    self.is_impossible = is_impossible
+  __str__ = __repr__
 
 
-def _is_context_whitespace(c):
-  return c == " " or c == "\t" or c == "\r" or c == "\n" or ord(c) == 0x202F
+InputFeatures = collections.namedtuple(  # A single set of features of data.
+    "InputFeatures",
+    ["unique_id", "example_index", "doc_span_index", "tokens",
+     "token_to_orig_map", "token_is_max_context", "input_ids", "input_mask",
+     "segment_ids", "start_position", "end_position", "is_impossible"],
+    defaults=(None, None, None))
 
 
 def _split_context(paragraph_text):
@@ -244,7 +216,7 @@ def _split_context(paragraph_text):
   char_to_word_offset = []
   prev_is_whitespace = True
   for c in paragraph_text:
-    if _is_context_whitespace(c):
+    if c in " \t\r\n" or ord(c) == 0x202F:
       prev_is_whitespace = True
     else:
       if prev_is_whitespace:
@@ -349,9 +321,7 @@ def _read_squad_examples(input_file, is_training, version_2_with_negative):
               continue
             start_position = char_to_word_offset[answer_offset]
             end_position = char_to_word_offset[end_char]
-            # Only add answers where the text can be exactly recovered from the
-            # document. If this CAN'T happen it's likely due to weird Unicode
-            # stuff so we will just skip the example.
+            # Skip answers that cannot be recovered from the context.
             actual_text = " ".join(doc_tokens[start_position:(end_position + 1)])
             cleaned_answer_text = " ".join(
                 tokenization.whitespace_tokenize(orig_answer_text))
@@ -361,19 +331,12 @@ def _read_squad_examples(input_file, is_training, version_2_with_negative):
               skipped.append(qas_id)
               continue
           else:
-            start_position = -1
-            end_position = -1
+            start_position = end_position = -1
             orig_answer_text = ""
 
-        example = SquadExample(
-            qas_id=qas_id,
-            question_text=question_text,
-            doc_tokens=doc_tokens,
-            orig_answer_text=orig_answer_text,
-            start_position=start_position,
-            end_position=end_position,
-            is_impossible=is_impossible)
-        examples.append(example)
+        examples.append(SquadExample(
+            qas_id, question_text, doc_tokens, orig_answer_text,
+            start_position, end_position, is_impossible))
 
   if skipped:
     logging.warning(
@@ -392,41 +355,15 @@ def read_squad_examples(input_file, is_training, version_2_with_negative=None):
   return examples
 
 
-def _max_context_owner(doc_spans, num_tokens):
-  """For each doc sub-token, the index of the span where it has most context.
-
-  Same rule and float arithmetic as `_check_is_max_context` (score =
-  min(left, right) + 0.01 * span length, the first span with the strictly
-  highest score wins), computed for all tokens at once in time linear in the
-  total span length. Returns an int numpy array.
-  """
-  owner = np.zeros([num_tokens], np.int64)
-  if len(doc_spans) <= 1:
-    return owner
-  best_score = np.full([num_tokens], -np.inf)
-  positions = np.arange(num_tokens, dtype=np.int64)
-  for span_index, doc_span in enumerate(doc_spans):
-    start = doc_span.start
-    end = doc_span.start + doc_span.length - 1
-    pos = positions[start:end + 1]
-    score = np.minimum(pos - start, end - pos) + 0.01 * doc_span.length
-    better = score > best_score[start:end + 1]
-    best_score[start:end + 1][better] = score[better]
-    owner[start:end + 1][better] = span_index
-  return owner
-
-
 _DocSpan = collections.namedtuple("DocSpan", ["start", "length"])
 
 
 def _make_doc_spans(num_tokens, max_tokens_for_doc, doc_stride):
-  """Sliding windows over the document, as the original builds them."""
+  """Windows of up to max_tokens_for_doc tokens, starting doc_stride apart."""
   doc_spans = []
   start_offset = 0
   while start_offset < num_tokens:
-    length = num_tokens - start_offset
-    if length > max_tokens_for_doc:
-      length = max_tokens_for_doc
+    length = min(num_tokens - start_offset, max_tokens_for_doc)
     doc_spans.append(_DocSpan(start=start_offset, length=length))
     if start_offset + length == num_tokens:
       break
@@ -434,56 +371,41 @@ def _make_doc_spans(num_tokens, max_tokens_for_doc, doc_stride):
   return doc_spans
 
 
+def _tokenize_document(tokenizer, doc_tokens):
+  """(tok_to_orig_index, orig_to_tok_index, WordPieces) of a context."""
+  tok_to_orig_index = []
+  orig_to_tok_index = []
+  all_doc_tokens = []
+  for (i, token) in enumerate(doc_tokens):
+    orig_to_tok_index.append(len(all_doc_tokens))
+    sub_tokens = tokenizer.tokenize(token)
+    tok_to_orig_index.extend([i] * len(sub_tokens))
+    all_doc_tokens.extend(sub_tokens)
+  return tok_to_orig_index, orig_to_tok_index, all_doc_tokens
+
+
 def convert_examples_to_features(examples, tokenizer, max_seq_length,
                                  doc_stride, max_query_length, is_training,
                                  output_fn, drop_out_of_span_chunks=False):
   """Loads a data file into a list of `InputBatch`s.
 
-  Calls `output_fn(feature)` for every feature, in order. Identical output to
-  the original; faster because each distinct word is tokenized once and the
-  max-context rule is evaluated once per document instead of per token and
-  span.
-
-  Returns the number of features written.
+  Calls `output_fn(feature)` for every feature, in order, and returns their
+  number. The questions of a paragraph share its doc_tokens list, which is
+  tokenized once.
   """
   if doc_stride <= 0:
     raise ValueError("doc_stride must be positive, got %d" % doc_stride)
-  cls_id, sep_id = tokenizer.convert_tokens_to_ids(["[CLS]", "[SEP]"])
-  pad_ids = [0] * max_seq_length
-
   unique_id = 1000000000
   num_dropped = 0
-  last_doc = None  # (doc_tokens object, tok_to_orig, orig_to_tok, tokens, ids)
-  span_cache = {}
+  doc_tokens, doc = None, None
 
   for (example_index, example) in enumerate(examples):
-    query_tokens = tokenizer.tokenize(example.question_text)
+    query_tokens = tokenizer.tokenize(example.question_text)[:max_query_length]
+    if example.doc_tokens is not doc_tokens:
+      doc_tokens = example.doc_tokens
+      doc = _tokenize_document(tokenizer, doc_tokens)
+    tok_to_orig_index, orig_to_tok_index, all_doc_tokens = doc
 
-    if len(query_tokens) > max_query_length:
-      query_tokens = query_tokens[0:max_query_length]
-
-    if last_doc is not None and last_doc[0] is example.doc_tokens:
-      _, tok_to_orig_index, orig_to_tok_index, all_doc_tokens, all_doc_ids = (
-          last_doc)
-    else:
-      tok_to_orig_index = []
-      orig_to_tok_index = []
-      all_doc_tokens = []
-      for (i, token) in enumerate(example.doc_tokens):
-        orig_to_tok_index.append(len(all_doc_tokens))
-        sub_tokens = tokenizer.tokenize(token)
-        tok_to_orig_index.extend([i] * len(sub_tokens))
-        all_doc_tokens.extend(sub_tokens)
-      all_doc_ids = tokenizer.convert_tokens_to_ids(all_doc_tokens)
-      last_doc = (example.doc_tokens, tok_to_orig_index, orig_to_tok_index,
-                  all_doc_tokens, all_doc_ids)
-      span_cache = {}
-
-    tok_start_position = None
-    tok_end_position = None
-    if is_training and example.is_impossible:
-      tok_start_position = -1
-      tok_end_position = -1
     if is_training and not example.is_impossible:
       tok_start_position = orig_to_tok_index[example.start_position]
       if example.end_position < len(example.doc_tokens) - 1:
@@ -501,83 +423,36 @@ def convert_examples_to_features(examples, tokenizer, max_seq_length,
           "max_seq_length (%d) must be greater than the question length + 3 "
           "(%d); lower --max_query_length or raise --max_seq_length" %
           (max_seq_length, len(query_tokens) + 3))
-
-    # We can have documents that are longer than the maximum sequence length.
-    # To deal with this we do a sliding window approach, where we take chunks
-    # of the up to our max length with a stride of `doc_stride`.
-    cached = span_cache.get(max_tokens_for_doc)
-    if cached is None:
-      doc_spans = _make_doc_spans(len(all_doc_tokens), max_tokens_for_doc,
-                                  doc_stride)
-      owner = _max_context_owner(doc_spans, len(all_doc_tokens))
-      span_maps = []
-      for span_index, doc_span in enumerate(doc_spans):
-        end = doc_span.start + doc_span.length
-        span_maps.append(
-            (tok_to_orig_index[doc_span.start:end],
-             (owner[doc_span.start:end] == span_index).tolist()))
-      cached = (doc_spans, span_maps)
-      span_cache[max_tokens_for_doc] = cached
-    doc_spans, span_maps = cached
-
-    query_ids = tokenizer.convert_tokens_to_ids(query_tokens)
+    doc_spans = _make_doc_spans(len(all_doc_tokens), max_tokens_for_doc,
+                                doc_stride)
     doc_offset = len(query_tokens) + 2
-    head_tokens = ["[CLS]"] + query_tokens + ["[SEP]"]
-    head_ids = [cls_id] + query_ids + [sep_id]
 
     for (doc_span_index, doc_span) in enumerate(doc_spans):
-      span_start = doc_span.start
-      span_end = doc_span.start + doc_span.length
       start_position = None
       end_position = None
-      if is_training and not example.is_impossible:
-        # For training, if our document chunk does not contain an annotation
-        # we label it (0, 0) like the original, or drop it on request.
-        doc_start = span_start
-        doc_end = span_end - 1
-        out_of_span = not (tok_start_position >= doc_start and
-                           tok_end_position <= doc_end)
-        if out_of_span:
-          if drop_out_of_span_chunks:
-            num_dropped += 1
-            continue
-          start_position = 0
-          end_position = 0
-        else:
-          start_position = tok_start_position - doc_start + doc_offset
-          end_position = tok_end_position - doc_start + doc_offset
-
       if is_training and example.is_impossible:
-        start_position = 0
-        end_position = 0
+        start_position = end_position = 0
+      elif is_training:
+        doc_end = doc_span.start + doc_span.length - 1
+        if (tok_start_position >= doc_span.start and
+            tok_end_position <= doc_end):
+          start_position = tok_start_position - doc_span.start + doc_offset
+          end_position = tok_end_position - doc_span.start + doc_offset
+        elif drop_out_of_span_chunks:
+          num_dropped += 1
+          continue
+        else:  # The answer is not in this window: point at [CLS].
+          start_position = end_position = 0
 
-      tokens = head_tokens + all_doc_tokens[span_start:span_end] + ["[SEP]"]
-      positions = range(doc_offset, doc_offset + doc_span.length)
-      orig_map, max_context = span_maps[doc_span_index]
-      token_to_orig_map = dict(zip(positions, orig_map))
-      token_is_max_context = dict(zip(positions, max_context))
-
-      input_ids = head_ids + all_doc_ids[span_start:span_end] + [sep_id]
-      num_real = len(input_ids)
-      # The mask has 1 for real tokens and 0 for padding tokens. Only real
-      # tokens are attended to.
-      input_mask = [1] * num_real
-      segment_ids = [0] * doc_offset + [1] * (doc_span.length + 1)
-      if num_real > max_seq_length:
-        raise ValueError("internal error: feature of %d tokens exceeds "
-                         "max_seq_length %d" % (num_real, max_seq_length))
-      # Zero-pad up to the sequence length.
-      pad = pad_ids[:max_seq_length - num_real]
-      input_ids += pad
-      input_mask += pad
-      segment_ids += pad
-
-      if example_index < 20:
-        _log_feature(unique_id, example_index, doc_span_index, tokens,
-                     token_to_orig_map, token_is_max_context, input_ids,
-                     input_mask, segment_ids, is_training, example,
-                     start_position, end_position)
-
+      positions = range(doc_span.start, doc_span.start + doc_span.length)
+      tokens = (["[CLS]"] + query_tokens + ["[SEP]"] +
+                all_doc_tokens[positions.start:positions.stop] + ["[SEP]"])
+      token_to_orig_map = {doc_offset + i: tok_to_orig_index[p]
+                           for i, p in enumerate(positions)}
+      token_is_max_context = {
+          doc_offset + i: _check_is_max_context(doc_spans, doc_span_index, p)
+          for i, p in enumerate(positions)}
+      padding = [0] * (max_seq_length - len(tokens))
       feature = InputFeatures(
           unique_id=unique_id,
           example_index=example_index,
@@ -585,16 +460,16 @@ def convert_examples_to_features(examples, tokenizer, max_seq_length,
           tokens=tokens,
           token_to_orig_map=token_to_orig_map,
           token_is_max_context=token_is_max_context,
-          input_ids=input_ids,
-          input_mask=input_mask,
-          segment_ids=segment_ids,
+          input_ids=tokenizer.convert_tokens_to_ids(tokens) + padding,
+          input_mask=[1] * len(tokens) + padding,
+          segment_ids=([0] * doc_offset + [1] * (doc_span.length + 1) +
+                       padding),
           start_position=start_position,
           end_position=end_position,
           is_impossible=example.is_impossible)
-
-      # Run callback
+      if example_index < 20:
+        _log_feature(feature, is_training)
       output_fn(feature)
-
       unique_id += 1
 
   if num_dropped:
@@ -603,78 +478,61 @@ def convert_examples_to_features(examples, tokenizer, max_seq_length,
   return unique_id - 1000000000
 
 
-def _log_feature(unique_id, example_index, doc_span_index, tokens,
-                 token_to_orig_map, token_is_max_context, input_ids,
-                 input_mask, segment_ids, is_training, example, start_position,
-                 end_position):
+def _log_feature(feature, is_training):
   """The original's "*** Example ***" log block."""
   logging.info("*** Example ***")
-  logging.info("unique_id: %s", unique_id)
-  logging.info("example_index: %s", example_index)
-  logging.info("doc_span_index: %s", doc_span_index)
-  logging.info("tokens: %s",
-               " ".join([tokenization.printable_text(x) for x in tokens]))
+  for name in ("unique_id", "example_index", "doc_span_index"):
+    logging.info("%s: %s", name, getattr(feature, name))
+  logging.info("tokens: %s", " ".join(
+      [tokenization.printable_text(x) for x in feature.tokens]))
   logging.info("token_to_orig_map: %s", " ".join(
-      ["%d:%d" % (x, y) for (x, y) in token_to_orig_map.items()]))
+      ["%d:%d" % (x, y) for (x, y) in feature.token_to_orig_map.items()]))
   logging.info("token_is_max_context: %s", " ".join(
-      ["%d:%s" % (x, y) for (x, y) in token_is_max_context.items()]))
-  logging.info("input_ids: %s", " ".join([str(x) for x in input_ids]))
-  logging.info("input_mask: %s", " ".join([str(x) for x in input_mask]))
-  logging.info("segment_ids: %s", " ".join([str(x) for x in segment_ids]))
-  if is_training and example.is_impossible:
+      ["%d:%s" % (x, y) for (x, y) in feature.token_is_max_context.items()]))
+  for name in ("input_ids", "input_mask", "segment_ids"):
+    logging.info("%s: %s", name, " ".join(
+        [str(x) for x in getattr(feature, name)]))
+  if is_training and feature.is_impossible:
     logging.info("impossible example")
-  if is_training and not example.is_impossible and start_position is not None:
-    answer_text = " ".join(tokens[start_position:(end_position + 1)])
-    logging.info("start_position: %d", start_position)
-    logging.info("end_position: %d", end_position)
+  elif is_training and feature.start_position is not None:
+    answer_text = " ".join(
+        feature.tokens[feature.start_position:(feature.end_position + 1)])
+    logging.info("start_position: %d", feature.start_position)
+    logging.info("end_position: %d", feature.end_position)
     logging.info("answer: %s", tokenization.printable_text(answer_text))
 
 
 def _improve_answer_span(doc_tokens, input_start, input_end, tokenizer,
                          orig_answer_text):
   """Returns tokenized answer spans that better match the annotated answer."""
-  # The SQuAD annotations are character based. We first project them to
-  # whitespace-tokenized words. But then after WordPiece tokenization, we can
-  # often find a "better match". For example:
-  #
-  #   Question: What year was John Smith born?
-  #   Context: The leader was John Smith (1895-1943).
-  #   Answer: 1895
-  #
-  # The original whitespace-tokenized answer will be "(1895-1943).". However
-  # after tokenization, our tokens will be "( 1895 - 1943 ) .". So we can match
-  # the exact answer, 1895.
+  # The annotated answer "1895" lies in the whitespace word "(1895-1943).";
+  # after WordPiece tokenization ("( 1895 - 1943 ) .") the span can be
+  # narrowed to the tokens that spell exactly the answer.
   tok_answer_text = " ".join(tokenizer.tokenize(orig_answer_text))
-
   for new_start in range(input_start, input_end + 1):
     for new_end in range(input_end, new_start - 1, -1):
       text_span = " ".join(doc_tokens[new_start:(new_end + 1)])
       if text_span == tok_answer_text:
         return (new_start, new_end)
-
   return (input_start, input_end)
 
 
 def _check_is_max_context(doc_spans, cur_span_index, position):
   """Check if this is the 'max context' doc span for the token."""
-  # A token appears in several spans when they overlap; we score it in each
-  # by min(left context, right context) + 0.01 * span length and keep the span
-  # with the highest score (the first one on ties).
+  # A token in several (overlapping) spans belongs to the one where
+  # min(left context, right context) + 0.01 * span length is highest (the
+  # first one on ties).
   best_score = None
   best_span_index = None
   for (span_index, doc_span) in enumerate(doc_spans):
     end = doc_span.start + doc_span.length - 1
-    if position < doc_span.start:
+    if position < doc_span.start or position > end:
       continue
-    if position > end:
-      continue
-    num_left_context = position - doc_span.start
-    num_right_context = end - position
-    score = min(num_left_context, num_right_context) + 0.01 * doc_span.length
+    score = (min(position - doc_span.start, end - position) +
+             0.01 * doc_span.length)
     if best_score is None or score > best_score:
       best_score = score
       best_span_index = span_index
-
   return cur_span_index == best_span_index
 
 
@@ -709,29 +567,17 @@ class SquadModel(tf.Module):
   def __call__(self, input_ids, input_mask=None, segment_ids=None,
                training=False):
     """Returns (start_logits, end_logits), each float32 [batch, seq_length]."""
-    final_hidden = self.bert(
+    final_hidden = tf.cast(self.bert(
         input_ids, input_mask=input_mask, token_type_ids=segment_ids,
-        training=training).sequence_output
-    final_hidden = tf.cast(final_hidden, tf.float32)
-    final_hidden_shape = modeling.get_shape_list(final_hidden, expected_rank=3)
-    batch_size = final_hidden_shape[0]
-    seq_length = final_hidden_shape[1]
-    hidden_size = final_hidden_shape[2]
-
-    final_hidden_matrix = tf.reshape(final_hidden,
-                                     [batch_size * seq_length, hidden_size])
-    logits = tf.matmul(final_hidden_matrix, self.output_weights,
-                       transpose_b=True)
-    logits = tf.nn.bias_add(logits, self.output_bias)
-
-    logits = tf.reshape(logits, [batch_size, seq_length, 2])
-    logits = tf.transpose(logits, [2, 0, 1])
-
-    unstacked_logits = tf.unstack(logits, axis=0)
-
-    (start_logits, end_logits) = (unstacked_logits[0], unstacked_logits[1])
-
-    return (start_logits, end_logits)
+        training=training).sequence_output, tf.float32)
+    batch_size, seq_length, hidden_size = modeling.get_shape_list(
+        final_hidden, expected_rank=3)
+    logits = tf.matmul(
+        tf.reshape(final_hidden, [batch_size * seq_length, hidden_size]),
+        self.output_weights, transpose_b=True)
+    logits = tf.reshape(tf.nn.bias_add(logits, self.output_bias),
+                        [batch_size, seq_length, 2])
+    return (logits[:, :, 0], logits[:, :, 1])
 
 
 def create_model(bert_config, is_training, input_ids, input_mask, segment_ids,
@@ -755,9 +601,7 @@ def squad_loss(start_logits, end_logits, start_positions, end_positions):
     one_hot_positions = tf.one_hot(positions, depth=seq_length,
                                    dtype=tf.float32)
     log_probs = tf.nn.log_softmax(logits, axis=-1)
-    loss = -tf.reduce_mean(
-        tf.reduce_sum(one_hot_positions * log_probs, axis=-1))
-    return loss
+    return -tf.reduce_mean(tf.reduce_sum(one_hot_positions * log_probs, -1))
 
   start_loss = compute_loss(start_logits, start_positions)
   end_loss = compute_loss(end_logits, end_positions)
@@ -814,18 +658,15 @@ def _proto_field(tag, payload):
 def _serialize_int64_example(named_values):
   """Serialized `tf.train.Example` of int64 lists, features in the given order.
 
-  protobuf serializes each `Feature`; the `Features` map is framed here so that
-  its entries keep the given order, as in the original's files (protobuf's own
-  map serialization may order them differently). Byte-identical to building
-  the Example with `tf.train.Example(...)` under the pure-Python runtime. As
-  fast as the hand-written varint encoder it replaced, within 4 % (99 vs 96 us
-  a 384-token feature, upb runtime, 15 interleaved runs on 5 Dec 2026).
+  The `Features` map is framed here so that its entries keep the original
+  files' order (the upb runtime orders map entries differently).
   """
   entries = []
   for name, values in named_values:
     feature = tf.train.Feature(int64_list=tf.train.Int64List(
         value=values)).SerializeToString()
-    entry = _proto_field(b"\x0a", name.encode("utf-8")) + _proto_field(b"\x12", feature)
+    entry = (_proto_field(b"\x0a", name.encode("utf-8")) +
+             _proto_field(b"\x12", feature))
     entries.append(_proto_field(b"\x0a", entry))  # Features.feature (map entry)
   return _proto_field(b"\x0a", b"".join(entries))  # Example.features
 
@@ -837,30 +678,23 @@ class FeatureWriter(object):
     self.filename = filename
     self.is_training = is_training
     self.num_features = 0
-    # Written under a temporary name and renamed by close(), so that an
-    # interrupted run leaves no half-written file under the final name.
+    # Renamed by close(): an interrupted run leaves no half-written file.
     self._tmp_filename = common.temp_name(filename)
     self._writer = tf.io.TFRecordWriter(self._tmp_filename)
 
   def process_feature(self, feature):
     """Write a InputFeature to the TFRecordWriter as a tf.train.Example."""
     self.num_features += 1
-
     features = [
         ("unique_ids", [feature.unique_id]),
         ("input_ids", feature.input_ids),
         ("input_mask", feature.input_mask),
         ("segment_ids", feature.segment_ids),
     ]
-
     if self.is_training:
-      features.append(("start_positions", [feature.start_position]))
-      features.append(("end_positions", [feature.end_position]))
-      impossible = 0
-      if feature.is_impossible:
-        impossible = 1
-      features.append(("is_impossible", [impossible]))
-
+      features += [("start_positions", [feature.start_position]),
+                   ("end_positions", [feature.end_position]),
+                   ("is_impossible", [1 if feature.is_impossible else 0])]
     self._writer.write(_serialize_int64_example(features))
 
   def close(self):
@@ -889,28 +723,20 @@ def input_fn_builder(input_file, seq_length, is_training, drop_remainder):
       "input_mask": tf.io.FixedLenFeature([seq_length], tf.int64),
       "segment_ids": tf.io.FixedLenFeature([seq_length], tf.int64),
   }
-
   if is_training:
     name_to_features["start_positions"] = tf.io.FixedLenFeature([], tf.int64)
     name_to_features["end_positions"] = tf.io.FixedLenFeature([], tf.int64)
 
   def input_fn(params):
     """The actual input function."""
-    batch_size = params["batch_size"]
-    input_context = params.get("input_context")
-
-    # For training, we want a lot of parallel reading and shuffling.
-    # For eval, we want no shuffling and parallel reading doesn't matter.
     d = tf.data.TFRecordDataset(input_file)
     if is_training:
-      d = runner.shard_for_context(d, input_context)
-      d = d.repeat()
-      d = d.shuffle(buffer_size=100, seed=params.get("seed"))
-
+      d = runner.shard_for_context(d, params.get("input_context"))
+      d = d.repeat().shuffle(buffer_size=100, seed=params.get("seed"))
     d = d.map(lambda record: runner.decode_record(record, name_to_features),
               num_parallel_calls=tf.data.AUTOTUNE,
               deterministic=True)
-    d = d.batch(batch_size, drop_remainder=drop_remainder)
+    d = d.batch(params["batch_size"], drop_remainder=drop_remainder)
     return d.prefetch(tf.data.AUTOTUNE)
 
   return input_fn
@@ -942,6 +768,18 @@ SquadPredictions = collections.namedtuple(
     ["predictions", "nbest", "null_odds", "best_non_null_text"])
 
 
+def _answer_text(example, feature, pred, do_lower_case, verbose_logging):
+  """The context text of a predicted WordPiece span."""
+  tok_text = " ".join(feature.tokens[pred.start_index:(pred.end_index + 1)])
+  # De-tokenize WordPieces that have been split off; clean whitespace.
+  tok_text = " ".join(tok_text.replace(" ##", "").replace("##", "").split())
+  orig_doc_start = feature.token_to_orig_map[pred.start_index]
+  orig_doc_end = feature.token_to_orig_map[pred.end_index]
+  orig_text = " ".join(example.doc_tokens[orig_doc_start:(orig_doc_end + 1)])
+  return get_final_text(tok_text, orig_text, do_lower_case,
+                        verbose_logging=verbose_logging)
+
+
 def compute_predictions(all_examples, all_features, all_results, n_best_size,
                         max_answer_length, do_lower_case,
                         version_2_with_negative=False,
@@ -955,10 +793,7 @@ def compute_predictions(all_examples, all_features, all_results, n_best_size,
   example_index_to_features = collections.defaultdict(list)
   for feature in all_features:
     example_index_to_features[feature.example_index].append(feature)
-
-  unique_id_to_result = {}
-  for result in all_results:
-    unique_id_to_result[result.unique_id] = result
+  unique_id_to_result = {result.unique_id: result for result in all_results}
 
   all_predictions = collections.OrderedDict()
   all_nbest_json = collections.OrderedDict()
@@ -967,13 +802,13 @@ def compute_predictions(all_examples, all_features, all_results, n_best_size,
 
   for (example_index, example) in enumerate(all_examples):
     features = example_index_to_features[example_index]
-
     prelim_predictions = []
-    # keep track of the minimum score of null start+end of position 0
+    # SQuAD 2.0: the window with the lowest null score (start+end logit at
+    # position 0) gives the null answer.
     score_null = 1000000  # large and positive
-    min_null_feature_index = 0  # the paragraph slice with min null score
-    null_start_logit = 0  # the start logit at the slice with min null score
-    null_end_logit = 0  # the end logit at the slice with min null score
+    min_null_feature_index = 0
+    null_start_logit = 0
+    null_end_logit = 0
     for (feature_index, feature) in enumerate(features):
       if feature.unique_id not in unique_id_to_result:
         raise ValueError("no model result for feature unique_id %d (question "
@@ -981,170 +816,87 @@ def compute_predictions(all_examples, all_features, all_results, n_best_size,
       result = unique_id_to_result[feature.unique_id]
       start_logits = _as_float_list(result.start_logits)
       end_logits = _as_float_list(result.end_logits)
-      start_indexes = _get_best_indexes(start_logits, n_best_size)
+      if (version_2_with_negative and
+          start_logits[0] + end_logits[0] < score_null):
+        score_null = start_logits[0] + end_logits[0]
+        min_null_feature_index = feature_index
+        null_start_logit = start_logits[0]
+        null_end_logit = end_logits[0]
       end_indexes = _get_best_indexes(end_logits, n_best_size)
-      # if we could have irrelevant answers, get the min score of irrelevant
-      if version_2_with_negative:
-        feature_null_score = start_logits[0] + end_logits[0]
-        if feature_null_score < score_null:
-          score_null = feature_null_score
-          min_null_feature_index = feature_index
-          null_start_logit = start_logits[0]
-          null_end_logit = end_logits[0]
-      num_tokens = len(feature.tokens)
-      token_to_orig_map = feature.token_to_orig_map
-      token_is_max_context = feature.token_is_max_context
-      for start_index in start_indexes:
-        # We could hypothetically create invalid predictions, e.g., predict
-        # that the start of the span is in the question. We throw out all
-        # invalid predictions.
-        if start_index >= num_tokens:
-          continue
-        if start_index not in token_to_orig_map:
-          continue
-        if not token_is_max_context.get(start_index, False):
+      # Valid spans lie in the document part of the window and start where
+      # the window gives the token its maximum context.
+      for start_index in _get_best_indexes(start_logits, n_best_size):
+        if (start_index not in feature.token_to_orig_map or
+            not feature.token_is_max_context.get(start_index, False)):
           continue
         for end_index in end_indexes:
-          if end_index >= num_tokens:
+          if (end_index not in feature.token_to_orig_map or
+              end_index < start_index or
+              end_index - start_index + 1 > max_answer_length):
             continue
-          if end_index not in token_to_orig_map:
-            continue
-          if end_index < start_index:
-            continue
-          length = end_index - start_index + 1
-          if length > max_answer_length:
-            continue
-          prelim_predictions.append(
-              _PrelimPrediction(
-                  feature_index=feature_index,
-                  start_index=start_index,
-                  end_index=end_index,
-                  start_logit=start_logits[start_index],
-                  end_logit=end_logits[end_index]))
+          prelim_predictions.append(_PrelimPrediction(
+              feature_index, start_index, end_index, start_logits[start_index],
+              end_logits[end_index]))
 
     if version_2_with_negative:
       if not features:
         # An empty context has no windows; the original crashed (IndexError).
-        score_null = 0.0
-        null_start_logit = 0.0
-        null_end_logit = 0.0
-      prelim_predictions.append(
-          _PrelimPrediction(
-              feature_index=min_null_feature_index,
-              start_index=0,
-              end_index=0,
-              start_logit=null_start_logit,
-              end_logit=null_end_logit))
-    prelim_predictions = sorted(
-        prelim_predictions,
-        key=lambda x: (x.start_logit + x.end_logit),
-        reverse=True)
+        score_null = null_start_logit = null_end_logit = 0.0
+      prelim_predictions.append(_PrelimPrediction(
+          min_null_feature_index, 0, 0, null_start_logit, null_end_logit))
+    prelim_predictions.sort(key=lambda x: (x.start_logit + x.end_logit),
+                            reverse=True)
 
-    seen_predictions = {}
+    seen_predictions = set()
     nbest = []
-    final_text_cache = {}
     for pred in prelim_predictions:
       if len(nbest) >= n_best_size:
         break
+      final_text = ""
       if pred.start_index > 0:  # this is a non-null prediction
-        feature = features[pred.feature_index]
-        tok_tokens = feature.tokens[pred.start_index:(pred.end_index + 1)]
-        orig_doc_start = feature.token_to_orig_map[pred.start_index]
-        orig_doc_end = feature.token_to_orig_map[pred.end_index]
-        orig_tokens = example.doc_tokens[orig_doc_start:(orig_doc_end + 1)]
-        tok_text = " ".join(tok_tokens)
-
-        # De-tokenize WordPieces that have been split off.
-        tok_text = tok_text.replace(" ##", "")
-        tok_text = tok_text.replace("##", "")
-
-        # Clean whitespace
-        tok_text = tok_text.strip()
-        tok_text = " ".join(tok_text.split())
-        orig_text = " ".join(orig_tokens)
-
-        key = (tok_text, orig_text)
-        final_text = final_text_cache.get(key)
-        if final_text is None:
-          final_text = get_final_text(tok_text, orig_text, do_lower_case,
-                                      verbose_logging=verbose_logging)
-          final_text_cache[key] = final_text
+        final_text = _answer_text(example, features[pred.feature_index], pred,
+                                  do_lower_case, verbose_logging)
         if final_text in seen_predictions:
           continue
+      seen_predictions.add(final_text)
+      nbest.append(_NbestPrediction(final_text, pred.start_logit,
+                                    pred.end_logit))
 
-        seen_predictions[final_text] = True
-      else:
-        final_text = ""
-        seen_predictions[final_text] = True
-
-      nbest.append(
-          _NbestPrediction(
-              text=final_text,
-              start_logit=pred.start_logit,
-              end_logit=pred.end_logit))
-
-    # if we didn't include the empty option in the n-best, include it
-    if version_2_with_negative:
-      if "" not in seen_predictions:
-        nbest.append(
-            _NbestPrediction(
-                text="", start_logit=null_start_logit,
-                end_logit=null_end_logit))
-    # In very rare edge cases we could have no valid predictions. So we
-    # just create a nonce prediction in this case to avoid failure.
+    if version_2_with_negative and "" not in seen_predictions:
+      nbest.append(_NbestPrediction("", null_start_logit, null_end_logit))
+    # In very rare edge cases no span is valid: a nonce prediction.
     if not nbest:
-      nbest.append(
-          _NbestPrediction(text="empty", start_logit=0.0, end_logit=0.0))
+      nbest.append(_NbestPrediction("empty", 0.0, 0.0))
 
-    total_scores = []
-    best_non_null_entry = None
-    for entry in nbest:
-      total_scores.append(entry.start_logit + entry.end_logit)
-      if best_non_null_entry is None and entry.text:
-        best_non_null_entry = entry
+    probs = _compute_softmax([e.start_logit + e.end_logit for e in nbest])
+    all_nbest_json[example.qas_id] = [collections.OrderedDict([
+        ("text", e.text), ("probability", p), ("start_logit", e.start_logit),
+        ("end_logit", e.end_logit)]) for e, p in zip(nbest, probs)]
+    best_non_null_entry = next((e for e in nbest if e.text), None)
 
-    probs = _compute_softmax(total_scores)
-
-    nbest_json = []
-    for (i, entry) in enumerate(nbest):
-      output = collections.OrderedDict()
-      output["text"] = entry.text
-      output["probability"] = probs[i]
-      output["start_logit"] = entry.start_logit
-      output["end_logit"] = entry.end_logit
-      nbest_json.append(output)
-
+    qas_id = example.qas_id
     if not version_2_with_negative:
-      all_predictions[example.qas_id] = nbest_json[0]["text"]
-      best_non_null_text[example.qas_id] = nbest_json[0]["text"]
+      all_predictions[qas_id] = best_non_null_text[qas_id] = nbest[0].text
+    elif best_non_null_entry is None:  # The original crashed; _NO_SPAN_SCORE.
+      scores_diff_json[qas_id] = score_null - _NO_SPAN_SCORE
+      all_predictions[qas_id] = ""
+      best_non_null_text[qas_id] = None
     else:
-      if best_non_null_entry is None:
-        # The original crashed here; see _NO_SPAN_SCORE.
-        score_diff = score_null - _NO_SPAN_SCORE
-        all_predictions[example.qas_id] = ""
-        best_non_null_text[example.qas_id] = None
-      else:
-        # predict "" iff the null score - the score of best non-null >
-        # threshold
-        score_diff = score_null - best_non_null_entry.start_logit - (
-            best_non_null_entry.end_logit)
-        if score_diff > null_score_diff_threshold:
-          all_predictions[example.qas_id] = ""
-        else:
-          all_predictions[example.qas_id] = best_non_null_entry.text
-        best_non_null_text[example.qas_id] = best_non_null_entry.text
-      scores_diff_json[example.qas_id] = score_diff
-
-    all_nbest_json[example.qas_id] = nbest_json
+      # Predict "" iff the null score - the best non-null score > threshold.
+      score_diff = (score_null - best_non_null_entry.start_logit -
+                    best_non_null_entry.end_logit)
+      scores_diff_json[qas_id] = score_diff
+      all_predictions[qas_id] = best_non_null_entry.text
+      if score_diff > null_score_diff_threshold:
+        all_predictions[qas_id] = ""
+      best_non_null_text[qas_id] = best_non_null_entry.text
 
   return SquadPredictions(all_predictions, all_nbest_json, scores_diff_json,
                           best_non_null_text)
 
 
 def _as_float_list(values):
-  if isinstance(values, np.ndarray):
-    return [float(x) for x in values]
-  return values
+  return values.tolist() if isinstance(values, np.ndarray) else values
 
 
 def write_predictions(all_examples, all_features, all_results, n_best_size,
@@ -1201,71 +953,43 @@ def _project_position(position, tok_text, orig_text):
   return None
 
 
-_BASIC_TOKENIZERS = {}
-
-
 def get_final_text(pred_text, orig_text, do_lower_case, verbose_logging=None):
   """Project the tokenized prediction back to the original text."""
-
-  # When we created the data, we kept track of the alignment between original
-  # (whitespace tokenized) tokens and our WordPiece tokenized tokens. So
-  # now `orig_text` contains the span of our original text corresponding to the
-  # span that we predicted.
-  #
-  # However, `orig_text` may contain extra characters that we don't want in
-  # our prediction (e.g. "Steve Smith's" where we predicted "steve smith").
-  # We re-tokenize `orig_text` with the basic tokenizer, find `pred_text` in
-  # it, and map the match back through the two space-free strings, which must
-  # have the same length (otherwise we give up and return `orig_text`).
+  # `orig_text` (whole words of the context) may hold more than the
+  # prediction ("Steve Smith's" for "steve smith"): re-tokenize it with the
+  # basic tokenizer, find `pred_text` there and map the match back through
+  # the two space-free strings, which must have the same length (otherwise
+  # return `orig_text`).
   if verbose_logging is None:
     verbose_logging = _flag_value("verbose_logging", False)
 
-  tokenizer = _BASIC_TOKENIZERS.get(do_lower_case)
-  if tokenizer is None:
-    tokenizer = tokenization.BasicTokenizer(do_lower_case=do_lower_case)
-    _BASIC_TOKENIZERS[do_lower_case] = tokenizer
+  def give_up(message, *args):
+    if verbose_logging:
+      logging.info(message, *args)
+    return orig_text
 
+  tokenizer = tokenization.BasicTokenizer(do_lower_case=do_lower_case)
   tok_text = " ".join(tokenizer.tokenize(orig_text))
-
   start_position = tok_text.find(pred_text)
   if start_position == -1:
-    if verbose_logging:
-      logging.info("Unable to find text: '%s' in '%s'", pred_text, orig_text)
-    return orig_text
+    return give_up("Unable to find text: '%s' in '%s'", pred_text, orig_text)
   end_position = start_position + len(pred_text) - 1
-
   orig_ns_text = orig_text.replace(" ", "")
   tok_ns_text = tok_text.replace(" ", "")
-
   if len(orig_ns_text) != len(tok_ns_text):
-    if verbose_logging:
-      logging.info("Length not equal after stripping spaces: '%s' vs '%s'",
+    return give_up("Length not equal after stripping spaces: '%s' vs '%s'",
                    orig_ns_text, tok_ns_text)
-    return orig_text
-
-  # We then project the characters in `pred_text` back to `orig_text` using
-  # the character-to-character alignment (computed only for the two positions
-  # needed; same result as the original's full index maps).
   orig_start_position = _project_position(start_position, tok_text, orig_text)
   if orig_start_position is None:
-    if verbose_logging:
-      logging.info("Couldn't map start position")
-    return orig_text
-
+    return give_up("Couldn't map start position")
   orig_end_position = _project_position(end_position, tok_text, orig_text)
   if orig_end_position is None:
-    if verbose_logging:
-      logging.info("Couldn't map end position")
-    return orig_text
-
-  output_text = orig_text[orig_start_position:(orig_end_position + 1)]
-  return output_text
+    return give_up("Couldn't map end position")
+  return orig_text[orig_start_position:(orig_end_position + 1)]
 
 
 def _get_best_indexes(logits, n_best_size):
-  """Get the n-best logits from a list."""
-  # Positions by logit, highest first; ties keep the lower position first
-  # (Python's sort is stable, also with reverse=True).
+  """Get the n-best logits from a list (ties: the lower position first)."""
   by_score = sorted(range(len(logits)), key=logits.__getitem__, reverse=True)
   return by_score[:n_best_size]
 
@@ -1274,23 +998,12 @@ def _compute_softmax(scores):
   """Compute softmax probability over raw logits."""
   if not scores:
     return []
-
-  max_score = None
-  for score in scores:
-    if max_score is None or score > max_score:
-      max_score = score
-
-  exp_scores = []
+  max_score = max(scores)
+  exp_scores = [math.exp(score - max_score) for score in scores]
   total_sum = 0.0
-  for score in scores:
-    x = math.exp(score - max_score)
-    exp_scores.append(x)
+  for x in exp_scores:  # Added in order (not sum(): the same bits as before).
     total_sum += x
-
-  probs = []
-  for score in exp_scores:
-    probs.append(score / total_sum)
-  return probs
+  return [x / total_sum for x in exp_scores]
 
 
 # ---------------------------------------------------------------------------
@@ -1392,44 +1105,37 @@ def evaluate_v1(articles, predictions):
   often as it occurs (in the total and in the sums).
   """
   scored = _scored_questions(_gold_questions(articles), predictions, False)
-  total = len(scored)
+  total = max(len(scored), 1)
   return collections.OrderedDict([
-      ("exact_match", 100.0 * sum(e for _, e, _ in scored) / total
-       if total else 0.0),
-      ("f1", 100.0 * sum(f for _, _, f in scored) / total if total else 0.0),
+      ("exact_match", 100.0 * sum(e for _, e, _ in scored) / total),
+      ("f1", 100.0 * sum(f for _, _, f in scored) / total),
   ])
 
 
-def _summary(exact, f1, qids=None):
-  qids = list(exact) if qids is None else qids
+def _summary(exact, f1, qids):
   total = len(qids)
   return collections.OrderedDict([
-      ("exact", 100.0 * sum(exact[k] for k in qids) / total if total else 0.0),
-      ("f1", 100.0 * sum(f1[k] for k in qids) / total if total else 0.0),
+      ("exact", 100.0 * sum(exact[k] for k in qids) / max(total, 1)),
+      ("f1", 100.0 * sum(f1[k] for k in qids) / max(total, 1)),
       ("total", total),
   ])
 
 
 def _official_best_thresh(predictions, scores, na_probs, has_ans):
   """The v2.0 script's threshold sweep over na_probs (its best_* numbers)."""
-  num_no_ans = sum(1 for k in has_ans if not has_ans[k])
-  cur_score = num_no_ans
-  best_score = cur_score
+  cur_score = best_score = sum(1 for k in has_ans if not has_ans[k])
   best_thresh = 0.0
   for qas_id in sorted(na_probs, key=lambda k: na_probs[k]):
     if qas_id not in scores:
       continue
     if has_ans[qas_id]:
-      diff = scores[qas_id]
+      cur_score += scores[qas_id]
     elif predictions.get(qas_id):
-      diff = -1
-    else:
-      diff = 0
-    cur_score += diff
+      cur_score -= 1
     if cur_score > best_score:
       best_score = cur_score
       best_thresh = na_probs[qas_id]
-  return 100.0 * best_score / len(scores) if scores else 0.0, best_thresh
+  return 100.0 * best_score / max(len(scores), 1), best_thresh
 
 
 def evaluate_v2(articles, predictions, na_probs=None, na_prob_thresh=1.0):
@@ -1442,24 +1148,20 @@ def evaluate_v2(articles, predictions, na_probs=None, na_prob_thresh=1.0):
   has_ans = collections.OrderedDict(
       (qas_id, bool(answers)) for qas_id, answers in gold)
   exact_raw, f1_raw = _raw_scores(gold, predictions, version_2=True)
-  probs = na_probs if na_probs is not None else {k: 0.0 for k in exact_raw}
   exact = collections.OrderedDict()
   f1 = collections.OrderedDict()
   for qas_id in exact_raw:
-    if probs.get(qas_id, 0.0) > na_prob_thresh:
+    if (na_probs or {}).get(qas_id, 0.0) > na_prob_thresh:
       exact[qas_id] = f1[qas_id] = float(not has_ans[qas_id])
     else:
       exact[qas_id] = exact_raw[qas_id]
       f1[qas_id] = f1_raw[qas_id]
-  out = _summary(exact, f1)
-  has_ans_qids = [k for k, v in has_ans.items() if v]
-  no_ans_qids = [k for k, v in has_ans.items() if not v]
-  if has_ans_qids:
-    for k, v in _summary(exact, f1, has_ans_qids).items():
-      out["HasAns_" + k] = v
-  if no_ans_qids:
-    for k, v in _summary(exact, f1, no_ans_qids).items():
-      out["NoAns_" + k] = v
+  out = _summary(exact, f1, list(exact))
+  for prefix, answerable in (("HasAns_", True), ("NoAns_", False)):
+    qids = [k for k, v in has_ans.items() if v == answerable]
+    if qids:
+      summary = _summary(exact, f1, qids)
+      out.update((prefix + k, v) for k, v in summary.items())
   if na_probs is not None:
     out["best_exact"], out["best_exact_thresh"] = _official_best_thresh(
         predictions, exact_raw, na_probs, has_ans)
@@ -1480,36 +1182,28 @@ def search_null_threshold(articles, best_non_null_text, null_odds):
   gold = _gold_questions(articles)
   answered = {k: v for k, v in best_non_null_text.items() if v is not None}
   null_preds = {k: "" for k, _ in gold}
-  e_ans, f_ans = _raw_scores(gold, dict(null_preds, **answered),
-                             version_2=True)
-  e_null, f_null = _raw_scores(gold, null_preds, version_2=True)
+  _, f_ans = _raw_scores(gold, dict(null_preds, **answered), version_2=True)
+  _, f_null = _raw_scores(gold, null_preds, version_2=True)
   qids = [k for k, _ in gold]
   odds = {k: null_odds.get(k, float("inf")) for k in qids}
   order = sorted(qids, key=lambda k: odds[k])
   # Start with every question null, then let them answer in odds order.
   cur_f1 = sum(f_null.values())
-  cur_em = sum(e_null.values())
-  candidates = [(cur_f1, cur_em, (odds[order[0]] - 1.0) if order else 0.0)]
+  candidates = [(cur_f1, (odds[order[0]] - 1.0) if order else 0.0)]
   i = 0
   while i < len(order):
     t = odds[order[i]]
     while i < len(order) and odds[order[i]] == t:
-      k = order[i]
-      if k in answered:
-        cur_f1 += f_ans[k] - f_null[k]
-        cur_em += e_ans[k] - e_null[k]
+      if order[i] in answered:
+        cur_f1 += f_ans[order[i]] - f_null[order[i]]
       i += 1
     if t != float("inf"):
-      candidates.append((cur_f1, cur_em, t))
-  best_f1, _, best_t = max(candidates, key=lambda c: c[0])
+      candidates.append((cur_f1, t))
+  best_t = max(candidates, key=lambda c: c[0])[1]
   preds = {k: ("" if odds[k] > best_t or k not in answered else answered[k])
            for k in qids}
-  at_best = evaluate_v2(articles, preds)
-  out = collections.OrderedDict(
-      [("best_null_score_diff_threshold", best_t)])
-  for k, v in at_best.items():
-    out[k] = v
-  del best_f1
+  out = collections.OrderedDict([("best_null_score_diff_threshold", best_t)])
+  out.update(evaluate_v2(articles, preds))
   return out
 
 
@@ -1527,15 +1221,13 @@ def validate_flags_or_throw(bert_config):
     raise ValueError("At least one of `do_train`, `do_predict` or `do_eval` "
                      "must be True.")
 
-  if FLAGS.do_train:
-    if not FLAGS.train_file:
-      raise ValueError(
-          "If `do_train` is True, then `train_file` must be specified.")
-  if FLAGS.do_predict or FLAGS.do_eval:
-    if not FLAGS.predict_file:
-      raise ValueError(
-          "If `do_predict` or `do_eval` is True, then `predict_file` must be "
-          "specified.")
+  if FLAGS.do_train and not FLAGS.train_file:
+    raise ValueError(
+        "If `do_train` is True, then `train_file` must be specified.")
+  if (FLAGS.do_predict or FLAGS.do_eval) and not FLAGS.predict_file:
+    raise ValueError(
+        "If `do_predict` or `do_eval` is True, then `predict_file` must be "
+        "specified.")
 
   if (bert_config is not None and
       FLAGS.max_seq_length > bert_config.max_position_embeddings):
@@ -1605,10 +1297,9 @@ def run_eval(predict_file, output_dir, version_2_with_negative,
   if null_threshold_search:
     nbest = _read_json_file(
         os.path.join(output_dir, "nbest_predictions.json"), "n-best file")
-    best_non_null = collections.OrderedDict()
-    for qas_id, entries in nbest.items():
-      texts = [e["text"] for e in entries if e["text"]]
-      best_non_null[qas_id] = texts[0] if texts else None
+    best_non_null = {qas_id: next((e["text"] for e in entries if e["text"]),
+                                  None)
+                     for qas_id, entries in nbest.items()}
     search = search_null_threshold(articles, best_non_null, null_odds)
     logging.info(
         "Best --null_score_diff_threshold=%r: exact %.2f, f1 %.2f (at the "
@@ -1639,13 +1330,8 @@ def _train(cfg, task, tokenizer):
       len(train_examples), FLAGS.train_batch_size, FLAGS.num_train_epochs,
       FLAGS.warmup_proportion, what="training questions")
 
-  # Pre-shuffle the input to avoid having to make a very large shuffle
-  # buffer in the `input_fn`.
-  rng = random.Random(12345)
-  rng.shuffle(train_examples)
-
-  # We write to a temporary file to avoid storing very large constant tensors
-  # in memory.
+  # Pre-shuffled, so that the input_fn's shuffle buffer can stay small.
+  random.Random(12345).shuffle(train_examples)
   train_writer = FeatureWriter(
       filename=os.path.join(FLAGS.output_dir, "train.tf_record"),
       is_training=True)
@@ -1748,7 +1434,7 @@ def main(_):
   if FLAGS.do_train or FLAGS.do_predict:
     for name in ("vocab_file", "bert_config_file"):
       if not FLAGS[name].value:
-        raise runner.UserError("--%s is required with --do_train or "
+        raise common.UserError("--%s is required with --do_train or "
                                "--do_predict." % name)
     bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
 
@@ -1778,4 +1464,4 @@ def main(_):
 if __name__ == "__main__":
   define_flags()
   flags.mark_flag_as_required("output_dir")
-  app.run(runner.main_wrapper(main))
+  app.run(common.main_wrapper(main))

@@ -167,15 +167,6 @@ def test_input_fn_reads_the_records(tokenizer, tmp_path):
   assert batch["start_positions"].shape == (4,)
 
 
-def test_check_is_max_context_matches_fast_rule():
-  spans = run_squad._make_doc_spans(50, 12, 5)
-  owner = run_squad._max_context_owner(spans, 50)
-  for span_index, span in enumerate(spans):
-    for pos in range(span.start, span.start + span.length):
-      assert run_squad._check_is_max_context(spans, span_index, pos) == (
-          owner[pos] == span_index)
-
-
 # ---------------------------------------------------------------------------
 # write_predictions with the reference's synthetic logits
 # ---------------------------------------------------------------------------
