@@ -13,19 +13,11 @@ float32 activation, serialised with `json.dumps` defaults.
 Input: one example per line. A line `A ||| B` is a pair, split at the LAST ` ||| `;
 blank lines are kept as examples (`[CLS] [SEP]`), as the original does.
 
-Beyond the original:
-  * one model load, batched, streaming: the input is read lazily and results are
-    written as they come, so memory stays bounded on files of any size; progress
-    lines with lines/s and an ETA;
-  * `--dynamic_padding`: sorts a window of `--bucket_window` lines by length and
-    pads each batch only to a bucket length (a multiple of 8 up to 64, of 16 up to
-    128, of 32 up to 256, of 64 beyond); the output is restored to input order and
-    equals the fixed-length output up to float32 noise (padded keys are masked);
-  * `--output_format=npz|npy` with `--output_dtype=float32|float16`;
-  * `--pooling=mean|cls`: one vector per line. The selected layers are averaged
-    first; `mean` then averages over the line's real tokens (`[CLS]` and `[SEP]`
-    included, padding excluded), `cls` takes the `[CLS]` position;
-  * `--input_file=-` reads stdin, `--output_file=-` writes stdout.
+Beyond the original: one model load, streaming with bounded memory and progress
+lines; `--dynamic_padding` (batches sorted by length within a window, padded to
+`runner.bucket_length`, output back in input order); `--output_format=npz|npy`
+with `--output_dtype`; `--pooling=mean|cls` (one vector per line: the selected
+layers averaged, then over the real tokens or at `[CLS]`); `-` for stdin/stdout.
 """
 
 import json
@@ -198,36 +190,25 @@ def _open_input_lines(input_file):
       yield line
 
 
-def check_input_encoding(input_file):
-  """Stops before any work (one line) when `input_file` is not UTF-8 text.
+def _decode(raw, input_file, number):
+  try:
+    return raw.decode("utf-8")
+  except UnicodeDecodeError as e:
+    raise runner.UserError(
+        f"--input_file={input_file}: line {number} is not valid UTF-8 "
+        f"({e.reason} at byte {e.start}); convert the file to UTF-8.") from None
 
-  `iter_examples` runs inside the tf.data pipeline, where its error would
-  come wrapped in TensorFlow's traceback; this reads the file once up front.
-  """
+
+def check_input_encoding(input_file):
+  """Stops before any work (one line) when `input_file` is not UTF-8 text."""
   for number, raw in enumerate(_open_input_lines(input_file), 1):
-    try:
-      raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-      raise runner.UserError(
-          f"--input_file={input_file}: line {number} is not valid UTF-8 "
-          f"({e.reason} at byte {e.start}); convert the file to UTF-8.")
+    _decode(raw, input_file, number)
 
 
 def iter_examples(input_file, stats=None):
-  """Reads `input_file` lazily; yields one `InputExample` per line (as the original).
-
-  Lines are UTF-8. Each is stripped; `A ||| B` becomes a pair split at the last
-  separator; a blank line becomes an example with empty text.
-  """
-  unique_id = 0
-  for raw in _open_input_lines(input_file):
-    try:
-      line = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-      raise runner.UserError(
-          f"--input_file={input_file}: line {unique_id + 1} is not valid UTF-8 "
-          f"({e.reason} at byte {e.start}); convert the file to UTF-8.")
-    line = tokenization.convert_to_unicode(line).strip()
+  """Reads `input_file` lazily: one `InputExample` per line (as the original)."""
+  for unique_id, raw in enumerate(_open_input_lines(input_file)):
+    line = _decode(raw, input_file, unique_id + 1).strip()
     text_a, text_b = line, None
     match = _PAIR_RE.match(line)
     if match is not None:
@@ -242,7 +223,6 @@ def iter_examples(input_file, stats=None):
       if text_b is not None:
         stats.pairs += 1
     yield InputExample(unique_id=unique_id, text_a=text_a, text_b=text_b)
-    unique_id += 1
 
 
 def read_examples(input_file):
@@ -251,9 +231,7 @@ def read_examples(input_file):
 
 
 def _truncate_seq_pair(tokens_a, tokens_b, max_length):
-  """Truncates a sequence pair in place to the maximum length."""
-  # Drop one token at a time from the end of the longer sequence: a shorter
-  # sequence keeps proportionally more of its (more informative) tokens.
+  """Truncates a sequence pair in place, from the end of the longer one."""
   while len(tokens_a) + len(tokens_b) > max_length:
     if len(tokens_a) > len(tokens_b):
       tokens_a.pop()
@@ -275,7 +253,6 @@ def convert_example_to_features(ex_index, example, seq_length, tokenizer,
     # [CLS] A [SEP]: keep seq_length - 2 wordpieces.
     tokens_a = tokens_a[0:(seq_length - 2)]
 
-  # Segment (type) ids: 0 for "[CLS] A [SEP]", 1 for "B [SEP]".
   tokens = ["[CLS]"] + tokens_a + ["[SEP]"]
   input_type_ids = [0] * len(tokens)
   if tokens_b:
@@ -283,15 +260,10 @@ def convert_example_to_features(ex_index, example, seq_length, tokenizer,
     input_type_ids += [1] * (len(tokens_b) + 1)
 
   input_ids = tokenizer.convert_tokens_to_ids(tokens)
-  # 1 for real tokens, 0 for padding: only real tokens are attended to.
-  input_mask = [1] * len(input_ids)
   padding = seq_length - len(input_ids)
+  input_mask = [1] * len(input_ids) + [0] * padding
   input_ids = input_ids + [0] * padding
-  input_mask = input_mask + [0] * padding
   input_type_ids = input_type_ids + [0] * padding
-  assert len(input_ids) == seq_length
-  assert len(input_mask) == seq_length
-  assert len(input_type_ids) == seq_length
 
   if stats is not None:
     if length > seq_length:
@@ -349,13 +321,12 @@ def iter_batches(features, batch_size, seq_length, dynamic_padding=False,
                  bucket_window=1024):
   """Groups `InputFeatures` into padded numpy batches.
 
-  Fixed length (default): consecutive lines, padded to `seq_length` (the
-  original). Dynamic padding: each window of `bucket_window` lines (a multiple of
+  Fixed length (the original): consecutive lines padded to `seq_length`. Dynamic
+  padding: each window of `bucket_window` lines (rounded up to a multiple of
   batch_size) is sorted by length and cut into batches padded to
-  `runner.bucket_length(longest)`, the bucket set `runner.predict` uses. Every
-  batch is full except the very last one. (Bucketing here, in the input
-  generator, rather than with `runner.predict(dynamic_padding=True)`: lines are
-  never padded to max_seq_length, and it works with several replicas.)
+  `runner.bucket_length(longest)`; every batch is full except the last. (Done
+  here rather than by `runner.predict(dynamic_padding=True)`: lines are never
+  padded to max_seq_length, and it works with several replicas.)
   """
   if not dynamic_padding:
     batch = []
@@ -458,15 +429,9 @@ class FeatureExtractionTask(object):
 
 def model_fn_builder(bert_config, init_checkpoint, layer_indexes, use_tpu,
                      use_one_hot_embeddings):
-  """The original's builder: the feature-extraction task for `runner`.
+  """The original's builder, in TF2 form: the task for `runner.predict`.
 
-  TF2 form: the original returned a `TPUEstimator` model_fn (tf.estimator is
-  not in TensorFlow 2.16+). This returns the task; `task.init_checkpoint` is
-  the checkpoint to predict with:
-
-      task = model_fn_builder(...)
-      runner.predict(cfg, task, input_fn, batch_size,
-                     init_checkpoint=task.init_checkpoint)
+  `task.init_checkpoint` is the checkpoint to predict with.
   """
   del use_tpu  # The strategy is the loop's (runner.RunConfig).
   task = FeatureExtractionTask(
@@ -484,10 +449,8 @@ def model_fn_builder(bert_config, init_checkpoint, layer_indexes, use_tpu,
 def round6(values):
   """`round(float(x), 6)` for every element of a float32 array, as float64.
 
-  For float32 inputs this is exact: x * 1e6 is exact in float64 (24 + 20 bits),
-  rint rounds half to even on that exact value like Python's correctly rounded
-  round(), and k / 1e6 is the double nearest to k * 10**-6, which is what
-  round() returns.
+  Exact for float32: x * 1e6 is exact in float64 (24 + 20 bits), rint rounds
+  half to even like round(), and k / 1e6 is the double nearest k * 10**-6.
   """
   return np.round(np.asarray(values, dtype=np.float32).astype(np.float64), 6)
 
@@ -522,26 +485,14 @@ class _AtomicOutput(object):
     else:
       self.tmp = common.temp_name(path)
       self.f = common.open_file(self.tmp, "wb")
-    self._buffer = []
-    self._buffered = 0
 
   def write(self, data):
-    self._buffer.append(data)
-    self._buffered += len(data)
-    if self._buffered >= (1 << 20):
-      self._drain()
-
-  def _drain(self):
-    if self._buffer:
-      self.f.write(b"".join(self._buffer))
-      self._buffer, self._buffered = [], 0
+    self.f.write(data)
 
   def raw_stream(self):
-    self._drain()
     return _CountingStream(self.f)
 
   def commit(self):
-    self._drain()
     if self.tmp is None:
       self.f.flush()
       return
@@ -560,19 +511,14 @@ class _AtomicOutput(object):
 
 
 def format_value_rows(values):
-  """JSON text of `round(float(x), 6)` for each row of a float32 matrix.
+  """`json.dumps([round(float(x), 6) for x in row])[1:-1]` for each row.
 
-  Returns, for each row of `values` [rows, width], exactly what
-  `json.dumps([round(float(x), 6) for x in row])[1:-1]` gives (`"0.1, -2.5e-05"`),
-  or None for a row holding NaN, Inf or |x| >= 1e8 (the caller then uses
-  json.dumps). Vectorised: about 4x faster than formatting each float.
-
-  Why it is exact: with k = rint(x * 1e6) (exact for float32 x, see `round6`), the
-  rounded value is the double nearest to k / 10**6; for |k| < 10**14 that decimal
-  has at most 14 significant digits, so it is also the shortest string that reads
-  back to the double, which is what repr (and json.dumps) prints: the integer part,
-  '.', the 6 decimals without trailing zeros (at least one digit), or for
-  0 < |k| < 100 repr's exponent form `ke-06`, `De-05`, `D.de-05`.
+  None for a row holding NaN, Inf or |x| >= 1e8 (the caller uses json.dumps).
+  3.3-3.7x faster than json.dumps (0.12 vs 0.42 us a number, MiniLM rows).
+  Exact: with k = rint(x * 1e6) (see `round6`) and |k| < 10**14, the decimal
+  k / 10**6 is the shortest string that reads back to the rounded double, which
+  repr prints: integer part, '.', the decimals without trailing zeros (at least
+  one), or for 0 < |k| < 100 the exponent form `ke-06`, `De-05`, `D.de-05`.
   """
   x = np.asarray(values, dtype=np.float32)
   rows, width = x.shape
@@ -658,11 +604,8 @@ def _values_json(values):
 
 
 class JsonlWriter(object):
-  """The original JSON Lines output (or one pooled vector per line).
-
-  Each line is what the original's `json.dumps(OrderedDict(...))` gives, built
-  from pieces (`format_value_rows` for the numbers, json.dumps for the tokens).
-  """
+  """The original JSON Lines output (or one pooled vector per line): what its
+  `json.dumps(OrderedDict(...))` gives, built from pieces."""
 
   def __init__(self, output_file, layer_indexes, pooling="none"):
     self.out = _AtomicOutput(output_file)
@@ -758,13 +701,8 @@ class _TokenSpool(object):
 
 
 class ArrayWriter(object):
-  """`.npz` (several arrays) or `.npy` (the `values` array) output, streamed.
+  """`.npz` or `.npy` output (layouts: docs/extract_features.md).
 
-  npz, pooling none: `values` [total_tokens, num_layers, hidden] (rows of line i
-  are `offsets[i]:offsets[i + 1]`), `offsets` int64 [lines + 1], `tokens` str
-  [total_tokens], `linex_index` int64 [lines], `layers` int32 [num_layers].
-  npz, pooling mean|cls: `values` [lines, hidden], `num_tokens` int32 [lines],
-  `linex_index`, `layers`. npy: `values` only (pooling mean|cls).
   Rows are spooled to a local temporary directory and assembled at the end.
   """
 
@@ -788,7 +726,6 @@ class ArrayWriter(object):
       self.tokens = None
       self.num_tokens = _Spool(self.tmpdir, "num_tokens", np.int32)
     self.linex_index = _Spool(self.tmpdir, "linex_index", np.int64)
-    self.offsets = [0]
     self.offsets_spool = _Spool(self.tmpdir, "offsets", np.int64)
     self.offsets_spool.append(np.zeros([1], np.int64))
     self.total = 0
@@ -931,11 +868,10 @@ def _log_progress(progress, done):
 def extract(cfg, task, tokenizer, input_file, writer, max_seq_length, batch_size,
             init_checkpoint=None, dynamic_padding=False, bucket_window=1024,
             model=None, progress_seconds=10.0):
-  """Runs the whole extraction; returns `ExtractionStats`.
+  """Runs the whole extraction through `runner.predict`; returns the stats.
 
-  The forward pass runs through `runner.predict` (one model load: `model` if
-  given, else `init_checkpoint`). Results arrive in batch order; with dynamic
-  padding they are put back into input order (at most one window is held).
+  With dynamic padding results are put back into input order (at most one
+  window is held).
   """
   stats = ExtractionStats()
   errors = []
