@@ -26,6 +26,7 @@ import re
 import sys
 import unicodedata
 
+from absl import flags
 from absl import logging
 
 # --------------------------------------------------------------------------
@@ -96,13 +97,9 @@ def validate_case_matches_checkpoint(do_lower_case, init_checkpoint,
 
 def _case_check_skipped():
   """True when the script defines --skip_case_check and it is set."""
-  try:
-    from absl import flags  # pylint: disable=g-import-not-at-top
-    values = flags.FLAGS
-    return ("skip_case_check" in values and values.is_parsed() and
-            bool(values.skip_case_check))
-  except Exception:  # pylint: disable=broad-except
-    return False
+  values = flags.FLAGS
+  return ("skip_case_check" in values and values.is_parsed() and
+          bool(values.skip_case_check))
 
 
 # --------------------------------------------------------------------------
@@ -328,17 +325,7 @@ class FullTokenizer(object):
 
   def __init__(self, vocab_file, do_lower_case=True, strip_accents=None,
                never_split=None):
-    """Builds the tokenizer.
-
-    Args:
-      vocab_file: path of the vocab file (one token per line).
-      do_lower_case: lower-case the input (and, by default, strip accents).
-      strip_accents: None (original): strip accents iff `do_lower_case`;
-        True/False: strip or keep accents regardless of `do_lower_case`.
-      never_split: optional iterable of tokens (e.g. "[MASK]", "[CLS]") that
-        are kept whole, neither lower-cased nor split, where they occur in
-        the text.
-    """
+    """`strip_accents` and `never_split`: see `BasicTokenizer`."""
     self.vocab = load_vocab(vocab_file)
     self.inv_vocab = {v: k for k, v in self.vocab.items()}
     self.basic_tokenizer = BasicTokenizer(
@@ -420,22 +407,13 @@ class BasicTokenizer(object):
   """Runs basic tokenization (punctuation splitting, lower casing, etc.)."""
 
   def __init__(self, do_lower_case=True, strip_accents=None, never_split=None):
-    """Builds the tokenizer.
-
-    Args:
-      do_lower_case: whether to lower-case the input.
-      strip_accents: None (original coupling: strip iff `do_lower_case`), or
-        True/False to strip or keep accents independently.
-      never_split: optional iterable of tokens kept whole (not lower-cased,
-        not split on punctuation) where they occur in the text.
-    """
+    """`strip_accents`: None strips iff `do_lower_case` (the original),
+    True/False decide alone. `never_split`: tokens kept whole in the text."""
     self.do_lower_case = do_lower_case
     self.strip_accents = strip_accents
     self.never_split = frozenset(never_split or ())
-    if strip_accents is None:
-      self._do_strip_accents = bool(do_lower_case)
-    else:
-      self._do_strip_accents = bool(strip_accents)
+    self._do_strip_accents = bool(
+        do_lower_case if strip_accents is None else strip_accents)
     self._never_split_re = None
     if self.never_split:
       alternatives = sorted(self.never_split, key=len, reverse=True)
@@ -454,18 +432,16 @@ class BasicTokenizer(object):
   def _process_word(self, word):
     """Steps 5-7 for one whitespace-delimited word of cleaned text."""
     if word in self.never_split:
-      pieces = (word,)
-    elif self._never_split_re is not None and self._never_split_re.search(word):
-      parts = []
-      for i, part in enumerate(self._never_split_re.split(word)):
-        if i % 2:
-          parts.append(part)
-        elif part:
-          parts.extend(self._normalize_and_split(part))
-      pieces = tuple(parts)
-    else:
-      pieces = self._normalize_and_split(word)
-    return pieces
+      return (word,)
+    if self._never_split_re is None or not self._never_split_re.search(word):
+      return self._normalize_and_split(word)
+    parts = []
+    for i, part in enumerate(self._never_split_re.split(word)):
+      if i % 2:
+        parts.append(part)
+      elif part:
+        parts.extend(self._normalize_and_split(part))
+    return tuple(parts)
 
   def _normalize_and_split(self, token):
     """Lower-casing, accent stripping and punctuation split of one token."""
