@@ -20,6 +20,7 @@ with `--output_dtype`; `--pooling=mean|cls` (one vector per line: the selected
 layers averaged, then over the real tokens or at `[CLS]`); `-` for stdin/stdout.
 """
 
+import itertools
 import json
 import os
 import re
@@ -194,7 +195,7 @@ def _decode(raw, input_file, number):
   try:
     return raw.decode("utf-8")
   except UnicodeDecodeError as e:
-    raise runner.UserError(
+    raise common.UserError(
         f"--input_file={input_file}: line {number} is not valid UTF-8 "
         f"({e.reason} at byte {e.start}); convert the file to UTF-8.") from None
 
@@ -328,34 +329,22 @@ def iter_batches(features, batch_size, seq_length, dynamic_padding=False,
   here rather than by `runner.predict(dynamic_padding=True)`: lines are never
   padded to max_seq_length, and it works with several replicas.)
   """
-  if not dynamic_padding:
-    batch = []
-    for feature in features:
-      batch.append(feature)
-      if len(batch) == batch_size:
-        yield _stack_batch(batch, seq_length)
-        batch = []
-    if batch:
-      yield _stack_batch(batch, seq_length)
-    return
-
-  window_size = max(1, -(-bucket_window // batch_size)) * batch_size
-  window = []
-
-  def flush(window):
-    window.sort(key=lambda f: sum(f.input_mask))
+  window_size = batch_size
+  if dynamic_padding:
+    window_size *= max(1, -(-bucket_window // batch_size))
+  features = iter(features)
+  while True:
+    window = list(itertools.islice(features, window_size))
+    if not window:
+      return
+    if dynamic_padding:
+      window.sort(key=lambda f: sum(f.input_mask))
     for start in range(0, len(window), batch_size):
       batch = window[start:start + batch_size]
-      longest = sum(batch[-1].input_mask)
-      yield _stack_batch(batch, runner.bucket_length(longest, seq_length))
-
-  for feature in features:
-    window.append(feature)
-    if len(window) == window_size:
-      yield from flush(window)
-      window = []
-  if window:
-    yield from flush(window)
+      pad_to = seq_length
+      if dynamic_padding:
+        pad_to = runner.bucket_length(sum(batch[-1].input_mask), seq_length)
+      yield _stack_batch(batch, pad_to)
 
 
 def input_fn_builder(batches):
@@ -641,11 +630,16 @@ class JsonlWriter(object):
     self.out.abort()
 
 
+def _write_npy_header(stream, dtype, shape):
+  np.lib.format.write_array_header_1_0(stream, {
+      "descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+      "shape": shape})
+
+
 class _Spool(object):
   """Rows of one array appended to a local temporary file, shape known at the end."""
 
   def __init__(self, directory, name, dtype, row_shape=()):
-    self.name = name
     self.dtype = np.dtype(dtype)
     self.row_shape = tuple(row_shape)
     self.rows = 0
@@ -661,9 +655,7 @@ class _Spool(object):
   def write_npy(self, stream):
     """Writes `.npy` bytes (header + data) of the spooled array to `stream`."""
     self.f.close()
-    header = {"descr": np.lib.format.dtype_to_descr(self.dtype),
-              "fortran_order": False, "shape": (self.rows,) + self.row_shape}
-    np.lib.format.write_array_header_1_0(stream, header)
+    _write_npy_header(stream, self.dtype, (self.rows,) + self.row_shape)
     with open(self.path, "rb") as f:
       shutil.copyfileobj(f, stream, 1 << 22)
 
@@ -686,9 +678,7 @@ class _TokenSpool(object):
   def write_npy(self, stream):
     self.f.close()
     dtype = np.dtype("<U%d" % self.width)
-    header = {"descr": np.lib.format.dtype_to_descr(dtype),
-              "fortran_order": False, "shape": (self.rows,)}
-    np.lib.format.write_array_header_1_0(stream, header)
+    _write_npy_header(stream, dtype, (self.rows,))
     with open(self.path, "r", encoding="utf-8", newline="\n") as f:
       chunk = []
       for line in f:
@@ -798,13 +788,13 @@ def parse_layers(layers, num_hidden_layers=None):
   try:
     layer_indexes = [int(x) for x in layers.split(",")]
   except ValueError:
-    raise runner.UserError(
+    raise common.UserError(
         f"--layers={layers!r} is not a comma-separated list of integers "
         "(e.g. -1,-2,-3,-4).")
   if num_hidden_layers is not None:
     for index in layer_indexes:
       if not -num_hidden_layers <= index < num_hidden_layers:
-        raise runner.UserError(
+        raise common.UserError(
             f"--layers={layers}: index {index} is out of range for a model with "
             f"{num_hidden_layers} layers (num_hidden_layers in bert_config_file); "
             f"valid indexes are {-num_hidden_layers}..{num_hidden_layers - 1}.")
@@ -813,39 +803,39 @@ def parse_layers(layers, num_hidden_layers=None):
 
 def _require_file(flag, path):
   if not path:
-    raise runner.UserError(f"--{flag} is required.")
+    raise common.UserError(f"--{flag} is required.")
   if not tf.io.gfile.exists(path):
-    raise runner.UserError(f"--{flag}={path}: file not found.")
+    raise common.UserError(f"--{flag}={path}: file not found.")
   if tf.io.gfile.isdir(path):
-    raise runner.UserError(f"--{flag}={path} is a directory; expected a file.")
+    raise common.UserError(f"--{flag}={path} is a directory; expected a file.")
 
 
 def check_options(output_file, output_format, output_dtype, pooling,
                   max_seq_length, batch_size, bert_config):
   """Raises UserError for a combination of flags that cannot work."""
   if output_format == "npy" and pooling == "none":
-    raise runner.UserError(
+    raise common.UserError(
         "--output_format=npy holds one vector per line: set --pooling=mean or "
         "--pooling=cls, or use --output_format=npz for per-token vectors.")
   if output_format == "jsonl" and output_dtype != "float32":
-    raise runner.UserError(
+    raise common.UserError(
         f"--output_dtype={output_dtype} applies to --output_format=npz|npy only "
         "(jsonl values are rounded to 6 decimals).")
   if batch_size < 1:
-    raise runner.UserError(f"--batch_size={batch_size} must be at least 1.")
+    raise common.UserError(f"--batch_size={batch_size} must be at least 1.")
   if max_seq_length < 3:
-    raise runner.UserError(
+    raise common.UserError(
         f"--max_seq_length={max_seq_length} is too small: [CLS] a [SEP] b [SEP] "
         "needs at least 3.")
   if max_seq_length > bert_config.max_position_embeddings:
-    raise runner.UserError(
+    raise common.UserError(
         f"Cannot use sequence length {max_seq_length} because the BERT model was "
         f"only trained up to sequence length {bert_config.max_position_embeddings}"
         " (max_position_embeddings): lower --max_seq_length.")
   if output_file != "-":
     directory = os.path.dirname(output_file)
     if directory and not tf.io.gfile.isdir(directory):
-      raise runner.UserError(
+      raise common.UserError(
           f"--output_file={output_file}: directory {directory} does not exist.")
 
 
@@ -975,4 +965,4 @@ def main(_):
 
 if __name__ == "__main__":
   define_flags()
-  app.run(runner.main_wrapper(main))
+  app.run(common.main_wrapper(main))
