@@ -5,24 +5,18 @@ for the same input, vocab and seed the TFRecords are byte-identical to the
 original run under protobuf's pure-Python runtime (features in insertion
 order). Input: one sentence per line, a blank line between documents.
 
-Additions, each behind a flag whose default keeps the original behaviour:
-
-* `--streaming`: generate and write chunk by chunk with bounded memory. Not
-  record-identical to the in-memory mode (documents and instances are
-  shuffled, and random next sentences drawn, within a chunk).
-* `--num_workers`: several processes. Deterministic for a given seed and
-  worker count, not record-identical to one worker (in streaming mode the
-  output does not depend on the worker count at all).
-* `--wwm_per_word_masking`: with `--do_whole_word_mask`, draw the 80/10/10
-  choice once per word instead of once per WordPiece (#910).
-* `--strip_accents`, `--never_split`: tokenizer options (#130, #404).
-* Progress lines, a closing summary and warnings for known input traps.
+Additions, each behind a flag whose default keeps the original behaviour
+(see the flags' help): --streaming, --num_workers, --wwm_per_word_masking
+(#910), --strip_accents and --never_split (#130, #404); also progress lines, a
+closing summary and warnings for known input traps.
 
 TensorFlow is imported only when a path needs `tf.io.gfile` (e.g. `gs://`).
 """
 
 import bisect
 import collections
+import contextlib
+import functools
 import glob as glob_lib
 import hashlib
 import itertools
@@ -378,15 +372,8 @@ def create_training_instances(input_files, tokenizer, max_seq_length,
                               max_predictions_per_seq, rng,
                               do_whole_word_mask=None):
   """Creates `TrainingInstance`s from raw text (original API, in memory)."""
-  all_documents = [[]]
-  for line in _iter_input_lines(input_files):
-    line = line.strip()
-    if not line:
-      all_documents.append([])
-    tokens = tokenizer.tokenize(line)
-    if tokens:
-      all_documents[-1].append(tokens)
-  all_documents = [x for x in all_documents if x]
+  all_documents = _documents(_tokenized(_iter_input_lines(input_files),
+                                        tokenizer.tokenize))
   rng.shuffle(all_documents)
   vocab_words = list(tokenizer.vocab.keys())
   instances = []
@@ -719,17 +706,11 @@ class _OutputFiles(object):
     self.writers = []
 
   def abort(self):
-    for writer in self.writers:
-      try:
-        writer.close()
-      except Exception:  # pylint: disable=broad-except
-        pass
+    for step in [w.close for w in self.writers] + [
+        functools.partial(common.remove, t) for t in self.temp_paths]:
+      with contextlib.suppress(Exception):
+        step()
     self.writers = []
-    for temp in self.temp_paths:
-      try:
-        common.remove(temp)
-      except Exception:  # pylint: disable=broad-except
-        pass
 
 
 # ---------------------------------------------------------------------------
@@ -888,21 +869,24 @@ def _tokenizer(settings):
       strip_accents=settings.strip_accents, never_split=settings.never_split)
 
 
-def _documents_from_lines(lines, tokenizer, progress=None):
-  """The original's document building, on token ids."""
-  documents = [[]]
-  tokenize = tokenizer.tokenize_to_ids
+def _tokenized(lines, tokenize):
+  """The tokens of each stripped line, None for a blank line."""
   for line in lines:
     line = line.strip()
-    if not line:
+    yield tokenize(line) if line else None
+
+
+def _documents(tokenized, progress=None):
+  """The original's documents: a blank line (None) starts a new one."""
+  documents = [[]]
+  for tokens in tokenized:
+    if tokens is None:
       documents.append([])
       if progress is not None and progress.due():
         progress.report("Reading", documents=len(documents) - 1,
                         done=progress.bytes_read, total=progress.total_bytes)
-      continue
-    ids = tokenize(line)
-    if ids:
-      documents[-1].append(ids)
+    elif tokens:
+      documents[-1].append(tokens)
   return [d for d in documents if d]
 
 
@@ -951,9 +935,7 @@ def _generate_shard(task):
 
 
 def _tokenize_lines(lines):
-  """Worker: token ids of each (stripped) line, None for blank lines."""
-  tokenize = _WORKER["tokenizer"].tokenize_to_ids
-  return [tokenize(line.strip()) if line.strip() else None for line in lines]
+  return list(_tokenized(lines, _WORKER["tokenizer"].tokenize_to_ids))
 
 
 def _process_chunk(task, sink=None):
@@ -965,7 +947,7 @@ def _process_chunk(task, sink=None):
   chunk_index, lines = task
   settings = _WORKER["settings"]
   tokenizer = _WORKER["tokenizer"]
-  documents = _documents_from_lines(lines, tokenizer)
+  documents = _documents(_tokenized(lines, tokenizer.tokenize_to_ids))
   del lines
   rng = random.Random(_derived_seed(settings.random_seed, "chunk",
                                     chunk_index))
@@ -1002,9 +984,14 @@ def _run_in_memory(settings, input_files, output, num_workers, interval):
   rng = random.Random(settings.random_seed)
   lines = _iter_input_lines(input_files, progress)
   if num_workers > 1:
-    documents = _parallel_documents(settings, lines, num_workers)
+    with _mp_context().Pool(num_workers, _init_worker,
+                            (settings, None)) as pool:
+      batches = iter(lambda: list(itertools.islice(lines, 2000)), [])
+      documents = _documents(itertools.chain.from_iterable(
+          pool.imap(_tokenize_lines, batches)))
   else:
-    documents = _documents_from_lines(lines, tokenizer, progress)
+    documents = _documents(_tokenized(lines, tokenizer.tokenize_to_ids),
+                           progress)
   stats = _document_stats(documents)
   _warn_about_input(stats)
   rng.shuffle(documents)
@@ -1028,21 +1015,6 @@ def _run_in_memory(settings, input_files, output, num_workers, interval):
                settings.max_predictions_per_seq, tokenizer.inv_vocab,
                _Progress(interval))
   return stats + _instance_stats(store)
-
-
-def _parallel_documents(settings, lines, num_workers):
-  """Documents exactly as one process builds them, tokenized by a pool."""
-  documents = [[]]
-  with _mp_context().Pool(num_workers, _init_worker,
-                          (settings, None)) as pool:
-    batches = iter(lambda: list(itertools.islice(lines, 2000)), [])
-    for tokenized in pool.imap(_tokenize_lines, batches):
-      for ids in tokenized:
-        if ids is None:
-          documents.append([])
-        elif ids:
-          documents[-1].append(ids)
-  return [d for d in documents if d]
 
 
 def _line_chunks(lines, chunk_bytes):
