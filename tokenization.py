@@ -250,43 +250,13 @@ def _cleaned(cp):
 
 
 _CLEAN_TABLE = _LazyTable(_cleaned)
-# ASCII: delete the C0 controls and DEL, turn tab / newline / CR into spaces.
-_ASCII_CLEAN_TABLE = {cp: None for cp in list(range(0, 32)) + [127]}
-_ASCII_CLEAN_TABLE.update({9: " ", 10: " ", 13: " "})
-_ASCII_NEEDS_CLEANING_RE = re.compile("[\x00-\x1f\x7f]")
-
-_ASCII_PUNCTUATION = "".join(
-    chr(cp) for cp in range(128) if _is_punctuation(chr(cp)))
-_ASCII_PUNCTUATION_SPLIT_RE = re.compile(
-    "[%s]|[^%s]+" % (re.escape(_ASCII_PUNCTUATION),
-                     re.escape(_ASCII_PUNCTUATION)))
-
 
 _PUNCTUATION_TABLE = _LazyTable(_is_punctuation)
-
-# Basic tokens of cleaned ASCII text: one punctuation character, or a run of
-# characters that are neither punctuation nor whitespace.
-_ASCII_BASIC_TOKEN_RE = re.compile(
-    "[%s]|[^\\s%s]+" % (re.escape(_ASCII_PUNCTUATION),
-                        re.escape(_ASCII_PUNCTUATION)))
 
 
 def _clean_and_split(text):
   """Steps 2-4 of BasicTokenizer: clean, space out CJK, whitespace split."""
-  if text.isascii():
-    if _ASCII_NEEDS_CLEANING_RE.search(text):
-      text = text.translate(_ASCII_CLEAN_TABLE)
-    return text.split()
   return text.translate(_CLEAN_TABLE).split()
-
-
-def _ascii_basic_tokens(text, do_lower_case):
-  """BasicTokenizer output for ASCII text (no never_split), in C-level calls."""
-  if _ASCII_NEEDS_CLEANING_RE.search(text):
-    text = text.translate(_ASCII_CLEAN_TABLE)
-  if do_lower_case:
-    text = text.lower()
-  return _ASCII_BASIC_TOKEN_RE.findall(text)
 
 
 def _strip_accents(text):
@@ -299,8 +269,6 @@ def _strip_accents(text):
 
 def _split_on_punctuation(text):
   """Makes every punctuation character its own token."""
-  if text.isascii():
-    return _ASCII_PUNCTUATION_SPLIT_RE.findall(text)
   output = []
   start = 0
   is_punct = _PUNCTUATION_TABLE
@@ -332,16 +300,10 @@ class FullTokenizer(object):
         do_lower_case=do_lower_case, strip_accents=strip_accents,
         never_split=never_split)
     self.wordpiece_tokenizer = WordpieceTokenizer(vocab=self.vocab)
-    # Caches: a cleaned whitespace-delimited word, or (ASCII fast path) a
-    # basic token, mapped to its WordPiece tokens or ids.
+    # A cleaned whitespace-delimited word -> its WordPiece tokens or ids.
     self._word_pieces = _LazyTable(self._word_pieces_uncached)
-    self._word_ids = _LazyTable(
-        lambda word: tuple(convert_by_vocab(self.vocab, self._word_pieces_uncached(word))))
-    self._token_pieces = _LazyTable(
-        lambda token: self.wordpiece_tokenizer._tokenize_word(token))  # pylint: disable=protected-access
-    self._token_ids = _LazyTable(
-        lambda token: tuple(convert_by_vocab(
-            self.vocab, self.wordpiece_tokenizer._tokenize_word(token))))  # pylint: disable=protected-access
+    self._word_ids = _LazyTable(lambda word: tuple(convert_by_vocab(
+        self.vocab, self._word_pieces_uncached(word))))
 
   def _word_pieces_uncached(self, word):
     """WordPiece tokens (a tuple) of one cleaned whitespace-delimited word."""
@@ -373,27 +335,21 @@ class FullTokenizer(object):
             "trained.", 100.0 * seen[1] / seen[0], seen[0],
             self.wordpiece_tokenizer.unk_token, len(self.vocab))
 
-  def _tokenize(self, text, token_table, word_table, unk):
-    text = convert_to_unicode(text)
-    if text.isascii() and not self.basic_tokenizer.never_split:
-      basic = _ascii_basic_tokens(text, self.basic_tokenizer.do_lower_case)
-      out = list(itertools.chain.from_iterable(
-          map(token_table.__getitem__, basic)))
-    else:
-      out = list(itertools.chain.from_iterable(
-          map(word_table.__getitem__, _clean_and_split(text))))
+  def _tokenize(self, text, word_table, unk):
+    out = list(itertools.chain.from_iterable(map(
+        word_table.__getitem__, _clean_and_split(convert_to_unicode(text)))))
     if "_unk_done" not in self.__dict__:
       self._watch_unk(out, unk)
     return out
 
   def tokenize(self, text):
     """Returns the list of WordPiece tokens of `text` (str or UTF-8 bytes)."""
-    return self._tokenize(text, self._token_pieces, self._word_pieces,
+    return self._tokenize(text, self._word_pieces,
                           self.wordpiece_tokenizer.unk_token)
 
   def tokenize_to_ids(self, text):
     """Same as `convert_tokens_to_ids(tokenize(text))`, faster."""
-    return self._tokenize(text, self._token_ids, self._word_ids,
+    return self._tokenize(text, self._word_ids,
                           self.vocab.get(self.wordpiece_tokenizer.unk_token))
 
   def convert_tokens_to_ids(self, tokens):
@@ -423,11 +379,9 @@ class BasicTokenizer(object):
 
   def tokenize(self, text):
     """Tokenizes a piece of text (str or UTF-8 bytes)."""
-    text = convert_to_unicode(text)
-    if text.isascii() and not self.never_split:
-      return _ascii_basic_tokens(text, self.do_lower_case)
-    return list(itertools.chain.from_iterable(
-        map(self._word_tokens.__getitem__, _clean_and_split(text))))
+    return list(itertools.chain.from_iterable(map(
+        self._word_tokens.__getitem__,
+        _clean_and_split(convert_to_unicode(text)))))
 
   def _process_word(self, word):
     """Steps 5-7 for one whitespace-delimited word of cleaned text."""
