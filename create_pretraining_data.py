@@ -16,7 +16,6 @@ TensorFlow is imported only when a path needs `tf.io.gfile` (e.g. `gs://`).
 import bisect
 import collections
 import contextlib
-import functools
 import glob as glob_lib
 import hashlib
 import itertools
@@ -172,19 +171,12 @@ class _TokenSpec(collections.namedtuple(
                [vocab[t] for t in vocab], subword_ids.__contains__)
 
 
-class _Generator(object):
+class _Generator(collections.namedtuple(
+    "_Generator", ["spec", "max_seq_length", "short_seq_prob",
+                   "masked_lm_prob", "max_predictions_per_seq",
+                   "do_whole_word_mask", "wwm_per_word_masking"],
+    defaults=[False])):
   """Creates instances from documents exactly as the original does."""
-
-  def __init__(self, spec, max_seq_length, short_seq_prob, masked_lm_prob,
-               max_predictions_per_seq, do_whole_word_mask,
-               wwm_per_word_masking=False):
-    self.spec = spec
-    self.max_seq_length = max_seq_length
-    self.short_seq_prob = short_seq_prob
-    self.masked_lm_prob = masked_lm_prob
-    self.max_predictions_per_seq = max_predictions_per_seq
-    self.do_whole_word_mask = do_whole_word_mask
-    self.wwm_per_word_masking = wwm_per_word_masking
 
   def from_document(self, all_documents, document_index, rng, emit,
                     prefix_sums=None):
@@ -673,19 +665,23 @@ class _OutputFiles(object):
   """Records round-robin over the files, under temporary names until commit."""
 
   def __init__(self, paths):
-    self.paths = paths
-    self.temp_paths = [common.temp_name(p) for p in paths]
+    self._files = contextlib.ExitStack()
     self.writers = []
     self.records_written = 0
     try:
-      for temp in self.temp_paths:
-        self.writers.append(common.open_file(temp, "wb"))
+      for path in paths:
+        self.writers.append(self._files.enter_context(
+            common.atomic_write(path, "wb")))
     except Exception as e:  # pylint: disable=broad-except
       self.abort()
       raise UserError("Cannot write output file %s: %s" % (
           paths[len(self.writers)], e)) from e
 
-  def write(self, stream, lengths):
+  def write(self, stream, lengths, features=None, inv_vocab=None):
+    """Writes encoded records; logs the run's first 20 (with `features`)."""
+    if features is not None:
+      for row in range(min(len(lengths), max(0, 20 - self.records_written))):
+        _log_example(inv_vocab, features, row)
     data = stream.tobytes()
     if len(self.writers) == 1:
       self.writers[0].write(data)
@@ -699,18 +695,12 @@ class _OutputFiles(object):
       self.records_written += 1
 
   def commit(self):
-    for writer in self.writers:
-      writer.close()
-    for path, temp in zip(self.paths, self.temp_paths):
-      common.rename(temp, path)
-    self.writers = []
+    self._files.close()
 
   def abort(self):
-    for step in [w.close for w in self.writers] + [
-        functools.partial(common.remove, t) for t in self.temp_paths]:
-      with contextlib.suppress(Exception):
-        step()
-    self.writers = []
+    # Leaves the atomic_write contexts as on an error: temporaries removed.
+    error = RuntimeError("aborted")
+    self._files.__exit__(type(error), error, None)
 
 
 # ---------------------------------------------------------------------------
@@ -731,16 +721,11 @@ def _log_example(inv_vocab, features, row):
                  (input_mask == 1)).astype(int)
   weights = [1.0 if k < int(features.num_masked[row]) else 0.0
              for k in range(features.positions.shape[1])]
-  values = [
-      ("input_ids", features.input_ids[row].tolist()),
-      ("input_mask", input_mask.tolist()),
-      ("segment_ids", segment_ids.tolist()),
-      ("masked_lm_positions", features.positions[row].tolist()),
-      ("masked_lm_ids", features.label_ids[row].tolist()),
-      ("masked_lm_weights", weights),
-      ("next_sentence_labels", [int(features.next_sentence_labels[row])]),
-  ]
-  for name, feature_values in values:
+  values = [features.input_ids[row].tolist(), input_mask.tolist(),
+            segment_ids.tolist(), features.positions[row].tolist(),
+            features.label_ids[row].tolist(), weights,
+            [int(features.next_sentence_labels[row])]]
+  for name, feature_values in zip(_FEATURE_NAMES, values):
     logging.info("%s: %s", name, " ".join(str(x) for x in feature_values))
 
 
@@ -749,7 +734,6 @@ class _Progress(common.Progress):
 
   def __init__(self, interval_secs, total_bytes=0):
     super(_Progress, self).__init__(total_bytes, interval_secs)
-    self.total_bytes = total_bytes
     self.bytes_read = 0
 
   def report(self, phase, documents=None, instances=None, done=None,
@@ -818,10 +802,7 @@ def _write_store(store, order, output, max_seq_length,
   done = 0
   for features in store.batches(order, max_seq_length,
                                 max_predictions_per_seq):
-    for row in range(min(len(features.num_tokens),
-                         max(0, 20 - output.records_written))):
-      _log_example(inv_vocab, features, row)
-    output.write(*encode_tfrecords(features))
+    output.write(*encode_tfrecords(features), features, inv_vocab)
     done += len(features.num_tokens)
     if progress is not None and progress.due():
       progress.report("Writing", instances=done, done=done, total=len(order))
@@ -884,7 +865,7 @@ def _documents(tokenized, progress=None):
       documents.append([])
       if progress is not None and progress.due():
         progress.report("Reading", documents=len(documents) - 1,
-                        done=progress.bytes_read, total=progress.total_bytes)
+                        done=progress.bytes_read, total=progress.total)
     elif tokens:
       documents[-1].append(tokens)
   return [d for d in documents if d]
@@ -1042,11 +1023,7 @@ def _run_streaming(settings, input_files, output, num_workers, interval,
                                   max(1, int(chunk_mb * (1 << 20)))))
 
   def write(stream, lengths, features):
-    if features is not None:
-      for row in range(min(len(features.num_tokens),
-                           max(0, 20 - output.records_written))):
-        _log_example(tokenizer.inv_vocab, features, row)
-    output.write(stream, lengths)
+    output.write(stream, lengths, features, tokenizer.inv_vocab)
 
   def consume(result):
     batches, chunk_stats = result
@@ -1056,7 +1033,7 @@ def _run_streaming(settings, input_files, output, num_workers, interval,
     if progress.due():
       progress.report("Streaming", documents=stats["documents"],
                       instances=stats["instances"], done=progress.bytes_read,
-                      total=progress.total_bytes)
+                      total=progress.total)
 
   if num_workers <= 1:
     _init_worker(settings, None, tokenizer)

@@ -20,6 +20,7 @@ with `--output_dtype`; `--pooling=mean|cls` (one vector per line: the selected
 layers averaged, then over the real tokens or at `[CLS]`); `-` for stdin/stdout.
 """
 
+import contextlib
 import itertools
 import json
 import os
@@ -99,10 +100,9 @@ def define_flags():
   # New in this project.
   flags.DEFINE_enum(
       "output_format", "jsonl", list(OUTPUT_FORMATS),
-      "jsonl: the original JSON Lines file. npz: numpy archive (per-token "
-      "`values` [tokens, layers, hidden] with `offsets`, `tokens`, "
-      "`linex_index`, `layers`; or [lines, hidden] with --pooling). npy: one "
-      "[lines, hidden] array (needs --pooling=mean|cls).")
+      "jsonl: the original JSON Lines file. npz: numpy archive (layout in "
+      "docs/extract_features.md). npy: one [lines, hidden] array (needs "
+      "--pooling=mean|cls).")
   flags.DEFINE_enum("output_dtype", "float32", list(OUTPUT_DTYPES),
                     "dtype of the arrays in npz/npy output.")
   flags.DEFINE_enum(
@@ -113,10 +113,9 @@ def define_flags():
       "position.")
   flags.DEFINE_bool(
       "dynamic_padding", False,
-      "Pad each batch only to its longest line (rounded up to a bucket length) "
-      "after sorting a window of lines by length. Output order and values are "
-      "those of the fixed-length path (up to float32 noise), and much faster "
-      "on short lines.")
+      "Sort a window of lines by length and pad each batch only to a bucket "
+      "length: the fixed-length output (up to float32 noise), much faster on "
+      "short lines.")
   flags.DEFINE_integer(
       "bucket_window", 1024,
       "With --dynamic_padding: how many lines are sorted by length together "
@@ -307,15 +306,11 @@ def convert_examples_to_features(examples, seq_length, tokenizer):
 
 def _stack_batch(features, pad_to):
   """[InputFeatures] -> dict of numpy arrays, padded (or cut) to `pad_to`."""
-  return {
-      "unique_ids": np.array([f.unique_id for f in features], dtype=np.int64),
-      "input_ids": np.array([f.input_ids[:pad_to] for f in features],
-                            dtype=np.int32),
-      "input_mask": np.array([f.input_mask[:pad_to] for f in features],
-                             dtype=np.int32),
-      "input_type_ids": np.array([f.input_type_ids[:pad_to] for f in features],
-                                 dtype=np.int32),
-  }
+  batch = {"unique_ids": np.array([f.unique_id for f in features], np.int64)}
+  for name in ("input_ids", "input_mask", "input_type_ids"):
+    batch[name] = np.array([getattr(f, name)[:pad_to] for f in features],
+                           dtype=np.int32)
+  return batch
 
 
 def iter_batches(features, batch_size, seq_length, dynamic_padding=False,
@@ -352,12 +347,9 @@ def input_fn_builder(batches):
 
   def input_fn(params):
     del params  # The batches are already formed (batch_size is ours).
-    signature = {
-        "unique_ids": tf.TensorSpec([None], tf.int64),
-        "input_ids": tf.TensorSpec([None, None], tf.int32),
-        "input_mask": tf.TensorSpec([None, None], tf.int32),
-        "input_type_ids": tf.TensorSpec([None, None], tf.int32),
-    }
+    signature = {name: tf.TensorSpec([None, None], tf.int32)
+                 for name in ("input_ids", "input_mask", "input_type_ids")}
+    signature["unique_ids"] = tf.TensorSpec([None], tf.int64)
     dataset = tf.data.Dataset.from_generator(batches,
                                              output_signature=signature)
     return dataset.prefetch(2)
@@ -371,7 +363,7 @@ def input_fn_builder(batches):
 
 
 class FeatureExtractionTask(object):
-  """Runner task: BertModel (is_training=False) -> selected layers or pooled vectors."""
+  """Runner task (predict only): the selected layers or pooled vectors."""
 
   def __init__(self, bert_config, layer_indexes, pooling="none", options=None):
     self.bert_config = bert_config
@@ -382,12 +374,6 @@ class FeatureExtractionTask(object):
   def create_model(self):
     return modeling.BertModel(config=self.bert_config, is_training=False,
                               options=self.options)
-
-  def compute_loss(self, model, features, training):
-    raise ValueError("extract_features only predicts: there is no loss.")
-
-  def eval_metrics(self, model, features):
-    raise ValueError("extract_features only predicts: there are no metrics.")
 
   def predict(self, model, features):
     outputs = model(features["input_ids"], input_mask=features["input_mask"],
@@ -404,8 +390,7 @@ class FeatureExtractionTask(object):
       for j, layer_output in enumerate(selected):
         predictions["layer_output_%d" % j] = layer_output
       return predictions
-    averaged = (selected[0] if len(selected) == 1
-                else tf.add_n(selected) / float(len(selected)))
+    averaged = tf.add_n(selected) / float(len(selected))
     if self.pooling == "cls":
       predictions["pooled"] = averaged[:, 0, :]
     else:
@@ -464,16 +449,12 @@ class _CountingStream(object):
 
 
 class _AtomicOutput(object):
-  """A binary output: stdout for '-', else `path` written via a temporary name."""
+  """A binary output: stdout for '-', else `path` via a temporary name."""
 
   def __init__(self, path):
-    self.path = path
-    self.tmp = None
-    if path == "-":
-      self.f = sys.stdout.buffer
-    else:
-      self.tmp = common.temp_name(path)
-      self.f = common.open_file(self.tmp, "wb")
+    self._file = contextlib.ExitStack()
+    self.f = sys.stdout.buffer if path == "-" else self._file.enter_context(
+        common.atomic_write(path, "wb"))
 
   def write(self, data):
     self.f.write(data)
@@ -482,21 +463,13 @@ class _AtomicOutput(object):
     return _CountingStream(self.f)
 
   def commit(self):
-    if self.tmp is None:
-      self.f.flush()
-      return
-    self.f.close()
-    common.rename(self.tmp, self.path)
-    self.tmp = None
+    self.f.flush()
+    self._file.close()
 
   def abort(self):
-    if self.tmp is None:
-      return
-    try:
-      self.f.close()
-    finally:
-      common.remove(self.tmp)
-      self.tmp = None
+    # Leaves the atomic_write context as on an error: the temporary removed.
+    error = RuntimeError("aborted")
+    self._file.__exit__(type(error), error, None)
 
 
 def format_value_rows(values):
@@ -706,47 +679,43 @@ class ArrayWriter(object):
     if output_file != "-" and "://" not in output_file:
       local_dir = os.path.dirname(os.path.abspath(output_file))
     self.tmpdir = tempfile.mkdtemp(prefix=".extract_features-", dir=local_dir)
+    # The spools in the order of the npz members.
     if pooling == "none":
-      self.values = _Spool(self.tmpdir, "values", dtype,
-                           (len(self.layer_indexes), hidden_size))
-      self.tokens = _TokenSpool(self.tmpdir)
-      self.num_tokens = None
+      self.spools = {
+          "values": _Spool(self.tmpdir, "values", dtype,
+                           (len(self.layer_indexes), hidden_size)),
+          "offsets": _Spool(self.tmpdir, "offsets", np.int64),
+          "tokens": _TokenSpool(self.tmpdir)}
+      self.spools["offsets"].append(np.zeros([1], np.int64))
     else:
-      self.values = _Spool(self.tmpdir, "values", dtype, (hidden_size,))
-      self.tokens = None
-      self.num_tokens = _Spool(self.tmpdir, "num_tokens", np.int32)
-    self.linex_index = _Spool(self.tmpdir, "linex_index", np.int64)
-    self.offsets_spool = _Spool(self.tmpdir, "offsets", np.int64)
-    self.offsets_spool.append(np.zeros([1], np.int64))
+      self.spools = {
+          "values": _Spool(self.tmpdir, "values", dtype, (hidden_size,)),
+          "num_tokens": _Spool(self.tmpdir, "num_tokens", np.int32)}
+    self.spools["linex_index"] = _Spool(self.tmpdir, "linex_index", np.int64)
     self.total = 0
 
   def write(self, unique_id, tokens, layer_outputs=None, pooled=None):
-    self.linex_index.append(np.array([unique_id], np.int64))
+    spools = self.spools
+    spools["linex_index"].append(np.array([unique_id], np.int64))
     if self.pooling == "none":
-      self.values.append(np.stack(layer_outputs, axis=1))
-      self.tokens.append(tokens)
+      spools["values"].append(np.stack(layer_outputs, axis=1))
+      spools["tokens"].append(tokens)
       self.total += len(tokens)
-      self.offsets_spool.append(np.array([self.total], np.int64))
+      spools["offsets"].append(np.array([self.total], np.int64))
     else:
-      self.values.append(np.asarray(pooled)[None])
-      self.num_tokens.append(np.array([len(tokens)], np.int32))
+      spools["values"].append(np.asarray(pooled)[None])
+      spools["num_tokens"].append(np.array([len(tokens)], np.int32))
 
   def close(self):
     out = _AtomicOutput(self.output_file)
     try:
       stream = out.raw_stream()
       if self.output_format == "npy":
-        self.values.write_npy(stream)
+        self.spools["values"].write_npy(stream)
       else:
-        members = [("values", self.values)]
-        if self.pooling == "none":
-          members += [("offsets", self.offsets_spool), ("tokens", self.tokens)]
-        else:
-          members += [("num_tokens", self.num_tokens)]
-        members += [("linex_index", self.linex_index)]
         with zipfile.ZipFile(stream, "w", zipfile.ZIP_STORED,
                              allowZip64=True) as archive:
-          for name, spool in members:
+          for name, spool in self.spools.items():
             with archive.open(name + ".npy", "w", force_zip64=True) as member:
               spool.write_npy(member)
           with archive.open("layers.npy", "w") as member:
@@ -757,16 +726,11 @@ class ArrayWriter(object):
       out.abort()
       raise
     finally:
-      self._cleanup()
+      self.abort()
 
   def abort(self):
-    self._cleanup()
-
-  def _cleanup(self):
-    for spool in (self.values, self.tokens, self.num_tokens, self.linex_index,
-                  self.offsets_spool):
-      if spool is not None and not spool.f.closed:
-        spool.f.close()
+    for spool in self.spools.values():
+      spool.f.close()
     shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 

@@ -2,19 +2,12 @@
 
 `FullTokenizer` = `BasicTokenizer` (cleaning, CJK spacing, lower-casing, accent
 stripping, punctuation split) then `WordpieceTokenizer` (greedy longest match
-first), with the original's outputs on the same Unicode database. Only faster:
-translation tables and caches for character classes, ASCII fast paths, and the
-per-word steps cached per whitespace-delimited word.
+first), with the original's outputs on the same Unicode database; faster through
+lazily filled character tables and per-word caches.
 
-Opt-in additions (defaults keep the original behaviour):
-
-* `strip_accents`: None (default) strips accents exactly when lower-casing, as
-  the original did; True/False decide independently of `do_lower_case`
-  (google-research/bert#130).
-* `never_split`: tokens such as "[MASK]" that are kept whole when they occur
-  in the text (google-research/bert#404).
-* `validate_case_matches_checkpoint(..., extended=True)` also knows the
-  whole-word-masking and the 24 small released models.
+Opt-in additions (defaults keep the original behaviour): `strip_accents`
+(google-research/bert#130), `never_split` (#404) and
+`validate_case_matches_checkpoint(..., extended=True)`.
 
 `load_vocab` reads through `tf.io.gfile`, except local paths in a process that
 has not imported TensorFlow (the same bytes without TensorFlow's import cost).
@@ -178,9 +171,6 @@ def convert_ids_to_tokens(inv_vocab, ids):
 
 def whitespace_tokenize(text):
   """Strips and splits `text` on runs of whitespace (Python's `str.split`)."""
-  text = text.strip()
-  if not text:
-    return []
   return text.split()
 
 
