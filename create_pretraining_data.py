@@ -1,39 +1,21 @@
 """Create masked LM / next sentence masked_lm TF examples for BERT.
 
-Same flags, same random number sequence and the same `tf.train.Example`
-records as the original `create_pretraining_data.py`: for the same input,
-vocab and seed, the TFRecords parse to the same records in the same order
-(and, features being written in the original's insertion order, to the same
-bytes as the original run under the pure-Python protobuf runtime).
+The original's flags, random number sequence and `tf.train.Example` records:
+for the same input, vocab and seed the TFRecords are byte-identical to the
+original run under protobuf's pure-Python runtime (features in insertion
+order). Input: one sentence per line, a blank line between documents.
 
-Input format: one sentence per line, a blank line between documents.
+Additions, each behind a flag whose default keeps the original behaviour
+(see the flags' help): --streaming, --num_workers, --wwm_per_word_masking
+(#910), --strip_accents and --never_split (#130, #404); also progress lines, a
+closing summary and warnings for known input traps.
 
-Additions, each behind a flag whose default keeps the original behaviour:
-
-* `--streaming`: generate and write chunk by chunk with bounded memory
-  (chunks of `--streaming_chunk_mb` of input text, cut at document
-  boundaries). Not record-identical to the in-memory mode (documents and
-  instances are shuffled, and random next sentences drawn, within a chunk).
-* `--num_workers`: several processes. Deterministic for a given seed and
-  worker count, not record-identical to one worker (in streaming mode the
-  output does not depend on the worker count at all).
-* `--wwm_per_word_masking`: with `--do_whole_word_mask`, draw the 80/10/10
-  choice once per word instead of once per WordPiece (#910).
-* `--strip_accents`, `--never_split`: tokenizer options (#130, #404).
-* Progress lines (documents/s, instances/s, ETA), a closing summary and
-  warnings for the known input traps.
-
-Speed: instances are held as compact integer arrays, the random stream of
-`random.Random(seed)` is reproduced from bulk draws, and TFRecords are
-encoded directly in the protobuf / TFRecord wire formats with numpy.
-
-TensorFlow is imported only when a path needs `tf.io.gfile` (e.g. `gs://`):
-local files are read and written with Python's io module, which yields the
-same bytes without TensorFlow's import time and memory.
+TensorFlow is imported only when a path needs `tf.io.gfile` (e.g. `gs://`).
 """
 
 import bisect
 import collections
+import contextlib
 import glob as glob_lib
 import hashlib
 import itertools
@@ -158,32 +140,9 @@ MaskedLmInstance = collections.namedtuple("MaskedLmInstance",
 
 
 # ---------------------------------------------------------------------------
-# Random draws. The original's `random.Random(seed)` itself: a replay of its
-# stream from bulk draws measured 12 % slower in CPU time than the standard
-# library (bench/bench_cpd_random.py: 2.75 s vs 2.42 s median, identical records).
+# Instance generation: the original algorithm and random draws (its own
+# `random.Random(seed)`), on token strings or ids.
 # ---------------------------------------------------------------------------
-
-
-def _coin_flips(rng, count):
-  """[rng.random() < 0.5 for _ in range(count)]."""
-  return [rng.random() < 0.5 for _ in range(count)]
-
-
-def _mask_decisions(rng, count, num_words):
-  """The original's 80/10/10 draws for `count` masked positions.
-
-  Returns one entry per position: -1 = [MASK], -2 = keep the token, or
-  the index of the random vocab word (`randint(0, num_words - 1)`).
-  """
-  out = []
-  for _ in range(count):
-    if rng.random() < 0.8:
-      out.append(-1)
-    elif rng.random() < 0.5:
-      out.append(-2)
-    else:
-      out.append(rng.randint(0, num_words - 1))
-  return out
 
 
 def _derived_seed(seed, *keys):
@@ -192,23 +151,9 @@ def _derived_seed(seed, *keys):
   return int.from_bytes(hashlib.sha256(text).digest()[:8], "little")
 
 
-# ---------------------------------------------------------------------------
-# Instance generation (the original algorithm, on token strings or ids).
-# ---------------------------------------------------------------------------
-
-
-class _TokenSpec(object):
+class _TokenSpec(collections.namedtuple(
+    "_TokenSpec", ["cls", "sep", "mask", "vocab_words", "is_subword"])):
   """How instance generation sees tokens: strings (the original) or ids."""
-
-  def __init__(self, cls, sep, mask, vocab_words, is_subword,
-               plain_text=False):
-    self.cls = cls
-    self.sep = sep
-    self.mask = mask
-    self.vocab_words = vocab_words
-    self.is_subword = is_subword
-    # True when sentences can never contain the [CLS] or [SEP] token.
-    self.plain_text = plain_text
 
   @classmethod
   def for_strings(cls, vocab_words):
@@ -216,71 +161,51 @@ class _TokenSpec(object):
                lambda token: token.startswith("##"))
 
   @classmethod
-  def for_ids(cls, vocab, never_split=None):
-    """Ids of a vocab; `vocab_words` become the ids of the vocab keys.
-
-    Text can produce the [CLS] / [SEP] tokens only through `never_split`
-    (the basic tokenizer splits off "[" and "]" otherwise).
-    """
+  def for_ids(cls, vocab):
     missing = [t for t in ("[CLS]", "[SEP]", "[MASK]") if t not in vocab]
     if missing:
       raise UserError("The vocab file has no %s token: use a BERT vocab with "
                       "[CLS], [SEP] and [MASK] entries." % ", ".join(missing))
     subword_ids = frozenset(i for t, i in vocab.items() if t.startswith("##"))
-    plain_text = not {"[CLS]", "[SEP]"} & set(never_split or ())
     return cls(vocab["[CLS]"], vocab["[SEP]"], vocab["[MASK]"],
-               [vocab[t] for t in vocab], subword_ids.__contains__,
-               plain_text)
+               [vocab[t] for t in vocab], subword_ids.__contains__)
 
 
-class _Generator(object):
+class _Generator(collections.namedtuple(
+    "_Generator", ["spec", "max_seq_length", "short_seq_prob",
+                   "masked_lm_prob", "max_predictions_per_seq",
+                   "do_whole_word_mask", "wwm_per_word_masking"],
+    defaults=[False])):
   """Creates instances from documents exactly as the original does."""
-
-  def __init__(self, spec, max_seq_length, short_seq_prob, masked_lm_prob,
-               max_predictions_per_seq, do_whole_word_mask,
-               wwm_per_word_masking=False):
-    self.spec = spec
-    self.max_seq_length = max_seq_length
-    self.short_seq_prob = short_seq_prob
-    self.masked_lm_prob = masked_lm_prob
-    self.max_predictions_per_seq = max_predictions_per_seq
-    self.do_whole_word_mask = do_whole_word_mask
-    self.wwm_per_word_masking = wwm_per_word_masking
 
   def from_document(self, all_documents, document_index, rng, emit,
                     prefix_sums=None):
     """Creates the instances of one document; calls `emit` for each.
 
     `emit(tokens, segment_b_start, masked_positions, masked_labels,
-    is_random_next)`: `tokens` are the masked tokens, segment ids are 0
-    before `segment_b_start` and 1 from there on. `prefix_sums[d]` (optional,
-    from `_prefix_sums`) holds the running token counts of document d.
+    is_random_next)`: segment ids are 0 before `segment_b_start`, then 1.
+    `prefix_sums` (a `_LazyPrefixSums`) may be shared between calls.
     """
     document = all_documents[document_index]
     max_num_tokens = self.max_seq_length - 3
     target_seq_length = max_num_tokens
     if rng.random() < self.short_seq_prob:
       target_seq_length = rng.randint(2, max_num_tokens)
-    spec = self.spec
     if prefix_sums is None:
       prefix_sums = _LazyPrefixSums(all_documents)
     sums = prefix_sums[document_index]
-    num_sentences = len(document)
     chain = itertools.chain.from_iterable
     i = 0
-    while i < num_sentences:
-      # The chunk grows sentence by sentence until it reaches the target
-      # length or the document ends: find its last sentence directly.
-      last = bisect.bisect_left(sums, sums[i] + target_seq_length,
-                                i + 1) - 1
-      if last >= num_sentences:
-        last = num_sentences - 1
-      chunk_size = last + 1 - i
+    while i < len(document):
+      # The original grows the chunk sentence by sentence up to the target
+      # length: its last sentence is found by bisection instead.
+      last = min(bisect.bisect_left(sums, sums[i] + target_seq_length, i + 1),
+                 len(document)) - 1
       a_end = 1
-      if chunk_size >= 2:
-        a_end = rng.randint(1, chunk_size - 1)
+      if last > i:
+        a_end = rng.randint(1, last - i)
       tokens_a = list(chain(document[i:i + a_end]))
-      if chunk_size == 1 or rng.random() < 0.5:
+      if last == i or rng.random() < 0.5:
         is_random_next = True
         target_b_length = target_seq_length - len(tokens_a)
         for _ in range(10):
@@ -289,14 +214,10 @@ class _Generator(object):
             break
         random_document = all_documents[random_document_index]
         random_start = rng.randint(0, len(random_document) - 1)
-        # Sentences from random_start on, until at least target_b_length
-        # tokens (at least one sentence).
         random_sums = prefix_sums[random_document_index]
-        random_last = bisect.bisect_left(
+        random_last = min(bisect.bisect_left(
             random_sums, random_sums[random_start] + target_b_length,
-            random_start + 1) - 1
-        if random_last >= len(random_document):
-          random_last = len(random_document) - 1
+            random_start + 1), len(random_document)) - 1
         tokens_b = list(chain(random_document[random_start:random_last + 1]))
         # The sentences of the chunk not used go back to the document.
         next_start = i + a_end
@@ -304,52 +225,40 @@ class _Generator(object):
         is_random_next = False
         tokens_b = list(chain(document[i + a_end:last + 1]))
         next_start = last + 1
-      tokens_a, tokens_b = _truncate_pair(tokens_a, tokens_b, max_num_tokens,
-                                          rng)
-      if not tokens_a or not tokens_b:
-        raise AssertionError("empty segment after truncation")
-      tokens = [spec.cls]
+      truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng)
+      tokens = [self.spec.cls]
       tokens.extend(tokens_a)
-      tokens.append(spec.sep)
+      tokens.append(self.spec.sep)
       tokens.extend(tokens_b)
-      tokens.append(spec.sep)
-      masked, positions, labels = self.mask(
-          tokens, rng, len(tokens_a) + 1 if spec.plain_text else None)
+      tokens.append(self.spec.sep)
+      masked, positions, labels = self.mask(tokens, rng)
       emit(masked, len(tokens_a) + 2, positions, labels, is_random_next)
       i = next_start
 
-  def mask(self, tokens, rng, first_sep=None):
-    """create_masked_lm_predictions: (output tokens, positions, labels).
-
-    `first_sep`: index of the first [SEP] when the caller built `tokens` as
-    [CLS] A [SEP] B [SEP] from text that cannot contain [CLS] or [SEP].
-    """
+  def mask(self, tokens, rng):
+    """create_masked_lm_predictions: (output tokens, positions, labels)."""
     spec = self.spec
-    cls_token, sep_token = spec.cls, spec.sep
-    num_tokens = len(tokens)
     num_to_predict = min(self.max_predictions_per_seq,
-                         max(1, int(round(num_tokens * self.masked_lm_prob))))
-    output = list(tokens)
-    vocab_words = spec.vocab_words
-
+                         max(1, int(round(len(tokens) * self.masked_lm_prob))))
     if not self.do_whole_word_mask:
-      # Every candidate group is one index: shuffle the indexes themselves
-      # (the same random draws as shuffling one-element lists).
-      if first_sep is not None:
+      # Shuffling the indexes draws as shuffling one-index lists does.
+      if (tokens[0] == spec.cls and tokens[-1] == spec.sep and
+          tokens.count(spec.cls) + tokens.count(spec.sep) == 3):
+        # [CLS] A [SEP] B [SEP]: ranges, not a Python loop (7% less CPU time).
+        first_sep = tokens.index(spec.sep)
         candidates = list(range(1, first_sep))
-        candidates.extend(range(first_sep + 1, num_tokens - 1))
+        candidates.extend(range(first_sep + 1, len(tokens) - 1))
       else:
         candidates = [i for i, token in enumerate(tokens)
-                      if token != cls_token and token != sep_token]
+                      if token != spec.cls and token != spec.sep]
       rng.shuffle(candidates)
-      chosen = candidates[:num_to_predict]
+      chosen_groups = [[i] for i in candidates[:num_to_predict]]
     else:
-      is_subword = spec.is_subword
       groups = []
       for i, token in enumerate(tokens):
-        if token == cls_token or token == sep_token:
+        if token == spec.cls or token == spec.sep:
           continue
-        if groups and is_subword(token):
+        if groups and spec.is_subword(token):
           groups[-1].append(i)
         else:
           groups.append([i])
@@ -360,97 +269,50 @@ class _Generator(object):
       for group in groups:
         if count >= num_to_predict:
           break
-        if count + len(group) > num_to_predict:
-          continue
-        chosen_groups.append(group)
-        count += len(group)
-      if self.wwm_per_word_masking:
-        return self._mask_per_word(tokens, output, chosen_groups, rng)
-      chosen = [index for group in chosen_groups for index in group]
+        if count + len(group) <= num_to_predict:
+          chosen_groups.append(group)
+          count += len(group)
+      if not self.wwm_per_word_masking:
+        chosen_groups = [[i] for group in chosen_groups for i in group]
 
-    decisions = _mask_decisions(rng, len(chosen), len(vocab_words))
-    mask_token = spec.mask
-    for index, decision in zip(chosen, decisions):
-      if decision == -1:
-        output[index] = mask_token
-      elif decision >= 0:
-        output[index] = vocab_words[decision]
-    chosen.sort()
-    return output, chosen, [tokens[index] for index in chosen]
-
-  def _mask_per_word(self, tokens, output, chosen_groups, rng):
-    """#910 fix: one [MASK] / keep / random choice per whole word."""
-    vocab_words = self.spec.vocab_words
-    chosen = []
-    for group in chosen_groups:
+    output = list(tokens)
+    vocab_words = spec.vocab_words
+    for group in chosen_groups:   # 80% [MASK], 10% kept, 10% a random word
       if rng.random() < 0.8:
         for index in group:
-          output[index] = self.spec.mask
-      elif rng.random() < 0.5:
-        pass
-      else:
+          output[index] = spec.mask
+      elif rng.random() >= 0.5:
         for index in group:
           output[index] = vocab_words[rng.randint(0, len(vocab_words) - 1)]
-      chosen.extend(group)
-    chosen.sort()
+    chosen = sorted(i for group in chosen_groups for i in group)
     return output, chosen, [tokens[index] for index in chosen]
-
-
-def _prefix_sums(document):
-  """[0, len(s0), len(s0) + len(s1), ...] for a document's sentences."""
-  return list(itertools.accumulate(map(len, document), initial=0))
 
 
 class _LazyPrefixSums(dict):
-  """Prefix sums of the documents, computed when first needed."""
+  """[0, len(s0), len(s0) + len(s1), ...] of each document, when needed."""
 
   def __init__(self, documents):
     super().__init__()
     self._documents = documents
 
   def __missing__(self, index):
-    value = _prefix_sums(self._documents[index])
+    value = list(itertools.accumulate(map(len, self._documents[index]),
+                                      initial=0))
     self[index] = value
     return value
 
 
-def _truncate_pair(tokens_a, tokens_b, max_num_tokens, rng):
-  """truncate_seq_pair with the same draws; returns the truncated copies."""
-  len_a = len(tokens_a)
-  len_b = len(tokens_b)
-  excess = len_a + len_b - max_num_tokens
-  if excess <= 0:
-    return tokens_a, tokens_b
-  # Which segment loses each token depends on the lengths only (the longer
-  # one, ties: b); a draw < 0.5 takes it from the front, else the back.
-  front_a = back_a = front_b = back_b = 0
-  for from_front in _coin_flips(rng, excess):
-    if len_a > len_b:
-      if from_front:
-        front_a += 1
-      else:
-        back_a += 1
-      len_a -= 1
-    else:
-      if len_b < 1:
-        raise AssertionError("cannot truncate an empty segment")
-      if from_front:
-        front_b += 1
-      else:
-        back_b += 1
-      len_b -= 1
-  if front_a or back_a:
-    tokens_a = tokens_a[front_a:len(tokens_a) - back_a]
-  if front_b or back_b:
-    tokens_b = tokens_b[front_b:len(tokens_b) - back_b]
-  return tokens_a, tokens_b
-
-
 def truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng):
   """Truncates a pair of sequences to a maximum sequence length (in place)."""
-  new_a, new_b = _truncate_pair(tokens_a, tokens_b, max_num_tokens, rng)
-  tokens_a[:] = new_a
-  tokens_b[:] = new_b
+  while len(tokens_a) + len(tokens_b) > max_num_tokens:
+    trunc_tokens = tokens_a if len(tokens_a) > len(tokens_b) else tokens_b
+    if not trunc_tokens:
+      raise AssertionError("cannot truncate an empty segment")
+    # Randomly from the front or the back, to avoid biases.
+    if rng.random() < 0.5:
+      del trunc_tokens[0]
+    else:
+      trunc_tokens.pop()
 
 
 def _flag_or(name, default):
@@ -473,8 +335,7 @@ def create_masked_lm_predictions(tokens, masked_lm_prob,
   generator = _Generator(_TokenSpec.for_strings(vocab_words), 0, 0.0,
                          masked_lm_prob, max_predictions_per_seq,
                          do_whole_word_mask)
-  output, positions, labels = generator.mask(tokens, rng)
-  return output, positions, labels
+  return generator.mask(tokens, rng)
 
 
 def create_instances_from_document(all_documents, document_index,
@@ -503,15 +364,8 @@ def create_training_instances(input_files, tokenizer, max_seq_length,
                               max_predictions_per_seq, rng,
                               do_whole_word_mask=None):
   """Creates `TrainingInstance`s from raw text (original API, in memory)."""
-  all_documents = [[]]
-  for line in _iter_input_lines(input_files):
-    line = line.strip()
-    if not line:
-      all_documents.append([])
-    tokens = tokenizer.tokenize(line)
-    if tokens:
-      all_documents[-1].append(tokens)
-  all_documents = [x for x in all_documents if x]
+  all_documents = _documents(_tokenized(_iter_input_lines(input_files),
+                                        tokenizer.tokenize))
   rng.shuffle(all_documents)
   vocab_words = list(tokenizer.vocab.keys())
   instances = []
@@ -526,22 +380,27 @@ def create_training_instances(input_files, tokenizer, max_seq_length,
 
 
 # ---------------------------------------------------------------------------
-# Compact instance storage.
+# Instances as flat integer arrays: about 330 bytes each, a 0.15x peak RSS
+# against the original's objects (docs/create_pretraining_data.md).
 # ---------------------------------------------------------------------------
+
+_STORE_FIELDS = ("ids", "num_tokens", "b_start", "positions", "labels",
+                 "num_masked", "is_random_next")
+
+_FeatureBatch = collections.namedtuple(
+    "_FeatureBatch", ["input_ids", "num_tokens", "b_start", "positions",
+                      "label_ids", "num_masked", "next_sentence_labels"])
 
 
 class _InstanceStore(object):
-  """Instances as flat integer arrays (a few hundred bytes per instance)."""
+  """`ids` (masked tokens) and `labels` of all instances, concatenated."""
 
-  def __init__(self, id_typecode):
-    self.id_typecode = id_typecode
-    self.ids = array(id_typecode)        # masked tokens, concatenated
-    self.num_tokens = array("H")
-    self.b_start = array("H")
-    self.positions = array("H")           # masked positions, concatenated
-    self.labels = array(id_typecode)      # original ids, concatenated
-    self.num_masked = array("H")
-    self.is_random_next = bytearray()
+  def __init__(self, vocab):
+    id_typecode = "H" if len(vocab) <= 1 << 16 and max(
+        vocab.values(), default=0) < 1 << 16 else "I"
+    for name in _STORE_FIELDS:
+      setattr(self, name, array(id_typecode if name in ("ids", "labels")
+                                else "H"))
 
   def __len__(self):
     return len(self.num_tokens)
@@ -555,78 +414,34 @@ class _InstanceStore(object):
     self.num_masked.append(len(positions))
     self.is_random_next.append(1 if is_random_next else 0)
 
-  def state(self):
-    """Picklable contents (for results returned by worker processes)."""
-    return (self.id_typecode, self.ids.tobytes(), self.num_tokens.tobytes(),
-            self.b_start.tobytes(), self.positions.tobytes(),
-            self.labels.tobytes(), self.num_masked.tobytes(),
-            bytes(self.is_random_next))
+  def extend(self, other):
+    for name in _STORE_FIELDS:
+      getattr(self, name).extend(getattr(other, name))
 
-  def extend_from_state(self, state):
-    (_, ids, num_tokens, b_start, positions, labels, num_masked,
-     is_random_next) = state
-    self.ids.frombytes(ids)
-    self.num_tokens.frombytes(num_tokens)
-    self.b_start.frombytes(b_start)
-    self.positions.frombytes(positions)
-    self.labels.frombytes(labels)
-    self.num_masked.frombytes(num_masked)
-    self.is_random_next.extend(is_random_next)
-
-  def as_numpy(self):
-    """Read-only numpy views plus the start offset of every instance."""
-    views = _NumpyInstances(
-        ids=np.frombuffer(self.ids, dtype=self.ids.typecode),
-        num_tokens=np.frombuffer(self.num_tokens, dtype=np.uint16),
-        b_start=np.frombuffer(self.b_start, dtype=np.uint16),
-        positions=np.frombuffer(self.positions, dtype=np.uint16),
-        labels=np.frombuffer(self.labels, dtype=self.labels.typecode),
-        num_masked=np.frombuffer(self.num_masked, dtype=np.uint16),
-        is_random_next=np.frombuffer(bytes(self.is_random_next),
-                                     dtype=np.uint8))
-    return views
-
-
-class _NumpyInstances(object):
-  """numpy views of an `_InstanceStore`, batched into padded matrices."""
-
-  def __init__(self, ids, num_tokens, b_start, positions, labels, num_masked,
-               is_random_next):
-    self.ids = ids
-    self.num_tokens = num_tokens
-    self.b_start = b_start
-    self.positions = positions
-    self.labels = labels
-    self.num_masked = num_masked
-    self.is_random_next = is_random_next
-    self.token_offsets = _offsets(num_tokens)
-    self.masked_offsets = _offsets(num_masked)
-
-  def __len__(self):
-    return len(self.num_tokens)
-
-  def batch(self, rows, max_seq_length, max_predictions_per_seq):
-    """Padded feature matrices of the instances `rows` (in that order)."""
-    rows = np.asarray(rows, dtype=np.int64)
-    num_tokens = self.num_tokens[rows].astype(np.int64)
-    num_masked = self.num_masked[rows].astype(np.int64)
-    input_ids = _gather_padded(self.ids, self.token_offsets[rows], num_tokens,
-                               max_seq_length)
-    positions = _gather_padded(self.positions, self.masked_offsets[rows],
-                               num_masked, max_predictions_per_seq)
-    label_ids = _gather_padded(self.labels, self.masked_offsets[rows],
-                               num_masked, max_predictions_per_seq)
-    return _FeatureBatch(input_ids, num_tokens,
-                         self.b_start[rows].astype(np.int64), positions,
-                         label_ids, num_masked,
-                         self.is_random_next[rows].astype(np.int64))
+  def batches(self, order, max_seq_length, max_predictions_per_seq):
+    """Yields padded `_FeatureBatch`es of the instances in `order`."""
+    v = {name: np.frombuffer(getattr(self, name),
+                             dtype=getattr(self, name).typecode)
+         for name in _STORE_FIELDS}
+    token_starts = _offsets(v["num_tokens"])
+    masked_starts = _offsets(v["num_masked"])
+    for start in range(0, len(order), _WRITE_BATCH):
+      rows = np.asarray(order[start:start + _WRITE_BATCH], dtype=np.int64)
+      num_tokens = v["num_tokens"][rows].astype(np.int64)
+      num_masked = v["num_masked"][rows].astype(np.int64)
+      yield _FeatureBatch(
+          _gather_padded(v["ids"], token_starts[rows], num_tokens,
+                         max_seq_length),
+          num_tokens, v["b_start"][rows].astype(np.int64),
+          _gather_padded(v["positions"], masked_starts[rows], num_masked,
+                         max_predictions_per_seq),
+          _gather_padded(v["labels"], masked_starts[rows], num_masked,
+                         max_predictions_per_seq),
+          num_masked, v["is_random_next"][rows].astype(np.int64))
 
 
 def _offsets(lengths):
-  out = np.zeros(len(lengths), dtype=np.int64)
-  if len(lengths) > 1:
-    np.cumsum(lengths[:-1], dtype=np.int64, out=out[1:])
-  return out
+  return np.cumsum(lengths, dtype=np.int64) - lengths
 
 
 def _gather_padded(flat, starts, lengths, width):
@@ -639,308 +454,128 @@ def _gather_padded(flat, starts, lengths, width):
   return np.where(valid, flat[index].astype(np.int64), 0)
 
 
-_FeatureBatch = collections.namedtuple(
-    "_FeatureBatch", ["input_ids", "num_tokens", "b_start", "positions",
-                      "label_ids", "num_masked", "next_sentence_labels"])
-
-
 # ---------------------------------------------------------------------------
-# tf.train.Example and TFRecord wire format, vectorised.
+# tf.train.Example records in the protobuf and TFRecord wire formats, a batch
+# at a time with numpy: TensorFlow's import alone would cost about 6 s and
+# 590 MB (docs/create_pretraining_data.md).
 # ---------------------------------------------------------------------------
 #
-# Example = field 1 (Features); Features = repeated field 1 (map entries);
-# map entry = field 1 (key string), field 2 (Feature); Feature = field 2
-# (FloatList) or field 3 (Int64List); the lists = packed field 1. Features
-# are written in the original's insertion order, as protobuf's pure-Python
-# runtime writes a map built in that order. A TFRecord is the little-endian
-# uint64 length, its masked CRC-32C, the data and the data's masked CRC-32C.
-#
-# CRC-32C is linear: crc(data) = crc(zero bytes of the same length) XOR the
-# XOR over all bytes of G[d][byte], where d is the byte's distance from the
-# end and G[d][b] the zero-initialised CRC register after byte b followed by
-# d zero bytes. So the CRC of many records is computed with table lookups on
-# the non-zero bytes only, runs of 0/1 bytes in O(1) through prefix tables.
+# A batch is built as a byte matrix with a `keep` mask (one row per record):
+# its kept bytes, row by row, are the records back to back. Example = field 1
+# (Features) = repeated field 1 (map entry: key 1, Feature 2); Feature =
+# FloatList (field 2) or Int64List (3), each a packed field 1. A TFRecord is
+# the uint64 length, its masked CRC-32C, the data, the data's masked CRC-32C.
 
 _FEATURE_NAMES = ("input_ids", "input_mask", "segment_ids",
                   "masked_lm_positions", "masked_lm_ids", "masked_lm_weights",
                   "next_sentence_labels")
-_CRC32C_POLY = 0x82F63B78
-_CRC_MASK_DELTA = 0xA282EAD8
 
 
 def _crc32c_table():
   table = np.arange(256, dtype=np.uint32)
   for _ in range(8):
-    table = np.where(table & 1, (table >> 1) ^ _CRC32C_POLY, table >> 1)
+    table = np.where(table & 1, (table >> 1) ^ 0x82F63B78, table >> 1)
   return table.astype(np.uint32)
 
 
-def _varint_bytes(values):
-  """Varint encoding of non-negative integers: (planes, lengths).
+_CRC_TABLE = _crc32c_table()
+# [d * 256 + b]: the CRC register after byte b and d zero bytes, from zero.
+_CRC_BY_DISTANCE = [_CRC_TABLE]
 
-  `planes[b]` holds byte b of every value's encoding (valid where
-  `lengths > b`).
-  """
+
+def _masked_crc32c(stream, lengths):
+  """TFRecord's masked CRC-32C of each record of `stream` (back to back)."""
+  if len(_CRC_BY_DISTANCE[0]) < 256 * int(lengths.max()):
+    rows = [_CRC_TABLE]
+    while len(rows) < int(lengths.max()):
+      rows.append(_CRC_TABLE[rows[-1] & 0xFF] ^ (rows[-1] >> 8))
+    _CRC_BY_DISTANCE[0] = np.concatenate(rows)
+  table = _CRC_BY_DISTANCE[0]
+  # CRC-32C is linear: the XOR of one entry per byte, by its distance from
+  # the record's end; the initial 0xFFFFFFFF acts as four inverted bytes.
+  starts = _offsets(lengths)
+  index = np.repeat((starts + lengths - 1).astype(np.int32), lengths)
+  index -= np.arange(len(stream), dtype=np.int32)   # the distance
+  index <<= 8
+  index += stream
+  crc = np.bitwise_xor.reduceat(table[index], starts)
+  for k in range(1, 5):
+    crc ^= table[(lengths - k) * 256 + 0xFF]
+  crc = ~crc
+  crc = ((crc >> 15) | (crc << 17)) + np.uint32(0xA282EAD8)
+  return crc.astype("<u4").view(np.uint8).reshape(-1, 4)
+
+
+def _cat(*parts):
+  """Parts side by side: a part is ([(bytes, keep) matrices], lengths)."""
+  return ([m for part in parts for m in part[0]], sum(p[1] for p in parts))
+
+
+def _const(data, rows):
+  data = np.frombuffer(data, dtype=np.uint8)
+  return ([(np.broadcast_to(data, (rows, len(data))),
+            np.broadcast_to(True, (rows, len(data))))],
+          np.full(rows, len(data)))
+
+
+def _varints(values):
+  """The part of the varints of a [rows, n] matrix of non-negative integers."""
   values = np.asarray(values)
   if values.size and values.min() < 0:
     raise ValueError("negative value in a feature")
-  top = int(values.max()) if values.size else 0
-  values = values.astype(np.int32 if top < (1 << 31) else np.int64)
-  width = max(1, (top.bit_length() + 6) // 7)
-  lengths = np.ones(values.shape, dtype=values.dtype)
-  planes = []
+  width = max(1, (int(values.max(initial=0)).bit_length() + 6) // 7)
+  values = values.astype(np.uint32 if width < 5 else np.uint64)
+  data = np.empty(values.shape + (width,), np.uint8)
+  keep = np.ones(values.shape + (width,), bool)
   for b in range(width):
-    plane = (values >> (7 * b)) & 0x7F
-    if b + 1 < width:
-      more = values >= (1 << (7 * (b + 1)))
-      lengths += more
-      plane |= more.astype(values.dtype) << 7
-    planes.append(plane)
-  return planes, lengths
+    data[:, :, b] = (values >> (7 * b)) & 0x7F
+    if b:
+      keep[:, :, b] = values >= (1 << (7 * b))
+      data[:, :, b - 1] |= keep[:, :, b] * np.uint8(0x80)
+  keep = keep.reshape(len(values), -1)
+  return [(data.reshape(len(values), -1), keep)], keep.sum(axis=1)
 
 
-def _varint_length(values):
-  values = np.asarray(values, dtype=np.int64)
-  length = np.ones(values.shape, dtype=np.int64)
-  for b in range(1, 10):
-    length += values >= (1 << (7 * b))
-  return length
-
-
-class _TFRecordEncoder(object):
-  """Serialises batches of instances as framed TFRecords of tf.train.Example."""
-
-  def __init__(self):
-    self._table = _crc32c_table()
-    self._size = 0
-    self._g = None
-    self._const_tables = {}
-
-  def _grow(self, size):
-    """Tables for records of up to `size` bytes."""
-    if size <= self._size:
-      return
-    size = max(size, 2 * self._size, 256)
-    table = self._table
-    g = np.empty((size + 8, 256), dtype=np.uint32)
-    row = table.copy()
-    for d in range(size + 8):
-      if d:
-        row = table[row & 0xFF] ^ (row >> 8)
-      g[d] = row
-    self._g = g
-    self._g_flat = g.reshape(-1)
-    # CRC of d zero bytes (with the standard initial and final XOR).
-    zeros = np.zeros(size + 9, dtype=np.uint32)
-    register = 0xFFFFFFFF
-    for d in range(1, size + 9):
-      register = int(table[register & 0xFF]) ^ (register >> 8)
-      zeros[d] = register ^ 0xFFFFFFFF
-    self._zeros = zeros
-    # XOR of G[d'][1] for d' < d: runs of 0x01 bytes.
-    self._ones_prefix = np.concatenate(
-        [[0], np.bitwise_xor.accumulate(g[:, 1])]).astype(np.uint32)
-    # float32 1.0 = 00 00 80 3f: a 3f byte at distance e with 80 after it.
-    pair = g[:-1, 0x3F] ^ g[1:, 0x80]
-    strided = np.zeros(len(pair) + 4, dtype=np.uint32)
-    for phase in range(4):
-      strided[4 + phase::4] = np.bitwise_xor.accumulate(pair[phase::4])
-    self._float_one_prefix = strided   # index e + 4
-    self._const_tables = {}
-    self._size = size
-
-  def _const_table(self, data):
-    """XOR of G[d_end + len - 1 - i][data[i]] for every end distance d_end."""
-    table = self._const_tables.get(data)
-    if table is None:
-      rows = len(self._g) - len(data)
-      table = np.zeros(rows, dtype=np.uint32)
-      for i, byte in enumerate(data):
-        if byte:
-          shift = len(data) - 1 - i
-          table ^= self._g[shift:shift + rows, byte]
-      self._const_tables[data] = table
-    return table
-
-  def _masked(self, crc):
-    crc = crc.astype(np.uint64)
-    rotated = ((crc >> np.uint64(15)) | (crc << np.uint64(17))) & np.uint64(
-        0xFFFFFFFF)
-    return ((rotated + np.uint64(_CRC_MASK_DELTA)) &
-            np.uint64(0xFFFFFFFF)).astype("<u4")
-
-  def encode(self, features):
-    """Returns (stream, lengths): framed records back to back, and sizes."""
-    batch = len(features.num_tokens)
-    if batch == 0:
-      return np.zeros(0, dtype=np.uint8), np.zeros(0, dtype=np.int64)
-    seq = features.input_ids.shape[1]
-    preds = features.positions.shape[1]
-    num_tokens = features.num_tokens.astype(np.int64)
-    b_start = np.minimum(features.b_start.astype(np.int64), num_tokens)
-    num_masked = features.num_masked.astype(np.int64)
-    ids = _varint_bytes(features.input_ids)
-    positions = _varint_bytes(features.positions)
-    labels = _varint_bytes(features.label_ids)
-    next_sentence = _varint_bytes(features.next_sentence_labels[:, None])
-    full = lambda value: np.full(batch, value, dtype=np.int64)
-    # (key, Feature field tag, value count, packed length, payload writer)
-    specs = [
-        (b"input_ids", 0x1A, seq, ids[1].sum(axis=1), ("varint", ids)),
-        (b"input_mask", 0x1A, seq, full(seq), ("ones", 0, num_tokens)),
-        (b"segment_ids", 0x1A, seq, full(seq),
-         ("ones", b_start, num_tokens)),
-        (b"masked_lm_positions", 0x1A, preds, positions[1].sum(axis=1),
-         ("varint", positions)),
-        (b"masked_lm_ids", 0x1A, preds, labels[1].sum(axis=1),
-         ("varint", labels)),
-        (b"masked_lm_weights", 0x12, preds, full(4 * preds),
-         ("float_ones", num_masked)),
-        (b"next_sentence_labels", 0x1A, 1, next_sentence[1].sum(axis=1),
-         ("varint", next_sentence)),
-    ]
-    segments = []   # ("const", bytes) / ("varint", values [B]) / payload
-    features_length = np.zeros(batch, dtype=np.int64)
-    for key, tag, count, packed_length, payload in specs:
-      if count:
-        list_length = 1 + _varint_length(packed_length) + packed_length
-      else:
-        list_length = full(0)
-      feature_length = 1 + _varint_length(list_length) + list_length
-      entry_length = (2 + len(key)) + 1 + _varint_length(
-          feature_length) + feature_length
-      features_length += 1 + _varint_length(entry_length) + entry_length
-      segments += [("const", b"\x0a"), ("varint", entry_length),
-                   ("const", bytes([0x0A, len(key)]) + key + b"\x12"),
-                   ("varint", feature_length), ("const", bytes([tag])),
-                   ("varint", list_length)]
-      if count:
-        segments += [("const", b"\x0a"), ("varint", packed_length),
-                     ("payload", packed_length, payload)]
-    segments = [("const", b"\x0a"), ("varint", features_length)] + segments
-    segments = _merge_constant_segments(segments)
-    data_length = 1 + _varint_length(features_length) + features_length
-
-    self._grow(int(data_length.max()) + 1)
-    g_flat = self._g_flat
-    framed_length = data_length + 16
-    record_start = np.zeros(batch, dtype=np.int64)
-    np.cumsum(framed_length[:-1], out=record_start[1:])
-    # One spare byte at the end receives the writes of unused varint slots.
-    out = np.zeros(int(framed_length.sum()) + 1, dtype=np.uint8)
-    offset = record_start + 12
-    end = offset + data_length
-    crc = np.zeros(batch, dtype=np.uint32)
-    for segment in segments:
-      kind = segment[0]
-      if kind == "const":
-        data = segment[1]
-        out[offset[:, None] + np.arange(len(data))] = np.frombuffer(
-            data, dtype=np.uint8)
-        crc ^= self._const_table(data)[end - offset - len(data)]
-        offset = offset + len(data)
-      elif kind == "varint":
-        planes, lengths = _varint_bytes(segment[1][:, None])
-        crc ^= self._write_varints(out, offset[:, None], end[:, None], planes,
-                                   lengths)
-        offset = offset + lengths[:, 0]
-      else:
-        _, packed_length, (payload_kind, *args) = segment
-        if payload_kind == "varint":
-          planes, lengths = args[0]
-          inner = np.zeros(lengths.shape, dtype=np.int64)
-          np.cumsum(lengths[:, :-1], axis=1, out=inner[:, 1:])
-          crc ^= self._write_varints(out, offset[:, None] + inner,
-                                     end[:, None], planes, lengths)
-        elif payload_kind == "ones":
-          low, high = args
-          columns = np.arange(seq, dtype=np.int64)[None, :]
-          ones = ((columns >= np.reshape(low, (-1, 1))) &
-                  (columns < high[:, None])).view(np.uint8)
-          out[offset[:, None] + columns] = ones
-          distance = end - offset
-          crc ^= (self._ones_prefix[distance - low] ^
-                  self._ones_prefix[distance - high])
-        else:   # float_ones: 1.0 for the first `count` values, then 0.0
-          count = args[0]
-          columns = np.arange(preds, dtype=np.int64)[None, :]
-          where = columns < count[:, None]
-          starts = (offset[:, None] + 4 * columns)[where]
-          out[starts + 2] = 0x80
-          out[starts + 3] = 0x3F
-          last = end - offset - 4   # distance of the first 3f byte, + 4 per
-          crc ^= (self._float_one_prefix[last + 4] ^
-                  self._float_one_prefix[last + 4 - 4 * count])
-        offset = offset + packed_length
-    data_crc = self._masked(crc ^ self._zeros[data_length])
-
-    length_bytes = data_length.astype("<u8").view(np.uint8).reshape(batch, 8)
-    length_crc = np.zeros(batch, dtype=np.uint32)
-    for i in range(8):
-      length_crc ^= g_flat[(7 - i) * 256 + length_bytes[:, i].astype(np.int64)]
-    length_crc = self._masked(length_crc ^ self._zeros[8])
-    header = np.concatenate(
-        [length_bytes, length_crc.view(np.uint8).reshape(batch, 4)], axis=1)
-    out[record_start[:, None] + np.arange(12)] = header
-    out[end[:, None] + np.arange(4)] = data_crc.view(np.uint8).reshape(batch, 4)
-    return out[:-1], framed_length
-
-  def _write_varints(self, out, starts, end, planes, lengths):
-    """Writes varint bytes at `starts` (+ byte index); returns their CRC part."""
-    crc = np.zeros(starts.shape[0], dtype=np.uint32)
-    g_flat = self._g_flat
-    # Table row of byte 0 of every value: its distance from the record end.
-    row_base = ((end - 1 - starts) * 256).astype(np.int32)
-    for b, plane in enumerate(planes):
-      plane = plane.astype(np.int32)
-      if b == 0:
-        out[starts] = plane
-        crc ^= np.bitwise_xor.reduce(g_flat[row_base + plane], axis=1)
-        continue
-      valid = lengths > b
-      count = int(np.count_nonzero(valid))
-      if not count:
-        break
-      if count * 3 > valid.size:
-        # Mostly used: dense, with unused slots reading G[0][0] == 0.
-        out[np.where(valid, starts + b, len(out) - 1)] = plane
-        index = np.where(valid, row_base - 256 * b + plane, 0)
-        crc ^= np.bitwise_xor.reduce(g_flat[index], axis=1)
-      else:
-        rows, columns = np.nonzero(valid)
-        values = plane[rows, columns]
-        out[np.broadcast_to(starts, valid.shape)[rows, columns] + b] = values
-        np.bitwise_xor.at(crc, rows, g_flat[
-            np.broadcast_to(row_base, valid.shape)[rows, columns] - 256 * b +
-            values])
-    return crc
-
-
-def _merge_constant_segments(segments):
-  """Turns batch-constant varints into bytes and merges adjacent bytes."""
-  merged = []
-  for segment in segments:
-    if segment[0] == "varint" and (segment[1] == segment[1][0]).all():
-      planes, lengths = _varint_bytes(segment[1][:1])
-      segment = ("const", bytes(int(planes[b][0]) for b in range(lengths[0])))
-    if segment[0] == "const" and merged and merged[-1][0] == "const":
-      merged[-1] = ("const", merged[-1][1] + segment[1])
-    else:
-      merged.append(segment)
-  return merged
-
-
-_ENCODER = _TFRecordEncoder()
+def _prefixed(tag, part):
+  """`tag`, the length of `part` as a varint, then `part`."""
+  return _cat(_const(bytes([tag]), len(part[1])), _varints(part[1][:, None]),
+              part)
 
 
 def encode_tfrecords(features):
-  """Serialises a `_FeatureBatch` as framed TFRecords (stream, lengths)."""
-  return _ENCODER.encode(features)
-
-
-# ---------------------------------------------------------------------------
-# Files: local through Python's io, everything else through tf.io.gfile.
-# ---------------------------------------------------------------------------
+  """A `_FeatureBatch` as framed TFRecords: (byte stream, record lengths)."""
+  rows, seq = features.input_ids.shape
+  columns = np.arange(seq)[None, :]
+  input_mask = columns < features.num_tokens[:, None]
+  weights = (np.arange(features.positions.shape[1])[None, :] <
+             features.num_masked[:, None]).astype("<f4").view(np.uint8)
+  values = [
+      _varints(features.input_ids), _varints(input_mask),
+      _varints(input_mask & (columns >= features.b_start[:, None])),
+      _varints(features.positions), _varints(features.label_ids),
+      ([(weights, np.ones(weights.shape, bool))],
+       np.full(rows, weights.shape[1])),
+      _varints(features.next_sentence_labels[:, None])]
+  entries = []
+  for name, packed in zip(_FEATURE_NAMES, values):
+    value_list = _prefixed(0x0A, packed) if packed[0][0][0].shape[1] else (
+        [], np.zeros(rows, np.int64))
+    feature = _prefixed(0x12 if name == "masked_lm_weights" else 0x1A,
+                        value_list)
+    key = bytes([0x0A, len(name)]) + name.encode("ascii")
+    entries.append(_prefixed(0x0A, _cat(_const(key, rows),
+                                        _prefixed(0x12, feature))))
+  matrices, lengths = _prefixed(0x0A, _cat(*entries))
+  data = np.concatenate([m[0] for m in matrices], axis=1)
+  keep = np.concatenate([m[1] for m in matrices], axis=1)
+  length_bytes = lengths.astype("<u8").view(np.uint8).reshape(rows, 8)
+  header = np.concatenate([length_bytes, _masked_crc32c(
+      length_bytes.ravel(), np.full(rows, 8))], axis=1)
+  footer = _masked_crc32c(data[keep], lengths)
+  framed = np.concatenate([header, data, footer], axis=1)
+  keep = np.concatenate([np.ones((rows, 12), bool), keep,
+                         np.ones((rows, 4), bool)], axis=1)
+  return framed[keep], lengths + 16
 
 
 def create_int_feature(values):
@@ -955,15 +590,9 @@ def create_float_feature(values):
   return tf.train.Feature(float_list=tf.train.FloatList(value=list(values)))
 
 
-def _gfile_for(path):
-  return tokenization._tf_gfile_for(path)  # pylint: disable=protected-access
-
-
-def _glob(pattern):
-  gfile = _gfile_for(pattern)
-  if gfile is not None:
-    return list(gfile.glob(pattern))
-  return glob_lib.glob(pattern)
+# ---------------------------------------------------------------------------
+# Files: local through Python's io, `scheme://` paths through tf.io.gfile.
+# ---------------------------------------------------------------------------
 
 
 def _expand_input_files(input_file):
@@ -972,7 +601,11 @@ def _expand_input_files(input_file):
   for pattern in input_file.split(","):
     if not pattern:
       continue
-    matches = _glob(pattern)
+    if common.is_remote(pattern):
+      import tensorflow as tf  # pylint: disable=g-import-not-at-top
+      matches = tf.io.gfile.glob(pattern)
+    else:
+      matches = glob_lib.glob(pattern)
     if not matches:
       raise UserError("--input_file pattern %r matches no file: check the "
                       "path (patterns are comma-separated globs)." % pattern)
@@ -980,75 +613,44 @@ def _expand_input_files(input_file):
   return input_files
 
 
-def _open_read(path):
-  gfile = _gfile_for(path)
-  if gfile is not None:
-    return gfile.GFile(path, "rb")
-  return open(path, "rb")
+def _iter_input_lines(input_files, progress=None):
+  """Lines of all files in order, as TF's GFile.readline() split them.
+
+  Lines end only at "\\n" (not returned); every "\\r" is dropped; strict
+  UTF-8 (a bad byte is an error naming the file and line).
+  """
+  for path in input_files:
+    try:
+      with common.open_file(path, "rb") as reader:
+        for number, raw in enumerate(reader, 1):
+          if progress is not None:
+            progress.bytes_read += len(raw)
+          ended = raw.endswith(b"\n")
+          raw = raw.replace(b"\r", b"")
+          if not ended and not raw:
+            continue
+          try:
+            yield raw.decode("utf-8").rstrip("\n") if ended else raw.decode(
+                "utf-8")
+          except UnicodeDecodeError as e:
+            raise UserError(
+                "Input file %s, line %d (column %d) is not valid UTF-8 (byte "
+                "0x%02x): convert the file to UTF-8." %
+                (path, number, e.start + 1, raw[e.start])) from None
+    except UserError:
+      raise
+    except Exception as e:  # pylint: disable=broad-except
+      raise UserError("Cannot read input file %s: %s" % (path, e)) from e
 
 
 def _file_size(path):
   try:
-    gfile = _gfile_for(path)
-    if gfile is not None:
-      return gfile.stat(path).length
+    if common.is_remote(path):
+      import tensorflow as tf  # pylint: disable=g-import-not-at-top
+      return tf.io.gfile.stat(path).length
     return os.path.getsize(path)
   except Exception:  # pylint: disable=broad-except
     return 0
-
-
-_READ_BLOCK = 1 << 22
-
-
-def _iter_input_lines(input_files, progress=None):
-  """Lines of all files in order, split as TF's GFile.readline() did.
-
-  Lines end only at "\\n"; every "\\r" is dropped; strict UTF-8 (a bad byte
-  is an error naming the file and line).
-  """
-  for path in input_files:
-    line_number = 0
-    try:
-      reader = _open_read(path)
-    except Exception as e:  # pylint: disable=broad-except
-      raise UserError("Cannot read input file %s: %s" % (path, e)) from e
-    with reader:
-      rest = b""
-      while True:
-        try:
-          block = reader.read(_READ_BLOCK)
-        except Exception as e:  # pylint: disable=broad-except
-          raise UserError("Cannot read input file %s: %s" % (path, e)) from e
-        if progress is not None:
-          progress.bytes_read += len(block)
-        if not block:
-          break
-        block = rest + block
-        cut = block.rfind(b"\n") + 1
-        rest = block[cut:]
-        if cut:
-          lines = _decode_lines(block[:cut], path, line_number)
-          lines.pop()  # after the final "\n"
-          line_number += len(lines)
-          yield from lines
-      if rest:
-        lines = _decode_lines(rest, path, line_number)
-        if lines[-1]:
-          yield lines[-1]
-
-
-def _decode_lines(data, path, first_line_number):
-  if b"\r" in data:
-    data = data.replace(b"\r", b"")
-  try:
-    return data.decode("utf-8").split("\n")
-  except UnicodeDecodeError as e:
-    line = first_line_number + data.count(b"\n", 0, e.start) + 1
-    line_start = data.rfind(b"\n", 0, e.start) + 1
-    raise UserError(
-        "Input file %s, line %d (column %d) is not valid UTF-8 (byte 0x%02x): "
-        "convert the file to UTF-8." % (path, line, e.start - line_start + 1,
-                                        data[e.start])) from None
 
 
 def _no_instances_error():
@@ -1060,70 +662,45 @@ def _no_instances_error():
 
 
 class _OutputFiles(object):
-  """The output files, written under temporary names and renamed at the end."""
+  """Records round-robin over the files, under temporary names until commit."""
 
   def __init__(self, paths):
-    self.paths = paths
-    self.temp_paths = [common.temp_name(p) for p in paths]
+    self._files = contextlib.ExitStack()
     self.writers = []
     self.records_written = 0
     try:
-      for path, temp in zip(paths, self.temp_paths):
-        gfile = _gfile_for(path)
-        if gfile is not None:
-          self.writers.append(gfile.GFile(temp, "wb"))
-        else:
-          directory = os.path.dirname(os.path.abspath(path))
-          if not os.path.isdir(directory):
-            raise UserError("Cannot write output file %s: directory %s does "
-                            "not exist." % (path, directory))
-          self.writers.append(open(temp, "wb"))
-    except UserError:
-      self.abort()
-      raise
+      for path in paths:
+        self.writers.append(self._files.enter_context(
+            common.atomic_write(path, "wb")))
     except Exception as e:  # pylint: disable=broad-except
       self.abort()
       raise UserError("Cannot write output file %s: %s" % (
           paths[len(self.writers)], e)) from e
 
-  def write(self, stream, lengths):
-    """Writes framed records round-robin over the files."""
-    count = len(lengths)
-    if not count:
+  def write(self, stream, lengths, features=None, inv_vocab=None):
+    """Writes encoded records; logs the run's first 20 (with `features`)."""
+    if features is not None:
+      for row in range(min(len(lengths), max(0, 20 - self.records_written))):
+        _log_example(inv_vocab, features, row)
+    data = stream.tobytes()
+    if len(self.writers) == 1:
+      self.writers[0].write(data)
+      self.records_written += len(lengths)
       return
-    num_files = len(self.writers)
-    if num_files == 1:
-      self.writers[0].write(stream.tobytes())
-    else:
-      starts = _offsets(lengths)
-      record_file = (self.records_written + np.arange(count)) % num_files
-      for f in range(num_files):
-        rows = np.nonzero(record_file == f)[0]
-        if len(rows):
-          index = np.repeat(starts[rows] - _offsets(lengths[rows]),
-                            lengths[rows]) + np.arange(lengths[rows].sum())
-          self.writers[f].write(stream[index].tobytes())
-    self.records_written += count
+    position = 0
+    for length in lengths.tolist():
+      writer = self.writers[self.records_written % len(self.writers)]
+      writer.write(data[position:position + length])
+      position += length
+      self.records_written += 1
 
   def commit(self):
-    for writer in self.writers:
-      writer.close()
-    for path, temp in zip(self.paths, self.temp_paths):
-      common.rename(temp, path)
-    self.writers = []
+    self._files.close()
 
   def abort(self):
-    for writer in self.writers:
-      try:
-        writer.close()
-      except Exception:  # pylint: disable=broad-except
-        pass
-    self.writers = []
-    for temp in self.temp_paths:
-      try:
-        common.remove(temp)
-      except Exception:  # pylint: disable=broad-except
-        pass
+    # Leaves the atomic_write contexts as on an error: temporaries removed.
+    error = RuntimeError("aborted")
+    self._files.__exit__(type(error), error, None)
 
 
 # ---------------------------------------------------------------------------
@@ -1138,33 +715,25 @@ def _log_example(inv_vocab, features, row):
   logging.info("*** Example ***")
   logging.info("tokens: %s", " ".join(
       tokenization.printable_text(x) for x in tokens))
-  seq = features.input_ids.shape[1]
-  columns = np.arange(seq)
+  columns = np.arange(features.input_ids.shape[1])
   input_mask = (columns < num_tokens).astype(int)
   segment_ids = ((columns >= int(features.b_start[row])) &
                  (input_mask == 1)).astype(int)
-  preds = features.positions.shape[1]
   weights = [1.0 if k < int(features.num_masked[row]) else 0.0
-             for k in range(preds)]
-  values = [
-      ("input_ids", features.input_ids[row].tolist()),
-      ("input_mask", input_mask.tolist()),
-      ("segment_ids", segment_ids.tolist()),
-      ("masked_lm_positions", features.positions[row].tolist()),
-      ("masked_lm_ids", features.label_ids[row].tolist()),
-      ("masked_lm_weights", weights),
-      ("next_sentence_labels", [int(features.next_sentence_labels[row])]),
-  ]
-  for name, feature_values in values:
+             for k in range(features.positions.shape[1])]
+  values = [features.input_ids[row].tolist(), input_mask.tolist(),
+            segment_ids.tolist(), features.positions[row].tolist(),
+            features.label_ids[row].tolist(), weights,
+            [int(features.next_sentence_labels[row])]]
+  for name, feature_values in zip(_FEATURE_NAMES, values):
     logging.info("%s: %s", name, " ".join(str(x) for x in feature_values))
 
 
 class _Progress(common.Progress):
-  """Rate-limited progress lines: documents/s, instances/s, share done, ETA."""
+  """Progress lines: documents/s, instances/s, share done, ETA."""
 
   def __init__(self, interval_secs, total_bytes=0):
     super(_Progress, self).__init__(total_bytes, interval_secs)
-    self.total_bytes = total_bytes
     self.bytes_read = 0
 
   def report(self, phase, documents=None, instances=None, done=None,
@@ -1183,54 +752,41 @@ class _Progress(common.Progress):
     logging.info(" ".join(parts))
 
 
-class _Stats(object):
-  """Counts for the closing summary and the input warnings."""
+def _document_stats(documents):
+  return collections.Counter(
+      documents=len(documents), sentences=sum(map(len, documents)),
+      single_sentence_documents=sum(1 for d in documents if len(d) == 1))
 
-  def __init__(self):
-    self.documents = 0
-    self.sentences = 0
-    self.single_sentence_documents = 0
-    self.instances = 0
-    self.random_next = 0
-    self.masked = 0
 
-  def add_documents(self, documents):
-    self.documents += len(documents)
-    self.sentences += sum(len(d) for d in documents)
-    self.single_sentence_documents += sum(1 for d in documents if len(d) == 1)
+def _instance_stats(store):
+  return collections.Counter(instances=len(store),
+                             random_next=sum(store.is_random_next),
+                             masked=sum(store.num_masked))
 
-  def add_instances(self, numpy_instances):
-    self.instances += len(numpy_instances)
-    self.random_next += int(numpy_instances.is_random_next.sum())
-    self.masked += int(numpy_instances.num_masked.sum(dtype=np.int64))
 
-  def merge(self, other):
-    for name in vars(self):
-      setattr(self, name, getattr(self, name) + getattr(other, name))
+def _warn_about_input(stats):
+  if stats["documents"] and (stats["single_sentence_documents"] ==
+                             stats["documents"]):
+    logging.warning(
+        "Every document is one sentence long, so every instance is a "
+        "'random next' pair (next_sentence_labels 1) and the next sentence "
+        "task learns nothing. Put one sentence per line and a blank line "
+        "only between documents (google-research/bert#125).")
+  if stats["documents"] == 1:
+    logging.warning(
+        "The input is a single document: 'random next' sentences are taken "
+        "from that same document and are mislabelled. Separate documents "
+        "with blank lines (NVIDIA/DeepLearningExamples#421).")
 
-  def warn(self):
-    if self.documents == 0:
-      return  # main stops with an error: there is nothing to write.
-    if self.single_sentence_documents == self.documents:
-      logging.warning(
-          "Every document is one sentence long, so every instance is a "
-          "'random next' pair (next_sentence_labels 1) and the next sentence "
-          "task learns nothing. Put one sentence per line and a blank line "
-          "only between documents (google-research/bert#125).")
-    if self.documents == 1:
-      logging.warning(
-          "The input is a single document: 'random next' sentences are taken "
-          "from that same document and are mislabelled. Separate documents "
-          "with blank lines (NVIDIA/DeepLearningExamples#421).")
 
-  def log_summary(self, elapsed):
-    share = self.random_next / self.instances if self.instances else 0.0
-    logging.info(
-        "Summary: %d documents, %d sentences, %d instances, %d random next "
-        "(%.1f%%), %d masked tokens (%.2f per instance), %.1fs.",
-        self.documents, self.sentences, self.instances, self.random_next,
-        100.0 * share, self.masked,
-        self.masked / self.instances if self.instances else 0.0, elapsed)
+def _log_summary(stats, elapsed):
+  instances = stats["instances"]
+  logging.info(
+      "Summary: %d documents, %d sentences, %d instances, %d random next "
+      "(%.1f%%), %d masked tokens (%.2f per instance), %.1fs.",
+      stats["documents"], stats["sentences"], instances, stats["random_next"],
+      100.0 * stats["random_next"] / max(instances, 1), stats["masked"],
+      stats["masked"] / max(instances, 1), elapsed)
 
 
 # ---------------------------------------------------------------------------
@@ -1240,45 +796,33 @@ class _Stats(object):
 _WRITE_BATCH = 2048
 
 
-def _write_store(store, order, output, config, inv_vocab, log_examples,
-                 progress=None):
+def _write_store(store, order, output, max_seq_length,
+                 max_predictions_per_seq, inv_vocab, progress=None):
   """Writes the instances of `store` in the order `order`."""
-  instances = store.as_numpy()
-  total = len(order)
-  for start in range(0, total, _WRITE_BATCH):
-    rows = order[start:start + _WRITE_BATCH]
-    features = instances.batch(rows, config.max_seq_length,
-                               config.max_predictions_per_seq)
-    first = output.records_written
-    for row in range(min(len(rows), max(0, log_examples - first))):
-      _log_example(inv_vocab, features, row)
-    stream, lengths = encode_tfrecords(features)
-    output.write(stream, lengths)
+  done = 0
+  for features in store.batches(order, max_seq_length,
+                                max_predictions_per_seq):
+    output.write(*encode_tfrecords(features), features, inv_vocab)
+    done += len(features.num_tokens)
     if progress is not None and progress.due():
-      progress.report("Writing", instances=output.records_written,
-                      done=start + len(rows), total=total)
-  return instances
+      progress.report("Writing", instances=done, done=done, total=len(order))
 
 
 def write_instance_to_example_files(instances, tokenizer, max_seq_length,
                                     max_predictions_per_seq, output_files):
   """Writes `TrainingInstance`s to TFRecord files (original API)."""
-  store = _InstanceStore(_id_typecode(tokenizer.vocab))
-  vocab = tokenizer.vocab
+  store = _InstanceStore(tokenizer.vocab)
   for instance in instances:
     b_start = instance.segment_ids.index(1) if 1 in instance.segment_ids else (
         len(instance.tokens))
-    store.add(tokenization.convert_tokens_to_ids(vocab, instance.tokens),
-              b_start, instance.masked_lm_positions,
-              tokenization.convert_tokens_to_ids(vocab,
-                                                 instance.masked_lm_labels),
+    store.add(tokenizer.convert_tokens_to_ids(instance.tokens), b_start,
+              instance.masked_lm_positions,
+              tokenizer.convert_tokens_to_ids(instance.masked_lm_labels),
               instance.is_random_next)
-  config = _Config(max_seq_length=max_seq_length,
-                   max_predictions_per_seq=max_predictions_per_seq)
   output = _OutputFiles(list(output_files))
   try:
-    _write_store(store, list(range(len(store))), output, config,
-                 tokenizer.inv_vocab, 20)
+    _write_store(store, list(range(len(store))), output, max_seq_length,
+                 max_predictions_per_seq, tokenizer.inv_vocab)
     if not output.records_written:
       raise _no_instances_error()
     output.commit()
@@ -1288,159 +832,116 @@ def write_instance_to_example_files(instances, tokenizer, max_seq_length,
   logging.info("Wrote %d total instances", len(store))
 
 
-def _id_typecode(vocab):
-  return "H" if len(vocab) <= 1 << 16 and max(vocab.values(), default=0) < (
-      1 << 16) else "I"
-
-
-_Config = collections.namedtuple(
-    "_Config", ["max_seq_length", "max_predictions_per_seq"])
-
-
 # ---------------------------------------------------------------------------
 # The pipelines.
 # ---------------------------------------------------------------------------
 
-
-class _Settings(object):
-  """Everything a (worker) process needs to build a tokenizer and generate."""
-
-  def __init__(self, vocab_file, do_lower_case, strip_accents, never_split,
-               max_seq_length, max_predictions_per_seq, dupe_factor,
-               masked_lm_prob, short_seq_prob, random_seed, do_whole_word_mask,
-               wwm_per_word_masking):
-    self.vocab_file = vocab_file
-    self.do_lower_case = do_lower_case
-    self.strip_accents = strip_accents
-    self.never_split = never_split
-    self.max_seq_length = max_seq_length
-    self.max_predictions_per_seq = max_predictions_per_seq
-    self.dupe_factor = dupe_factor
-    self.masked_lm_prob = masked_lm_prob
-    self.short_seq_prob = short_seq_prob
-    self.random_seed = random_seed
-    self.do_whole_word_mask = do_whole_word_mask
-    self.wwm_per_word_masking = wwm_per_word_masking
-
-  def tokenizer(self):
-    return tokenization.FullTokenizer(
-        vocab_file=self.vocab_file, do_lower_case=self.do_lower_case,
-        strip_accents=self.strip_accents, never_split=self.never_split)
-
-  def generator(self, vocab):
-    return _Generator(_TokenSpec.for_ids(vocab, self.never_split),
-                      self.max_seq_length,
-                      self.short_seq_prob, self.masked_lm_prob,
-                      self.max_predictions_per_seq, self.do_whole_word_mask,
-                      self.wwm_per_word_masking)
+# Everything a (worker) process needs to build a tokenizer and generate.
+_Settings = collections.namedtuple("_Settings", [
+    "vocab_file", "do_lower_case", "strip_accents", "never_split",
+    "max_seq_length", "max_predictions_per_seq", "dupe_factor",
+    "masked_lm_prob", "short_seq_prob", "random_seed", "do_whole_word_mask",
+    "wwm_per_word_masking"])
 
 
-def _documents_from_lines(lines, tokenizer, progress=None):
-  """The original's document building, on token ids."""
-  documents = [[]]
-  tokenize = tokenizer.tokenize_to_ids
+def _tokenizer(settings):
+  return tokenization.FullTokenizer(
+      vocab_file=settings.vocab_file, do_lower_case=settings.do_lower_case,
+      strip_accents=settings.strip_accents, never_split=settings.never_split)
+
+
+def _tokenized(lines, tokenize):
+  """The tokens of each stripped line, None for a blank line."""
   for line in lines:
     line = line.strip()
-    if not line:
+    yield tokenize(line) if line else None
+
+
+def _documents(tokenized, progress=None):
+  """The original's documents: a blank line (None) starts a new one."""
+  documents = [[]]
+  for tokens in tokenized:
+    if tokens is None:
       documents.append([])
       if progress is not None and progress.due():
         progress.report("Reading", documents=len(documents) - 1,
-                        done=progress.bytes_read, total=progress.total_bytes)
-      continue
-    ids = tokenize(line)
-    if ids:
-      documents[-1].append(ids)
+                        done=progress.bytes_read, total=progress.total)
+    elif tokens:
+      documents[-1].append(tokens)
   return [d for d in documents if d]
 
 
-def _generate(documents, document_indexes, dupe_factor, generator, rng, store,
+def _generate(settings, vocab, documents, document_indexes, rng,
               progress=None):
-  """dupe_factor passes over `document_indexes`, instances into `store`."""
-  emit = store.add
-  total = dupe_factor * len(document_indexes)
+  """dupe_factor passes over `document_indexes`: an `_InstanceStore`."""
+  generator = _Generator(
+      _TokenSpec.for_ids(vocab), settings.max_seq_length,
+      settings.short_seq_prob, settings.masked_lm_prob,
+      settings.max_predictions_per_seq, settings.do_whole_word_mask,
+      settings.wwm_per_word_masking)
+  store = _InstanceStore(vocab)
+  total = settings.dupe_factor * len(document_indexes)
   done = 0
   prefix_sums = _LazyPrefixSums(documents)
-  for _ in range(dupe_factor):
+  for _ in range(settings.dupe_factor):
     for document_index in document_indexes:
-      generator.from_document(documents, document_index, rng, emit,
+      generator.from_document(documents, document_index, rng, store.add,
                               prefix_sums)
       done += 1
       if progress is not None and progress.due():
         progress.report("Generating", instances=len(store), done=done,
                         total=total)
+  return store
 
 
 # State of a worker process (set by the pool initializer).
 _WORKER = {}
 
 
-def _init_worker(settings, documents):
-  _WORKER["settings"] = settings
-  _WORKER["documents"] = documents
-  _WORKER["tokenizer"] = None
-
-
-def _worker_tokenizer():
-  if _WORKER["tokenizer"] is None:
-    _WORKER["tokenizer"] = _WORKER["settings"].tokenizer()
-  return _WORKER["tokenizer"]
+def _init_worker(settings, documents, tokenizer=None):
+  _WORKER.update(settings=settings, documents=documents,
+                 tokenizer=tokenizer or _tokenizer(settings))
 
 
 def _generate_shard(task):
   """In-memory mode, one worker's share of the documents."""
   worker_index, num_workers = task
   settings = _WORKER["settings"]
-  documents = _WORKER["documents"]
-  tokenizer = _worker_tokenizer()
-  rng = random.Random(_derived_seed(settings.random_seed, "worker", worker_index,
-                                 num_workers))
-  n = len(documents)
-  indexes = range(worker_index * n // num_workers,
-                  (worker_index + 1) * n // num_workers)
-  store = _InstanceStore(_id_typecode(tokenizer.vocab))
-  _generate(documents, indexes, settings.dupe_factor,
-            settings.generator(tokenizer.vocab), rng, store)
-  return store.state()
+  n = len(_WORKER["documents"])
+  rng = random.Random(_derived_seed(settings.random_seed, "worker",
+                                    worker_index, num_workers))
+  return _generate(settings, _WORKER["tokenizer"].vocab, _WORKER["documents"],
+                   range(worker_index * n // num_workers,
+                         (worker_index + 1) * n // num_workers), rng)
 
 
 def _tokenize_lines(lines):
-  """Worker: token ids of each (stripped) line, None for blank lines."""
-  tokenize = _worker_tokenizer().tokenize_to_ids
-  out = []
-  for line in lines:
-    line = line.strip()
-    out.append(tokenize(line) if line else None)
-  return out
+  return list(_tokenized(lines, _WORKER["tokenizer"].tokenize_to_ids))
 
 
 def _process_chunk(task, sink=None):
-  """Streaming mode: one chunk of lines -> framed records and counts.
+  """Streaming mode: one chunk of lines -> encoded records and its stats.
 
   With `sink`, each encoded batch goes to `sink(stream, lengths, features)`
   as soon as it is ready; without, the batches are returned (worker).
   """
   chunk_index, lines = task
   settings = _WORKER["settings"]
-  tokenizer = _worker_tokenizer()
-  documents = _documents_from_lines(lines, tokenizer)
+  tokenizer = _WORKER["tokenizer"]
+  documents = _documents(_tokenized(lines, tokenizer.tokenize_to_ids))
   del lines
-  rng = random.Random(_derived_seed(settings.random_seed, "chunk", chunk_index))
+  rng = random.Random(_derived_seed(settings.random_seed, "chunk",
+                                    chunk_index))
   rng.shuffle(documents)
-  store = _InstanceStore(_id_typecode(tokenizer.vocab))
-  _generate(documents, range(len(documents)), settings.dupe_factor,
-            settings.generator(tokenizer.vocab), rng, store)
+  store = _generate(settings, tokenizer.vocab, documents,
+                    range(len(documents)), rng)
   order = list(range(len(store)))
   rng.shuffle(order)
-  instances = store.as_numpy()
-  stats = _Stats()
-  stats.add_documents(documents)
-  stats.add_instances(instances)
+  stats = _document_stats(documents) + _instance_stats(store)
   del documents
   batches = []
-  for start in range(0, len(order), _WRITE_BATCH):
-    features = instances.batch(order[start:start + _WRITE_BATCH],
-                               settings.max_seq_length,
-                               settings.max_predictions_per_seq)
+  for features in store.batches(order, settings.max_seq_length,
+                                settings.max_predictions_per_seq):
     stream, lengths = encode_tfrecords(features)
     if sink is not None:
       sink(stream, lengths, features)
@@ -1459,64 +960,42 @@ def _mp_context():
 
 def _run_in_memory(settings, input_files, output, num_workers, interval):
   """The original pipeline (num_workers=1 gives the original's records)."""
-  tokenizer = settings.tokenizer()
+  tokenizer = _tokenizer(settings)
   progress = _Progress(interval, sum(_file_size(p) for p in input_files))
-  stats = _Stats()
   rng = random.Random(settings.random_seed)
   lines = _iter_input_lines(input_files, progress)
   if num_workers > 1:
-    documents = _parallel_documents(settings, lines, num_workers)
+    with _mp_context().Pool(num_workers, _init_worker,
+                            (settings, None)) as pool:
+      batches = iter(lambda: list(itertools.islice(lines, 2000)), [])
+      documents = _documents(itertools.chain.from_iterable(
+          pool.imap(_tokenize_lines, batches)))
   else:
-    documents = _documents_from_lines(lines, tokenizer, progress)
-  stats.add_documents(documents)
-  stats.warn()
+    documents = _documents(_tokenized(lines, tokenizer.tokenize_to_ids),
+                           progress)
+  stats = _document_stats(documents)
+  _warn_about_input(stats)
   rng.shuffle(documents)
 
-  store = _InstanceStore(_id_typecode(tokenizer.vocab))
-  progress = _Progress(interval)
   if num_workers > 1:
+    store = _InstanceStore(tokenizer.vocab)
     with _mp_context().Pool(num_workers, _init_worker,
                             (settings, documents)) as pool:
       del documents
-      for state in pool.imap(_generate_shard,
+      for shard in pool.imap(_generate_shard,
                              [(w, num_workers) for w in range(num_workers)]):
-        store.extend_from_state(state)
+        store.extend(shard)
   else:
-    _generate(documents, range(len(documents)), settings.dupe_factor,
-              settings.generator(tokenizer.vocab), rng, store, progress)
+    store = _generate(settings, tokenizer.vocab, documents,
+                      range(len(documents)), rng, _Progress(interval))
     del documents
 
   order = list(range(len(store)))
   rng.shuffle(order)
-  progress = _Progress(interval)
-  instances = _write_store(store, order, output, settings, tokenizer.inv_vocab,
-                           20, progress)
-  stats.add_instances(instances)
-  return stats
-
-
-def _parallel_documents(settings, lines, num_workers):
-  """Documents exactly as one process builds them, tokenized by a pool."""
-  documents = [[]]
-  with _mp_context().Pool(num_workers, _init_worker,
-                          (settings, None)) as pool:
-    batches = _batched(lines, 2000)
-    for tokenized in pool.imap(_tokenize_lines, batches):
-      for ids in tokenized:
-        if ids is None:
-          documents.append([])
-        elif ids:
-          documents[-1].append(ids)
-  return [d for d in documents if d]
-
-
-def _batched(iterable, size):
-  iterator = iter(iterable)
-  while True:
-    batch = list(itertools.islice(iterator, size))
-    if not batch:
-      return
-    yield batch
+  _write_store(store, order, output, settings.max_seq_length,
+               settings.max_predictions_per_seq, tokenizer.inv_vocab,
+               _Progress(interval))
+  return stats + _instance_stats(store)
 
 
 def _line_chunks(lines, chunk_bytes):
@@ -1537,33 +1016,27 @@ def _line_chunks(lines, chunk_bytes):
 def _run_streaming(settings, input_files, output, num_workers, interval,
                    chunk_mb):
   """Chunk by chunk: bounded memory, output independent of num_workers."""
-  tokenizer = settings.tokenizer()
+  tokenizer = _tokenizer(settings)
   progress = _Progress(interval, sum(_file_size(p) for p in input_files))
-  stats = _Stats()
+  stats = collections.Counter()
   chunks = enumerate(_line_chunks(_iter_input_lines(input_files, progress),
                                   max(1, int(chunk_mb * (1 << 20)))))
-  logged = [0]
 
   def write(stream, lengths, features):
-    if features is not None and logged[0] < 20:
-      for row in range(min(len(features.num_tokens), 20 - logged[0])):
-        _log_example(tokenizer.inv_vocab, features, row)
-        logged[0] += 1
-    output.write(stream, lengths)
+    output.write(stream, lengths, features, tokenizer.inv_vocab)
 
   def consume(result):
     batches, chunk_stats = result
-    for stream, lengths, features in batches:
-      write(stream, lengths, features)
-    stats.merge(chunk_stats)
+    for batch in batches:
+      write(*batch)
+    stats.update(chunk_stats)
     if progress.due():
-      progress.report("Streaming", documents=stats.documents,
-                      instances=stats.instances, done=progress.bytes_read,
-                      total=progress.total_bytes)
+      progress.report("Streaming", documents=stats["documents"],
+                      instances=stats["instances"], done=progress.bytes_read,
+                      total=progress.total)
 
   if num_workers <= 1:
-    _init_worker(settings, None)
-    _WORKER["tokenizer"] = tokenizer
+    _init_worker(settings, None, tokenizer)
     for task in chunks:
       consume(_process_chunk(task, sink=write))
   else:
@@ -1576,7 +1049,7 @@ def _run_streaming(settings, input_files, output, num_workers, interval,
           consume(pending.popleft().get())
       while pending:
         consume(pending.popleft().get())
-  stats.warn()
+  _warn_about_input(stats)
   return stats
 
 
@@ -1606,10 +1079,16 @@ def _check_flags():
     raise UserError("--streaming_chunk_mb must be > 0.")
   # The outputs are checked before the work, not found unwritable after it.
   for path in FLAGS.output_file.split(","):
-    if not common.is_remote(path) and os.path.isdir(path):
+    if common.is_remote(path):
+      continue
+    if os.path.isdir(path):
       raise UserError("--output_file=%s is a directory: pass a file name "
                       "(e.g. %s)." % (path, os.path.join(path,
                                                          "tf_examples.tfrecord")))
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+      raise UserError("Cannot write output file %s: directory %s does not "
+                      "exist." % (path, directory))
 
 
 def _load_settings():
@@ -1627,15 +1106,8 @@ def _load_settings():
   if not vocab:
     raise UserError("--vocab_file %s is empty." % FLAGS.vocab_file)
   _TokenSpec.for_ids(vocab)  # [CLS]/[SEP]/[MASK] present
-  return _Settings(
-      vocab_file=FLAGS.vocab_file, do_lower_case=FLAGS.do_lower_case,
-      strip_accents=FLAGS.strip_accents, never_split=FLAGS.never_split,
-      max_seq_length=FLAGS.max_seq_length,
-      max_predictions_per_seq=FLAGS.max_predictions_per_seq,
-      dupe_factor=FLAGS.dupe_factor, masked_lm_prob=FLAGS.masked_lm_prob,
-      short_seq_prob=FLAGS.short_seq_prob, random_seed=FLAGS.random_seed,
-      do_whole_word_mask=FLAGS.do_whole_word_mask,
-      wwm_per_word_masking=FLAGS.wwm_per_word_masking)
+  return _Settings(**{name: getattr(FLAGS, name)
+                      for name in _Settings._fields})
 
 
 def main(_):
@@ -1669,7 +1141,7 @@ def main(_):
     output.abort()
     raise
   logging.info("Wrote %d total instances", output.records_written)
-  stats.log_summary(time.time() - start)
+  _log_summary(stats, time.time() - start)
 
 
 def _main_with_errors(argv):

@@ -1,33 +1,16 @@
 """Tokenization classes: the original BERT WordPiece tokenizer, bit-identical.
 
-`FullTokenizer` = `BasicTokenizer` (text cleaning, CJK spacing, whitespace
-split, optional lower-casing and accent stripping, punctuation split) followed
-by `WordpieceTokenizer` (greedy longest-match-first WordPiece).  Every output is
-the one the original `tokenization.py` produces on the same Python Unicode
-database.
+`FullTokenizer` = `BasicTokenizer` (cleaning, CJK spacing, lower-casing, accent
+stripping, punctuation split) then `WordpieceTokenizer` (greedy longest match
+first), with the original's outputs on the same Unicode database; faster through
+lazily filled character tables and per-word caches.
 
-The implementation differs from the original only in speed:
+Opt-in additions (defaults keep the original behaviour): `strip_accents`
+(google-research/bert#130), `never_split` (#404) and
+`validate_case_matches_checkpoint(..., extended=True)`.
 
-* character classes come from translation tables and per-character caches
-  instead of a Python loop over every character of the text;
-* ASCII text takes dedicated fast paths;
-* the per-word steps (lower-casing, accent stripping, punctuation split and
-  WordPiece) are cached per whitespace-delimited word.
-
-Opt-in additions (defaults keep the original behaviour):
-
-* `strip_accents`: None (default) strips accents exactly when lower-casing, as
-  the original did; True/False decide independently of `do_lower_case`
-  (google-research/bert#130).
-* `never_split`: tokens such as "[MASK]" that are kept whole when they occur
-  in the text (google-research/bert#404).
-* `validate_case_matches_checkpoint(..., extended=True)` also knows the
-  whole-word-masking and the 24 small released models.
-
-File access: `load_vocab` reads through `tf.io.gfile`.  TensorFlow itself is
-imported lazily: a local path read by a process that has not imported
-TensorFlow is read with Python's own file I/O (the same bytes), so that data
-tools that need no TensorFlow do not pay its import time and memory.
+`load_vocab` reads through `tf.io.gfile`, except local paths in a process that
+has not imported TensorFlow (the same bytes without TensorFlow's import cost).
 """
 
 import collections
@@ -35,6 +18,9 @@ import itertools
 import re
 import sys
 import unicodedata
+
+from absl import flags
+from absl import logging
 
 # --------------------------------------------------------------------------
 # Checkpoint / casing consistency.
@@ -65,34 +51,13 @@ _EXTENDED_CASED_MODELS = ("wwm_cased_L-24_H-1024_A-16",)
 _CHECKPOINT_MODEL_NAME_RE = re.compile(r"^.*?([A-Za-z0-9_-]+)/bert_model.ckpt")
 
 
-def _warn(message):
-  """A warning through absl logging (imported lazily, as this module is
-  also used without it)."""
-  try:
-    from absl import logging  # pylint: disable=g-import-not-at-top
-    logging.warning("%s", message)
-  except ImportError:
-    sys.stderr.write("WARNING: %s\n" % message)
-
-
 def validate_case_matches_checkpoint(do_lower_case, init_checkpoint,
                                      extended=False):
-  """Checks that `do_lower_case` suits the released model in `init_checkpoint`.
+  """Raises ValueError if `do_lower_case` does not suit the released model.
 
-  The model is recognised by the name of the directory that holds
-  `bert_model.ckpt` (e.g. `.../uncased_L-12_H-768_A-12/bert_model.ckpt`).
-  Unknown names and checkpoints not called `bert_model.ckpt` are not checked.
-
-  Args:
-    do_lower_case: the `--do_lower_case` value in use.
-    init_checkpoint: the `--init_checkpoint` value (may be None or empty).
-    extended: also check the whole-word-masking models and the 24 small
-      models, which the original check does not know (default False: the
-      original behaviour).
-
-  Raises:
-    ValueError: the checkpoint is a known cased model and `do_lower_case` is
-      True, or a known uncased model and `do_lower_case` is False.
+  The model is the directory holding `bert_model.ckpt`; unknown names are not
+  checked. `extended=True` also knows the whole-word-masking and 24 small
+  models, which the original check does not.
   """
   if not init_checkpoint:
     return
@@ -125,13 +90,9 @@ def validate_case_matches_checkpoint(do_lower_case, init_checkpoint,
 
 def _case_check_skipped():
   """True when the script defines --skip_case_check and it is set."""
-  try:
-    from absl import flags  # pylint: disable=g-import-not-at-top
-    values = flags.FLAGS
-    return ("skip_case_check" in values and values.is_parsed() and
-            bool(values.skip_case_check))
-  except Exception:  # pylint: disable=broad-except
-    return False
+  values = flags.FLAGS
+  return ("skip_case_check" in values and values.is_parsed() and
+          bool(values.skip_case_check))
 
 
 # --------------------------------------------------------------------------
@@ -150,11 +111,7 @@ def convert_to_unicode(text):
 
 def printable_text(text):
   """Returns `text` encoded in a way suitable for print or logging (a `str`)."""
-  if isinstance(text, str):
-    return text
-  if isinstance(text, bytes):
-    return text.decode("utf-8", "ignore")
-  raise ValueError("Unsupported string type: %s" % (type(text)))
+  return convert_to_unicode(text)
 
 
 # --------------------------------------------------------------------------
@@ -163,71 +120,37 @@ def printable_text(text):
 
 
 def _tf_gfile_for(path):
-  """Returns `tf.io.gfile` when it should be used for `path`, else None.
-
-  `tf.io.gfile` is used for every path with a scheme (`gs://...`) and for
-  every path once TensorFlow is loaded in this process.  A local path in a
-  process without TensorFlow is read with Python's io module instead: the
-  bytes are the same, and importing TensorFlow would cost seconds and
-  hundreds of MB in data-only tools.
-  """
+  """`tf.io.gfile` for `scheme://` paths or once TensorFlow is loaded."""
   if "://" in str(path) or "tensorflow" in sys.modules:
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     return tf.io.gfile
   return None
 
 
-def read_file_bytes(path):
-  """Reads a whole file (local or `gs://`-style) as bytes.
-
-  Raises:
-    FileNotFoundError: there is no such file (also for `tf.io.gfile` paths).
-  """
-  gfile = _tf_gfile_for(path)
-  if gfile is None:
-    with open(path, "rb") as f:
-      return f.read()
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  try:
-    with gfile.GFile(path, "rb") as f:
-      return f.read()
-  except tf.errors.NotFoundError as e:
-    raise FileNotFoundError("No such file: %s (%s)" % (path, e.message)) from e
-
-
-def split_gfile_lines(data):
-  """Splits file bytes into text lines the way TF's `GFile.readline()` did.
-
-  A line ends only at "\\n" (not returned); every "\\r" byte is dropped
-  anywhere; a final line without "\\n" is a line unless it is empty after
-  dropping "\\r"; decoding is strict UTF-8.
-
-  Args:
-    data: the file's bytes.
-
-  Returns:
-    A list of `str` lines.
-
-  Raises:
-    UnicodeDecodeError: the data is not valid UTF-8.
-  """
-  if b"\r" in data:
-    data = data.replace(b"\r", b"")
-  lines = data.decode("utf-8").split("\n")
-  if lines[-1] == "":
-    lines.pop()
-  return lines
-
-
 def load_vocab(vocab_file):
   """Loads a vocabulary file into an OrderedDict token -> 0-based line number.
 
-  Each line is stripped of surrounding whitespace. A blank line becomes the
-  token "" and still takes an index; a repeated token keeps its first place
-  in the dict but takes the later index (both as the original).
+  Lines are split as TF's GFile.readline() did: at "\\n" only, every "\\r"
+  dropped, strict UTF-8. Each is stripped; a blank line is the token "" and
+  takes an index; a repeated token keeps its first place but takes the later
+  index (all as the original). FileNotFoundError also for gfile paths.
   """
+  gfile = _tf_gfile_for(vocab_file)
+  if gfile is None:
+    with open(vocab_file, "rb") as f:
+      data = f.read()
+  else:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    try:
+      with gfile.GFile(vocab_file, "rb") as f:
+        data = f.read()
+    except tf.errors.NotFoundError as e:
+      raise FileNotFoundError("No such file: %s (%s)" % (
+          vocab_file, e.message)) from e
+  lines = data.replace(b"\r", b"").decode("utf-8").split("\n")
+  if lines[-1] == "":
+    lines.pop()
   vocab = collections.OrderedDict()
-  lines = split_gfile_lines(read_file_bytes(vocab_file))
   for index, line in enumerate(lines):
     vocab[line.strip()] = index
   return vocab
@@ -248,9 +171,6 @@ def convert_ids_to_tokens(inv_vocab, ids):
 
 def whitespace_tokenize(text):
   """Strips and splits `text` on runs of whitespace (Python's `str.split`)."""
-  text = text.strip()
-  if not text:
-    return []
   return text.split()
 
 
@@ -290,86 +210,14 @@ def _is_cjk_codepoint(cp):
           (0xF900 <= cp <= 0xFAFF) or (0x2F800 <= cp <= 0x2FA1F))
 
 
-class _CleanTable(dict):
-  """`str.translate` table for text cleaning and CJK spacing, filled lazily.
-
-  Maps a code point to None (deleted: NUL, U+FFFD, control characters),
-  " " (whitespace), " <char> " (CJK ideograph) or itself (kept).
-  """
-
-  def __missing__(self, cp):
-    char = chr(cp)
-    if cp == 0 or cp == 0xFFFD or _is_control(char):
-      value = None
-    elif _is_whitespace(char):
-      value = " "
-    elif _is_cjk_codepoint(cp):
-      value = " " + char + " "
-    else:
-      value = cp
-    self[cp] = value
-    return value
-
-
-_CLEAN_TABLE = _CleanTable()
-# ASCII: delete the C0 controls and DEL, turn tab / newline / CR into spaces.
-_ASCII_CLEAN_TABLE = {cp: None for cp in list(range(0, 32)) + [127]}
-_ASCII_CLEAN_TABLE.update({9: " ", 10: " ", 13: " "})
-_ASCII_NEEDS_CLEANING_RE = re.compile("[\x00-\x1f\x7f]")
-
-_ASCII_PUNCTUATION = "".join(
-    chr(cp) for cp in range(128) if _is_punctuation(chr(cp)))
-_ASCII_PUNCTUATION_SPLIT_RE = re.compile(
-    "[%s]|[^%s]+" % (re.escape(_ASCII_PUNCTUATION),
-                     re.escape(_ASCII_PUNCTUATION)))
-
-
-class _PunctuationTable(dict):
-
-  def __missing__(self, char):
-    value = _is_punctuation(char)
-    self[char] = value
-    return value
-
-
-_PUNCTUATION_TABLE = _PunctuationTable()
-
-# Basic tokens of cleaned ASCII text: one punctuation character, or a run of
-# characters that are neither punctuation nor whitespace.
-_ASCII_BASIC_TOKEN_RE = re.compile(
-    "[%s]|[^\\s%s]+" % (re.escape(_ASCII_PUNCTUATION),
-                        re.escape(_ASCII_PUNCTUATION)))
-
-# Per-word caches are dropped once they hold this many entries (bounds memory
-# on corpora with very many distinct words).
-_DEFAULT_CACHE_SIZE = 1 << 17
-
-
-def _clean_and_split(text):
-  """Steps 2-4 of BasicTokenizer: clean, space out CJK, whitespace split."""
-  if text.isascii():
-    if _ASCII_NEEDS_CLEANING_RE.search(text):
-      text = text.translate(_ASCII_CLEAN_TABLE)
-    return text.split()
-  return text.translate(_CLEAN_TABLE).split()
-
-
-def _ascii_basic_tokens(text, do_lower_case):
-  """BasicTokenizer output for ASCII text (no never_split), in C-level calls."""
-  if _ASCII_NEEDS_CLEANING_RE.search(text):
-    text = text.translate(_ASCII_CLEAN_TABLE)
-  if do_lower_case:
-    text = text.lower()
-  return _ASCII_BASIC_TOKEN_RE.findall(text)
-
-
 class _LazyTable(dict):
-  """A dict that computes missing entries with `compute` and bounds its size."""
+  """A dict that computes missing entries with `compute`, of bounded size."""
 
-  def __init__(self, compute, max_size=None):
+  _max_size = 1 << 17   # Bounds memory on corpora of very many words.
+
+  def __init__(self, compute):
     super().__init__()
     self._compute = compute
-    self._max_size = max_size or _DEFAULT_CACHE_SIZE
 
   def __missing__(self, key):
     value = self._compute(key)
@@ -377,6 +225,28 @@ class _LazyTable(dict):
       self.clear()
     self[key] = value
     return value
+
+
+def _cleaned(cp):
+  """Text cleaning and CJK spacing of one code point, for `str.translate`."""
+  char = chr(cp)
+  if cp == 0 or cp == 0xFFFD or _is_control(char):
+    return None
+  if _is_whitespace(char):
+    return " "
+  if _is_cjk_codepoint(cp):
+    return " " + char + " "
+  return cp
+
+
+_CLEAN_TABLE = _LazyTable(_cleaned)
+
+_PUNCTUATION_TABLE = _LazyTable(_is_punctuation)
+
+
+def _clean_and_split(text):
+  """Steps 2-4 of BasicTokenizer: clean, space out CJK, whitespace split."""
+  return text.translate(_CLEAN_TABLE).split()
 
 
 def _strip_accents(text):
@@ -389,8 +259,6 @@ def _strip_accents(text):
 
 def _split_on_punctuation(text):
   """Makes every punctuation character its own token."""
-  if text.isascii():
-    return _ASCII_PUNCTUATION_SPLIT_RE.findall(text)
   output = []
   start = 0
   is_punct = _PUNCTUATION_TABLE
@@ -415,33 +283,17 @@ class FullTokenizer(object):
 
   def __init__(self, vocab_file, do_lower_case=True, strip_accents=None,
                never_split=None):
-    """Builds the tokenizer.
-
-    Args:
-      vocab_file: path of the vocab file (one token per line).
-      do_lower_case: lower-case the input (and, by default, strip accents).
-      strip_accents: None (original): strip accents iff `do_lower_case`;
-        True/False: strip or keep accents regardless of `do_lower_case`.
-      never_split: optional iterable of tokens (e.g. "[MASK]", "[CLS]") that
-        are kept whole, neither lower-cased nor split, where they occur in
-        the text.
-    """
+    """`strip_accents` and `never_split`: see `BasicTokenizer`."""
     self.vocab = load_vocab(vocab_file)
     self.inv_vocab = {v: k for k, v in self.vocab.items()}
     self.basic_tokenizer = BasicTokenizer(
         do_lower_case=do_lower_case, strip_accents=strip_accents,
         never_split=never_split)
     self.wordpiece_tokenizer = WordpieceTokenizer(vocab=self.vocab)
-    # Caches: a cleaned whitespace-delimited word, or (ASCII fast path) a
-    # basic token, mapped to its WordPiece tokens or ids.
+    # A cleaned whitespace-delimited word -> its WordPiece tokens or ids.
     self._word_pieces = _LazyTable(self._word_pieces_uncached)
-    self._word_ids = _LazyTable(
-        lambda word: tuple(convert_by_vocab(self.vocab, self._word_pieces_uncached(word))))
-    self._token_pieces = _LazyTable(
-        lambda token: self.wordpiece_tokenizer._tokenize_word(token))  # pylint: disable=protected-access
-    self._token_ids = _LazyTable(
-        lambda token: tuple(convert_by_vocab(
-            self.vocab, self.wordpiece_tokenizer._tokenize_word(token))))  # pylint: disable=protected-access
+    self._word_ids = _LazyTable(lambda word: tuple(convert_by_vocab(
+        self.vocab, self._word_pieces_uncached(word))))
 
   def _word_pieces_uncached(self, word):
     """WordPiece tokens (a tuple) of one cleaned whitespace-delimited word."""
@@ -450,63 +302,45 @@ class FullTokenizer(object):
       pieces.extend(self.wordpiece_tokenizer._tokenize_word(token))  # pylint: disable=protected-access
     return tuple(pieces)
 
-  def _fast_ascii(self, text):
-    return text.isascii() and not self.basic_tokenizer.never_split
-
   # A vocab that does not fit the text (another language, a truncated or
   # wrong vocab.txt) turns many words into [UNK]: the first UNK_CHECK_PIECES
   # word pieces are counted, and more than UNK_WARN_SHARE of [UNK] warns once.
   UNK_CHECK_PIECES = 500
   UNK_WARN_SHARE = 0.05
-  _unk_seen = None  # [pieces, unks] while counting; None once checked.
+  _unk_seen = None  # [pieces, unks] while counting.
 
   def _watch_unk(self, pieces, unk):
     if self._unk_seen is None:
-      if "_unk_done" in self.__dict__:
-        return pieces
       self._unk_seen = [0, 0]
     seen = self._unk_seen
     seen[0] += len(pieces)
     seen[1] += pieces.count(unk)
     if seen[0] >= self.UNK_CHECK_PIECES:
-      self._unk_seen, self._unk_done = None, True
+      self._unk_done = True
       if seen[1] > self.UNK_WARN_SHARE * seen[0]:
-        _warn("%.0f%% of the first %d word pieces are %s: the vocab file "
-              "(%d entries) does not fit this text. Use the vocab.txt that "
-              "comes with the checkpoint, and --do_lower_case as the model "
-              "was trained." % (100.0 * seen[1] / seen[0], seen[0],
-                                self.wordpiece_tokenizer.unk_token,
-                                len(self.vocab)))
-    return pieces
+        logging.warning(
+            "%.0f%% of the first %d word pieces are %s: the vocab file (%d "
+            "entries) does not fit this text. Use the vocab.txt that comes "
+            "with the checkpoint, and --do_lower_case as the model was "
+            "trained.", 100.0 * seen[1] / seen[0], seen[0],
+            self.wordpiece_tokenizer.unk_token, len(self.vocab))
+
+  def _tokenize(self, text, word_table, unk):
+    out = list(itertools.chain.from_iterable(map(
+        word_table.__getitem__, _clean_and_split(convert_to_unicode(text)))))
+    if "_unk_done" not in self.__dict__:
+      self._watch_unk(out, unk)
+    return out
 
   def tokenize(self, text):
     """Returns the list of WordPiece tokens of `text` (str or UTF-8 bytes)."""
-    text = convert_to_unicode(text)
-    if self._fast_ascii(text):
-      basic = _ascii_basic_tokens(text, self.basic_tokenizer.do_lower_case)
-      pieces = list(itertools.chain.from_iterable(
-          map(self._token_pieces.__getitem__, basic)))
-    else:
-      pieces = list(itertools.chain.from_iterable(
-          map(self._word_pieces.__getitem__, _clean_and_split(text))))
-    if "_unk_done" in self.__dict__:
-      return pieces
-    return self._watch_unk(pieces, self.wordpiece_tokenizer.unk_token)
+    return self._tokenize(text, self._word_pieces,
+                          self.wordpiece_tokenizer.unk_token)
 
   def tokenize_to_ids(self, text):
     """Same as `convert_tokens_to_ids(tokenize(text))`, faster."""
-    text = convert_to_unicode(text)
-    if self._fast_ascii(text):
-      basic = _ascii_basic_tokens(text, self.basic_tokenizer.do_lower_case)
-      ids = list(itertools.chain.from_iterable(
-          map(self._token_ids.__getitem__, basic)))
-    else:
-      ids = list(itertools.chain.from_iterable(
-          map(self._word_ids.__getitem__, _clean_and_split(text))))
-    if "_unk_done" in self.__dict__:
-      return ids
-    return self._watch_unk(ids, self.vocab.get(
-        self.wordpiece_tokenizer.unk_token))
+    return self._tokenize(text, self._word_ids,
+                          self.vocab.get(self.wordpiece_tokenizer.unk_token))
 
   def convert_tokens_to_ids(self, tokens):
     return convert_by_vocab(self.vocab, tokens)
@@ -519,22 +353,13 @@ class BasicTokenizer(object):
   """Runs basic tokenization (punctuation splitting, lower casing, etc.)."""
 
   def __init__(self, do_lower_case=True, strip_accents=None, never_split=None):
-    """Builds the tokenizer.
-
-    Args:
-      do_lower_case: whether to lower-case the input.
-      strip_accents: None (original coupling: strip iff `do_lower_case`), or
-        True/False to strip or keep accents independently.
-      never_split: optional iterable of tokens kept whole (not lower-cased,
-        not split on punctuation) where they occur in the text.
-    """
+    """`strip_accents`: None strips iff `do_lower_case` (the original),
+    True/False decide alone. `never_split`: tokens kept whole in the text."""
     self.do_lower_case = do_lower_case
     self.strip_accents = strip_accents
     self.never_split = frozenset(never_split or ())
-    if strip_accents is None:
-      self._do_strip_accents = bool(do_lower_case)
-    else:
-      self._do_strip_accents = bool(strip_accents)
+    self._do_strip_accents = bool(
+        do_lower_case if strip_accents is None else strip_accents)
     self._never_split_re = None
     if self.never_split:
       alternatives = sorted(self.never_split, key=len, reverse=True)
@@ -544,27 +369,23 @@ class BasicTokenizer(object):
 
   def tokenize(self, text):
     """Tokenizes a piece of text (str or UTF-8 bytes)."""
-    text = convert_to_unicode(text)
-    if text.isascii() and not self.never_split:
-      return _ascii_basic_tokens(text, self.do_lower_case)
-    return list(itertools.chain.from_iterable(
-        map(self._word_tokens.__getitem__, _clean_and_split(text))))
+    return list(itertools.chain.from_iterable(map(
+        self._word_tokens.__getitem__,
+        _clean_and_split(convert_to_unicode(text)))))
 
   def _process_word(self, word):
     """Steps 5-7 for one whitespace-delimited word of cleaned text."""
     if word in self.never_split:
-      pieces = (word,)
-    elif self._never_split_re is not None and self._never_split_re.search(word):
-      parts = []
-      for i, part in enumerate(self._never_split_re.split(word)):
-        if i % 2:
-          parts.append(part)
-        elif part:
-          parts.extend(self._normalize_and_split(part))
-      pieces = tuple(parts)
-    else:
-      pieces = self._normalize_and_split(word)
-    return pieces
+      return (word,)
+    if self._never_split_re is None or not self._never_split_re.search(word):
+      return self._normalize_and_split(word)
+    parts = []
+    for i, part in enumerate(self._never_split_re.split(word)):
+      if i % 2:
+        parts.append(part)
+      elif part:
+        parts.extend(self._normalize_and_split(part))
+    return tuple(parts)
 
   def _normalize_and_split(self, token):
     """Lower-casing, accent stripping and punctuation split of one token."""
@@ -578,35 +399,9 @@ class BasicTokenizer(object):
       pieces = " ".join(pieces).split()
     return tuple(pieces)
 
-  # The original's helper methods, kept for code that calls them.
-
-  def _run_strip_accents(self, text):
-    """Strips accents from a piece of text."""
-    text = unicodedata.normalize("NFD", text)
-    return "".join(char for char in text if unicodedata.category(char) != "Mn")
-
-  def _run_split_on_punc(self, text):
-    """Splits punctuation on a piece of text."""
-    return _split_on_punctuation(text)
-
-  def _tokenize_chinese_chars(self, text):
-    """Adds whitespace around any CJK character."""
-    return "".join(" %s " % char if self._is_chinese_char(ord(char)) else char
-                   for char in text)
-
   def _is_chinese_char(self, cp):
-    """Checks whether `cp` is the code point of a CJK character."""
+    """Checks whether `cp` is the code point of a CJK character (original)."""
     return _is_cjk_codepoint(cp)
-
-  def _clean_text(self, text):
-    """Removes invalid characters and turns whitespace into spaces."""
-    output = []
-    for char in text:
-      cp = ord(char)
-      if cp == 0 or cp == 0xFFFD or _is_control(char):
-        continue
-      output.append(" " if _is_whitespace(char) else char)
-    return "".join(output)
 
 
 class WordpieceTokenizer(object):
@@ -621,17 +416,8 @@ class WordpieceTokenizer(object):
     self._word_pieces = _LazyTable(self._tokenize_word)
 
   def tokenize(self, text):
-    """Tokenizes a piece of text into its word pieces.
-
-    For example: input "unaffable" gives ["un", "##aff", "##able"].
-
-    Args:
-      text: a single token or whitespace separated tokens; should already
-        have been passed through `BasicTokenizer`.
-
-    Returns:
-      A list of wordpiece tokens.
-    """
+    """Word pieces of whitespace-separated tokens ("unaffable" -> "un",
+    "##aff", "##able"); the text should have passed `BasicTokenizer`."""
     return list(itertools.chain.from_iterable(map(
         self._word_pieces.__getitem__,
         whitespace_tokenize(convert_to_unicode(text)))))

@@ -352,8 +352,7 @@ def test_wordpiece_matches_plain_greedy_search():
 def test_small_cache_bound_keeps_results(tokenizers, records):
   vocab_path = str(require(VOCAB))
   tokenizer = tokenization.FullTokenizer(vocab_path, do_lower_case=True)
-  for table in (tokenizer._word_pieces, tokenizer._word_ids,
-                tokenizer._token_pieces, tokenizer._token_ids):
+  for table in (tokenizer._word_pieces, tokenizer._word_ids):
     table._max_size = 3
   for record in records:
     if record["kind"] == "text":
