@@ -165,19 +165,16 @@ def _read_tsv_rows(input_file, quotechar=None):
   if not tf.io.gfile.exists(input_file):
     raise FileNotFoundError(
         "%s: file not found (check --data_dir and --task_name)" % input_file)
-  with tf.io.gfile.GFile(input_file, "rb") as reader:
-    raw_lines = reader.read().split(b"\n")
-  if raw_lines and not raw_lines[-1]:
-    raw_lines.pop()
-  lines = []
-  for i, raw in enumerate(raw_lines):
-    try:
-      lines.append(raw.decode("utf-8").replace("\r", ""))
-    except UnicodeDecodeError as e:
-      raise ValueError(
-          "%s: line %d: not valid UTF-8 (byte 0x%02x at column %d); re-save the "
-          "file as UTF-8" % (input_file, i + 1, raw[e.start], e.start + 1)
-      ) from None
+  data = tokenization.read_file_bytes(input_file)
+  try:
+    lines = tokenization.split_gfile_lines(data)
+  except UnicodeDecodeError as e:
+    data = data.replace(b"\r", b"")  # What was decoded.
+    column = e.start - data.rfind(b"\n", 0, e.start)
+    raise ValueError(
+        "%s: line %d: not valid UTF-8 (byte 0x%02x at column %d); re-save the "
+        "file as UTF-8" % (input_file, data.count(b"\n", 0, e.start) + 1,
+                           data[e.start], column)) from None
   if quotechar is None:
     reader = csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE)
   else:
@@ -235,7 +232,6 @@ class XnliProcessor(DataProcessor):
     self.language = "zh"
 
   def get_train_examples(self, data_dir):
-    """See base class."""
     tsv = _TsvFile(os.path.join(data_dir, "multinli",
                                 "multinli.train.%s.tsv" % self.language), 2)
     examples = []
@@ -251,7 +247,6 @@ class XnliProcessor(DataProcessor):
     return examples
 
   def get_dev_examples(self, data_dir):
-    """See base class."""
     tsv = _TsvFile(os.path.join(data_dir, "xnli.dev.tsv"), 7)
     examples = []
     for n, line in tsv.rows:
@@ -265,7 +260,6 @@ class XnliProcessor(DataProcessor):
     return examples
 
   def get_labels(self):
-    """See base class."""
     return ["contradiction", "entailment", "neutral"]
 
 
@@ -291,17 +285,14 @@ class _GlueProcessor(DataProcessor):
   headerless_sets = ()
 
   def get_train_examples(self, data_dir):
-    """See base class."""
     return self._create_examples(os.path.join(data_dir, self.train_file),
                                  "train")
 
   def get_dev_examples(self, data_dir):
-    """See base class."""
     return self._create_examples(os.path.join(data_dir, self.dev_file),
                                  self.dev_set_name)
 
   def get_test_examples(self, data_dir):
-    """See base class."""
     return self._create_examples(os.path.join(data_dir, self.test_file), "test")
 
   def get_transfer_examples(self, data_dir):
@@ -310,7 +301,6 @@ class _GlueProcessor(DataProcessor):
                                  "transfer")
 
   def get_labels(self):
-    """See base class."""
     return None if self.labels is None else list(self.labels)
 
   def _create_examples(self, path, set_type):
@@ -470,12 +460,10 @@ def convert_single_example(ex_index, example, label_list, max_seq_length,
                            tokenizer):
   """Converts a single `InputExample` into a single `InputFeatures`."""
   if isinstance(example, PaddingInputExample):
-    return InputFeatures(
-        input_ids=[0] * max_seq_length,
-        input_mask=[0] * max_seq_length,
-        segment_ids=[0] * max_seq_length,
-        label_id=0.0 if is_regression(label_list) else 0,
-        is_real_example=False)
+    zeros = [0] * max_seq_length
+    return InputFeatures(list(zeros), list(zeros), list(zeros),
+                         0.0 if is_regression(label_list) else 0,
+                         is_real_example=False)
 
   if is_regression(label_list):
     try:
@@ -571,11 +559,8 @@ def file_based_convert_examples_to_features(
 def file_based_input_fn_builder(input_file, seq_length, is_training,
                                 drop_remainder, is_regression=False,
                                 extra_features=None):
-  """Creates an `input_fn` closure to be passed to the runner.
-
-  `extra_features` (name -> tf.io feature spec) adds features of the record,
-  e.g. the distillation ones.
-  """
+  """Creates an `input_fn` closure to be passed to the runner;
+  `extra_features` (name -> tf.io spec) adds features, e.g. distillation's."""
   name_to_features = {
       "input_ids": tf.io.FixedLenFeature([seq_length], tf.int64),
       "input_mask": tf.io.FixedLenFeature([seq_length], tf.int64),
@@ -590,8 +575,7 @@ def file_based_input_fn_builder(input_file, seq_length, is_training,
     d = tf.data.TFRecordDataset(input_file)
     d = runner.shard_for_context(d, params.get("input_context"))
     if is_training:
-      d = d.repeat()
-      d = d.shuffle(buffer_size=100)
+      d = d.repeat().shuffle(buffer_size=100)
     d = d.map(lambda record: runner.decode_record(record, name_to_features),
               num_parallel_calls=tf.data.AUTOTUNE)
     d = d.batch(params["batch_size"], drop_remainder=drop_remainder)
@@ -620,8 +604,7 @@ def input_fn_builder(features, seq_length, is_training, drop_remainder):
     })
     d = runner.shard_for_context(d, params.get("input_context"))
     if is_training:
-      d = d.repeat()
-      d = d.shuffle(buffer_size=100)
+      d = d.repeat().shuffle(buffer_size=100)
     return d.batch(batch_size=params["batch_size"],
                    drop_remainder=drop_remainder)
 
@@ -741,7 +724,6 @@ class ClassifierTask(object):
 
   def __init__(self, bert_config, label_list, options=None, model_fn=None):
     self.bert_config = bert_config
-    self.label_list = label_list
     self.regression = is_regression(label_list)
     self.num_labels = 1 if self.regression else len(label_list)
     self.options = options
@@ -767,10 +749,9 @@ class ClassifierTask(object):
   @_no_autograph
   def eval_metrics(self, model, features):
     loss, per_example_loss, logits = self._forward(model, features, False)
-    if "is_real_example" in features:
-      weights = tf.cast(features["is_real_example"], tf.float32)
-    else:
-      weights = tf.ones_like(per_example_loss)
+    # Padding examples (is_real_example 0) do not count.
+    weights = tf.cast(features.get("is_real_example",
+                                   tf.ones_like(per_example_loss)), tf.float32)
     total = tf.reduce_sum(weights)
     metrics = {
         "eval_loss": (tf.reduce_sum(per_example_loss * weights), total),
@@ -819,10 +800,8 @@ def _ranks(x):
 
 
 def pearson(x, y):
-  x = np.asarray(x, dtype=np.float64)
-  y = np.asarray(y, dtype=np.float64)
-  x = x - x.mean()
-  y = y - y.mean()
+  x = np.asarray(x, dtype=np.float64) - np.mean(x)
+  y = np.asarray(y, dtype=np.float64) - np.mean(y)
   denom = math.sqrt(float((x * x).sum()) * float((y * y).sum()))
   return float((x * y).sum()) / denom if denom else 0.0
 
@@ -833,11 +812,10 @@ def spearman(x, y):
 
 def _confusion(labels, predictions, positive=1):
   """(tp, fp, fn, tn) of the positive class."""
-  labels = np.asarray(labels) == positive
-  predictions = np.asarray(predictions) == positive
-  return tuple(float(np.sum(p & l)) for p, l in (
-      (predictions, labels), (predictions, ~labels), (~predictions, labels),
-      (~predictions, ~labels)))
+  gold = np.asarray(labels) == positive
+  pred = np.asarray(predictions) == positive
+  return (float(np.sum(pred & gold)), float(np.sum(pred & ~gold)),
+          float(np.sum(~pred & gold)), float(np.sum(~pred & ~gold)))
 
 
 def binary_f1(labels, predictions, positive=1):
@@ -983,9 +961,8 @@ HEAD_VARIABLES = ("output_weights", "output_bias")
 
 
 def _eval_records(examples, file_name, batch_size, label_list, tokenizer):
-  """(examples, num_actual, input_fn) of an eval or predict set, written to
-  output_dir/file_name; on TPU the original pads the set to a multiple of the
-  batch size."""
+  """(examples, num_actual, input_fn) of an eval or predict set written to
+  output_dir/file_name, padded to a multiple of the batch on TPU."""
   examples = list(examples)
   num_actual = len(examples)
   if FLAGS.use_tpu:
@@ -1036,7 +1013,6 @@ def run(cfg, processor, label_list, tokenizer, task, init_checkpoint,
   if distill_task is None and distillation.distilling() and FLAGS.do_train:
     raise common.UserError("the distillation flags (--teacher_*) are not "
                            "supported by this script: use run_classifier.py")
-  runner.prepare_output_dir(FLAGS.output_dir)
 
   if FLAGS.do_train:
     if distill_task is not None:
@@ -1099,8 +1075,7 @@ def _dev_set(processor, label_list, tokenizer):
   examples, num_actual, input_fn = _eval_records(
       processor.get_dev_examples(FLAGS.data_dir), "eval.tf_record",
       FLAGS.eval_batch_size, label_list, tokenizer)
-  # None runs over the whole file (CPU/GPU); on TPU the original ran
-  # len/batch steps on the padded set.
+  # None: the whole file; on TPU the original ran len/batch padded steps.
   steps = len(examples) // FLAGS.eval_batch_size if FLAGS.use_tpu else None
   return _DevSet(examples, num_actual, input_fn, steps)
 
@@ -1129,7 +1104,7 @@ def _eval_during_training(cfg, task, dev, label_list, num_train_steps):
   """--eval_every_n_steps: (the training RunConfig, the on_checkpoint hook
   that evaluates, writes eval_history.tsv and keeps the best in best/)."""
   every = FLAGS.eval_every_n_steps
-  if not (every and every > 0):
+  if not every or every < 0:
     return cfg, None
   if not FLAGS.do_eval:
     raise runner.UserError("--eval_every_n_steps needs --do_eval=true")
@@ -1234,8 +1209,6 @@ def _predict(cfg, task, model, processor, label_list, tokenizer):
 
 
 def main(_):
-  logging.set_verbosity(logging.INFO)
-
   tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case,
                                                 FLAGS.init_checkpoint)
 
