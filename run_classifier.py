@@ -692,8 +692,7 @@ def classifier_loss(logits, labels, num_labels, regression=False):
   log_probs = tf.nn.log_softmax(logits, axis=-1)
   one_hot_labels = tf.one_hot(labels, depth=num_labels, dtype=tf.float32)
   per_example_loss = -tf.reduce_sum(one_hot_labels * log_probs, axis=-1)
-  loss = tf.reduce_mean(per_example_loss)
-  return loss, per_example_loss, probabilities
+  return tf.reduce_mean(per_example_loss), per_example_loss, probabilities
 
 
 def create_model(bert_config, is_training, input_ids, input_mask, segment_ids,

@@ -133,8 +133,7 @@ def get_masked_lm_output(bert_config, input_tensor, output_weights, positions,
   per_example_loss = -tf.reduce_sum(log_probs * one_hot_labels, axis=[-1])
   numerator = tf.reduce_sum(label_weights * per_example_loss)
   denominator = tf.reduce_sum(label_weights) + 1e-5
-  loss = numerator / denominator
-  return (loss, per_example_loss, log_probs)
+  return (numerator / denominator, per_example_loss, log_probs)
 
 
 def masked_lm_logits(model, input_tensor, output_weights, positions):
@@ -165,8 +164,7 @@ def get_next_sentence_output(bert_config, input_tensor, labels, model):
   labels = tf.reshape(labels, [-1])
   one_hot_labels = tf.one_hot(labels, depth=2, dtype=tf.float32)
   per_example_loss = -tf.reduce_sum(one_hot_labels * log_probs, axis=-1)
-  loss = tf.reduce_mean(per_example_loss)
-  return (loss, per_example_loss, log_probs)
+  return (tf.reduce_mean(per_example_loss), per_example_loss, log_probs)
 
 
 def gather_indexes(sequence_tensor, positions):
