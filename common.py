@@ -202,8 +202,9 @@ def count_lines(path):
 
 def write_text(path, text):
   """Writes `text` (or an iterable of lines) to `path` atomically."""
-  with atomic_write(path) as f:
-    f.writelines([text] if isinstance(text, str) else text)
+  with atomic_write(path) as f:  # GFile has no writelines.
+    for line in [text] if isinstance(text, str) else text:
+      f.write(line)
 
 
 def format_duration(seconds):

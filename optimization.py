@@ -1,12 +1,9 @@
 # coding=utf-8
 """Functions and classes related to optimization (weight updates).
 
-The original BERT `optimization.py` on TensorFlow 2: `BertSchedule` (the
-learning-rate schedule), `AdamWeightDecayOptimizer` (the original update),
-`LAMBOptimizer` (`--optimizer=lamb`) and `create_optimizer`, the original entry
-point, returning `(optimizer, schedule)`. Optimizers are `tf.Module`s keeping
-their slots under the original checkpoint names `<variable>/adam_m` and
-`<variable>/adam_v`.
+The original BERT `optimization.py` on TensorFlow 2; the optimizers are
+`tf.Module`s keeping their slots under the original checkpoint names
+`<variable>/adam_m` and `<variable>/adam_v`.
 """
 
 import collections

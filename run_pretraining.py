@@ -265,11 +265,6 @@ def model_fn_builder(bert_config, init_checkpoint, learning_rate,
                                 num_train_steps, num_warmup_steps)
 
 
-# ----------------------------------------------------------------------------
-# Input pipeline.
-# ----------------------------------------------------------------------------
-
-
 def input_fn_builder(input_files, max_seq_length, max_predictions_per_seq,
                      is_training, num_cpu_threads=4, seed=None):
   """Creates an `input_fn` closure to be passed to the runner.
@@ -331,11 +326,6 @@ def input_fn_builder(input_files, max_seq_length, max_predictions_per_seq,
     return d.prefetch(tf.data.AUTOTUNE)
 
   return input_fn
-
-
-# ----------------------------------------------------------------------------
-# Script: flags and main.
-# ----------------------------------------------------------------------------
 
 
 def define_flags():
