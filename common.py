@@ -1,26 +1,17 @@
 # coding=utf-8
 """What every script shares: one-line user errors, atomic writes, progress lines.
 
-Imports no TensorFlow at module level, so `create_pretraining_data.py` stays
-TensorFlow-free; `tf.io.gfile` is imported only for paths that are not local
-(`gs://...` and other `scheme://` paths).
-
-  * `UserError` and `main_wrapper`: a problem with the user's flags or files is
-    reported as one `ERROR:` line and exit status 1; Ctrl-C as one line and 130.
-  * `atomic_write` / `atomic_path` / `write_text`: outputs are written under a
-    temporary name and renamed when complete, so an interrupted or failed run
-    never leaves a half-written file under the final name.
-  * `Progress` / `format_duration`: rate-limited progress lines with a rate and an
-    ETA estimated from the steady-state rate (tracing and warm-up excluded).
-  * Importing this module before TensorFlow (every script does) keeps
-    TensorFlow's C++ start-up lines (oneDNN notice, "Could not find cuda
-    drivers", `cuInit` failures on CPU-only hosts) off the terminal, so the
-    program's own lines come first. `TF_CPP_MIN_LOG_LEVEL=0` shows them again.
+No TensorFlow at module level (create_pretraining_data.py stays TF-free):
+`tf.io.gfile` serves only `scheme://` paths such as gs://. Importing this module
+before TensorFlow (every script does) keeps TensorFlow's C++ start-up lines
+(oneDNN notice, "Could not find cuda drivers", `cuInit` failures on CPU-only
+hosts) off the terminal; `TF_CPP_MIN_LOG_LEVEL=0` shows them again.
 """
 
 import contextlib
 import importlib.abc
 import importlib.util
+import math
 import os
 import re
 import shutil
@@ -35,10 +26,6 @@ from absl import logging
 class UserError(Exception):
   """A problem with the user's flags or files, reported as one line."""
 
-
-# ------------------------------------------------------------------------------------
-# A quiet TensorFlow start-up.
-# ------------------------------------------------------------------------------------
 
 # TensorFlow's INFO lines (level 0) stay hidden unless the user asks for them.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
@@ -116,9 +103,7 @@ if "tensorflow" not in sys.modules and _tf_log_level() >= 1:
     pass
 
 
-# ------------------------------------------------------------------------------------
 # Files: local paths through os, remote ones (scheme://) through tf.io.gfile.
-# ------------------------------------------------------------------------------------
 
 
 def is_remote(path):
@@ -170,9 +155,7 @@ def open_file(path, mode="r"):
     if "w" in mode:
       f.write(b"" if "b" in mode else "")  # GFile creates on the first write.
     return f
-  if "b" in mode:
-    return open(path, mode)
-  return open(path, mode, encoding="utf-8")
+  return open(path, mode, encoding=None if "b" in mode else "utf-8")
 
 
 def temp_name(path):
@@ -211,10 +194,7 @@ def count_lines(path):
     return None
   count, last = 0, b"\n"
   with open_file(path, "rb") as f:
-    while True:
-      block = f.read(1 << 22)
-      if not block:
-        break
+    for block in iter(lambda: f.read(1 << 22), b""):
       count += block.count(b"\n")
       last = block[-1:]
   return count + (last != b"\n")
@@ -222,23 +202,14 @@ def count_lines(path):
 
 def write_text(path, text):
   """Writes `text` (or an iterable of lines) to `path` atomically."""
-  with atomic_write(path) as f:
-    if isinstance(text, str):
-      f.write(text)
-    else:
-      for line in text:
-        f.write(line)
-
-
-# ------------------------------------------------------------------------------------
-# Progress.
-# ------------------------------------------------------------------------------------
+  with atomic_write(path) as f:  # GFile has no writelines.
+    for line in [text] if isinstance(text, str) else text:
+      f.write(line)
 
 
 def format_duration(seconds):
   """4000 -> '1h06m40s', 75 -> '1m15s'; '?' when unknown."""
-  if seconds is None or seconds != seconds or seconds in (float("inf"),
-                                                          float("-inf")):
+  if seconds is None or not math.isfinite(seconds):
     return "?"
   seconds = int(round(max(seconds, 0)))
   h, rem = divmod(seconds, 3600)
@@ -250,9 +221,8 @@ class Progress(object):
   """Rate and ETA of a long job that counts `done` units up to `total`.
 
   `due()` is true every `interval_secs` (never when it is <= 0). `measure(done)`
-  returns (rate since the last measurement, ETA in seconds or None). The ETA
-  uses the rate after the first measurement, so tracing, compilation and
-  warm-up before it do not inflate the estimate.
+  returns (rate since the last measurement, ETA in seconds or None); the ETA
+  uses the rate after the first measurement (tracing and warm-up excluded).
   """
 
   def __init__(self, total=None, interval_secs=10.0, start_done=0):
@@ -265,13 +235,12 @@ class Progress(object):
     self._steady = None
 
   def due(self):
-    if self.interval is None or self.interval <= 0:
-      return False
     now = time.time()
-    if now - self._last_due >= self.interval:
-      self._last_due = now
-      return True
-    return False
+    if not self.interval or self.interval < 0 or (
+        now - self._last_due < self.interval):
+      return False
+    self._last_due = now
+    return True
 
   def elapsed(self):
     return time.time() - self.start
@@ -296,23 +265,12 @@ class Progress(object):
     return rate, eta
 
 
-# ------------------------------------------------------------------------------------
-# main.
-# ------------------------------------------------------------------------------------
-
-
 def one_line(error):
   return " ".join(str(error).split()) or type(error).__name__
 
 
-def report_error(message):
-  """Prints `ERROR: message` once on stderr."""
-  sys.stderr.write("ERROR: %s\n" % message)
-  sys.stderr.flush()
-
-
 # What a Ctrl-C should tell the user (set by the training loop: where the last
-# checkpoint is); main_wrapper's own `interrupted_message` takes precedence.
+# checkpoint is).
 _interrupt_note = None
 
 
@@ -322,25 +280,21 @@ def set_interrupt_note(note):
   _interrupt_note = note
 
 
-def main_wrapper(main, interrupted_message=None):
-  """Wraps a script's main for `app.run`: INFO logging and one-line errors.
-
-  UserError, ValueError and FileNotFoundError become one `ERROR:` line and exit
-  status 1; Ctrl-C becomes one line (`interrupted_message()` if given, else the
-  note of `set_interrupt_note`, e.g. where the last checkpoint is) and exit
-  status 130.
-  """
+def main_wrapper(main):
+  """Wraps a script's main for `app.run`: INFO logging; UserError, ValueError
+  and FileNotFoundError become one `ERROR:` line and exit status 1, Ctrl-C
+  one line (with the `set_interrupt_note` note) and exit status 130."""
 
   def wrapped(argv):
     logging.set_verbosity(logging.INFO)
     try:
       return main(argv)
     except (UserError, ValueError, FileNotFoundError) as e:
-      report_error(one_line(e))
+      sys.stderr.write("ERROR: %s\n" % one_line(e))
+      sys.stderr.flush()
       sys.exit(1)
     except KeyboardInterrupt:
-      note = interrupted_message or _interrupt_note
-      message = note() if note else None
+      message = _interrupt_note() if _interrupt_note else None
       sys.stderr.write("Interrupted%s\n" % (": " + message if message else "."))
       sys.stderr.flush()
       sys.exit(130)

@@ -18,6 +18,7 @@ from conftest import DATA, REFERENCE, ROOT, require
 
 import checkpoints
 import common
+import distillation as kd
 import modeling
 import run_classifier as rc
 import runner
@@ -48,25 +49,25 @@ def test_distillation_loss_classification_against_numpy():
     p_t = np.exp(_np_log_softmax(teacher.astype(np.float64) / temperature))
     log_s = _np_log_softmax(student.astype(np.float64) / temperature)
     expected = temperature ** 2 * (p_t * (np.log(p_t) - log_s)).sum(-1)
-    targets = rc.soft_targets(tf.constant(teacher), temperature)
-    got = rc.distillation_loss(tf.constant(student), targets, temperature)
+    targets = kd.soft_targets(tf.constant(teacher), temperature)
+    got = kd.distillation_loss(tf.constant(student), targets, temperature)
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5, atol=1e-6)
     # The teacher's probabilities (a predictions file) give the same targets
     # as its logits.
-    from_probs = rc.soft_targets(
+    from_probs = kd.soft_targets(
         tf.math.log(tf.nn.softmax(tf.constant(teacher))), temperature)
     np.testing.assert_allclose(from_probs.numpy(), targets.numpy(),
                                rtol=1e-5, atol=1e-7)
   # A student equal to the teacher has zero loss.
-  same = rc.distillation_loss(tf.constant(teacher),
-                              rc.soft_targets(tf.constant(teacher), 2.0), 2.0)
+  same = kd.distillation_loss(tf.constant(teacher),
+                              kd.soft_targets(tf.constant(teacher), 2.0), 2.0)
   np.testing.assert_allclose(same.numpy(), 0.0, atol=1e-5)
 
 
 def test_distillation_loss_regression_against_numpy():
   student = np.array([[0.5], [2.0], [-1.0]], np.float32)
   teacher = np.array([1.0, 2.0, 3.0], np.float32)
-  got = rc.distillation_loss(tf.constant(student), tf.constant(teacher), 3.0,
+  got = kd.distillation_loss(tf.constant(student), tf.constant(teacher), 3.0,
                              regression=True)
   np.testing.assert_allclose(got.numpy(), (student[:, 0] - teacher) ** 2)
 
@@ -90,7 +91,7 @@ def test_alpha_zero_is_ordinary_fine_tuning(regression):
   config = modeling.BertConfig.from_dict(TINY)
   labels = None if regression else ["0", "1"]
   plain = rc.ClassifierTask(config, labels)
-  distill = rc.DistillationTask(config, labels, alpha=0.0)
+  distill = kd.DistillationTask(config, labels, alpha=0.0)
   tf.random.set_seed(3)
   model = plain.create_model()
   features = _features(np.random.RandomState(1), regression=regression)
@@ -107,7 +108,7 @@ def test_mixed_loss_from_predictions_file_against_numpy():
   """alpha * T^2 KL(teacher || student) + (1 - alpha) * gold CE (labeled)."""
   config = modeling.BertConfig.from_dict(TINY)
   rng = np.random.RandomState(2)
-  task = rc.DistillationTask(config, ["a", "b", "c"], alpha=0.3,
+  task = kd.DistillationTask(config, ["a", "b", "c"], alpha=0.3,
                              temperature=2.0)
   model = task.create_model()
   assert task.teacher is None
@@ -136,9 +137,9 @@ def test_mixed_loss_from_predictions_file_against_numpy():
 def test_bad_alpha_and_temperature():
   config = modeling.BertConfig.from_dict(TINY)
   with pytest.raises(common.UserError, match="distill_alpha"):
-    rc.DistillationTask(config, ["0", "1"], alpha=1.5)
+    kd.DistillationTask(config, ["0", "1"], alpha=1.5)
   with pytest.raises(common.UserError, match="distill_temperature"):
-    rc.DistillationTask(config, ["0", "1"], temperature=0.0)
+    kd.DistillationTask(config, ["0", "1"], temperature=0.0)
 
 
 # ----------------------------------------------------------------------------
@@ -174,7 +175,7 @@ def _input_fn(params):
 
 def test_teacher_frozen_and_not_in_student_state(teacher, tmp_path):
   config = modeling.BertConfig.from_dict(TINY)
-  task = rc.DistillationTask(
+  task = kd.DistillationTask(
       config, ["0", "1"], alpha=0.5, temperature=2.0,
       teacher_config=modeling.BertConfig.from_dict(TEACHER),
       teacher_checkpoint=str(teacher / "teacher.ckpt"))
@@ -201,7 +202,7 @@ def test_teacher_frozen_and_not_in_student_state(teacher, tmp_path):
 
 
 def test_teacher_without_head_is_refused(teacher):
-  task = rc.DistillationTask(
+  task = kd.DistillationTask(
       modeling.BertConfig.from_dict(TINY), ["0", "1"],
       teacher_config=modeling.BertConfig.from_dict(TEACHER),
       teacher_checkpoint=str(teacher / "headless.ckpt"))
