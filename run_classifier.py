@@ -34,8 +34,12 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-import checkpoints
-import distillation
+if __name__ == "__main__":
+  # distillation.py imports this module by name: let it find this run.
+  sys.modules.setdefault("run_classifier", sys.modules[__name__])
+
+import checkpoints  # pylint: disable=g-import-not-at-top
+import distillation  # pylint: disable=g-import-not-at-top
 import modeling
 import optimization  # pylint: disable=unused-import  (public API of the original)
 import runner
