@@ -91,13 +91,14 @@ def define_flags():
       "text (the prediction and the text for a regression task). "
       "--data_dir is then only needed for --do_train/--do_eval.")
 
-  _define(flags.DEFINE_bool, "dynamic_padding", False,
+  _define(flags.DEFINE_bool, "dynamic_padding", True,
       "With --do_predict, run prediction on length-bucketed batches: each "
       "window of examples is sorted by length and each batch padded only to "
       "its longest example (rounded up), so short texts cost less. "
       "test_results.tsv keeps the input order; probabilities equal the "
-      "fixed-length ones to float rounding. One device only (ignored, with a "
-      "warning, across several replicas).")
+      "fixed-length ones to float rounding. One device only (across several "
+      "replicas, batches keep max_seq_length). --nodynamic_padding: the "
+      "original's fixed-length batches.")
 
   _define(flags.DEFINE_bool, "write_eval_predictions", True,
       "With --do_eval, also write eval_predictions.tsv (guid, gold label, "
