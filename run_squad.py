@@ -46,30 +46,13 @@ FLAGS = flags.FLAGS
 
 def define_flags():
   """Defines the original run_squad flags plus the new ones (call once)."""
-  ## Required parameters
-  flags.DEFINE_string(
-      "bert_config_file", None,
-      "The config json file corresponding to the pre-trained BERT model. "
-      "This specifies the model architecture.")
-  flags.DEFINE_string("vocab_file", None,
-                      "The vocabulary file that the BERT model was trained on.")
-  flags.DEFINE_string(
-      "output_dir", None,
-      "The output directory where the model checkpoints will be written.")
-
-  ## Other parameters
+  # SQuAD's own flags first: runner.define_finetuning_flags skips names that
+  # are already defined and adds the shared ones with the same meaning.
   flags.DEFINE_string("train_file", None,
                       "SQuAD json for training. E.g., train-v1.1.json")
   flags.DEFINE_string(
       "predict_file", None,
       "SQuAD json for predictions. E.g., dev-v1.1.json or test-v1.1.json")
-  flags.DEFINE_string(
-      "init_checkpoint", None,
-      "Initial checkpoint (usually from a pre-trained BERT model).")
-  flags.DEFINE_bool(
-      "do_lower_case", True,
-      "Whether to lower case the input text. Should be True for uncased "
-      "models and False for cased models.")
   flags.DEFINE_integer(
       "max_seq_length", 384,
       "The maximum total input sequence length after WordPiece tokenization. "
@@ -83,22 +66,10 @@ def define_flags():
       "max_query_length", 64,
       "The maximum number of tokens for the question. Questions longer than "
       "this will be truncated to this length.")
-  flags.DEFINE_bool("do_train", False, "Whether to run training.")
   flags.DEFINE_bool(
       "do_predict", False,
       "Whether to run prediction on --predict_file (writes predictions.json "
       "and nbest_predictions.json; with --do_eval, scores them).")
-  flags.DEFINE_integer("train_batch_size", 32, "Total batch size for training.")
-  flags.DEFINE_integer("predict_batch_size", 8,
-                       "Total batch size for predictions.")
-  flags.DEFINE_float("learning_rate", 5e-5,
-                     "The initial learning rate for Adam.")
-  flags.DEFINE_float("num_train_epochs", 3.0,
-                     "Total number of training epochs to perform.")
-  flags.DEFINE_float(
-      "warmup_proportion", 0.1,
-      "Proportion of training to perform linear learning rate warmup for. "
-      "E.g., 0.1 = 10% of training.")
   flags.DEFINE_integer(
       "n_best_size", 20,
       "The total number of n-best predictions to generate in the "
@@ -145,7 +116,8 @@ def define_flags():
       "Predict even when the checkpoint has no cls/squad head (it would be "
       "randomly initialised); by default that is refused.")
 
-  runner.define_runtime_flags()
+  runner.define_finetuning_flags()
+  delattr(FLAGS, "eval_batch_size")  # --do_eval here runs no model.
 
 
 def _flag_value(name, default):
@@ -288,12 +260,10 @@ def _read_squad_examples(input_file, is_training, version_2_with_negative):
       for qa_index, qa in enumerate(qas):
         qwhere = "%s, question %d" % (where, qa_index)
         qas_id = _field(qa, "id", qwhere, input_file)
-        qwhere = "%s, question %d (id %s)" % (where, qa_index, qas_id)
+        qwhere += " (id %s)" % qas_id
         question_text = _field(qa, "question", qwhere, input_file, str)
         num_questions += 1
-        start_position = None
-        end_position = None
-        orig_answer_text = None
+        start_position = end_position = orig_answer_text = None
         is_impossible = False
         if is_training:
           if version_2_with_negative:
@@ -309,14 +279,13 @@ def _read_squad_examples(input_file, is_training, version_2_with_negative):
             orig_answer_text = _field(answer, "text", awhere, input_file, str)
             answer_offset = _field(answer, "answer_start", awhere, input_file,
                                    int)
-            answer_length = len(orig_answer_text)
-            end_char = answer_offset + answer_length - 1
-            if (answer_offset < 0 or answer_offset >= len(char_to_word_offset)
-                or end_char < 0 or end_char >= len(char_to_word_offset)):
+            end_char = answer_offset + len(orig_answer_text) - 1
+            if not (0 <= answer_offset < len(paragraph_text) and
+                    0 <= end_char < len(paragraph_text)):
               logging.warning(
                   "Could not find answer: answer_start %d + length %d is "
                   "outside the context of %d characters (%s)", answer_offset,
-                  answer_length, len(paragraph_text), qwhere)
+                  len(orig_answer_text), len(paragraph_text), qwhere)
               skipped.append(qas_id)
               continue
             start_position = char_to_word_offset[answer_offset]
@@ -1322,8 +1291,7 @@ _HEAD_VARIABLES = ("cls/squad/output_weights", "cls/squad/output_bias")
 
 def _train(cfg, task, tokenizer):
   """--do_train: features of --train_file, then the loop."""
-  train_examples = read_squad_examples(
-      input_file=FLAGS.train_file, is_training=True)
+  train_examples = read_squad_examples(FLAGS.train_file, is_training=True)
   # As the original: the step count comes from the number of questions, not
   # of the (more numerous) windows they are split into.
   num_train_steps, num_warmup_steps = runner.epoch_steps(
@@ -1333,16 +1301,10 @@ def _train(cfg, task, tokenizer):
   # Pre-shuffled, so that the input_fn's shuffle buffer can stay small.
   random.Random(12345).shuffle(train_examples)
   train_writer = FeatureWriter(
-      filename=os.path.join(FLAGS.output_dir, "train.tf_record"),
-      is_training=True)
+      os.path.join(FLAGS.output_dir, "train.tf_record"), is_training=True)
   convert_examples_to_features(
-      examples=train_examples,
-      tokenizer=tokenizer,
-      max_seq_length=FLAGS.max_seq_length,
-      doc_stride=FLAGS.doc_stride,
-      max_query_length=FLAGS.max_query_length,
-      is_training=True,
-      output_fn=train_writer.process_feature,
+      train_examples, tokenizer, FLAGS.max_seq_length, FLAGS.doc_stride,
+      FLAGS.max_query_length, True, train_writer.process_feature,
       drop_out_of_span_chunks=FLAGS.drop_out_of_span_chunks)
   train_writer.close()
 
@@ -1353,11 +1315,9 @@ def _train(cfg, task, tokenizer):
   logging.info("  Num steps = %d", num_train_steps)
   del train_examples
 
-  train_input_fn = input_fn_builder(
-      input_file=train_writer.filename,
-      seq_length=FLAGS.max_seq_length,
-      is_training=True,
-      drop_remainder=True)
+  train_input_fn = input_fn_builder(train_writer.filename,
+                                    FLAGS.max_seq_length, is_training=True,
+                                    drop_remainder=True)
   runner.train(cfg, task, train_input_fn, num_train_steps, num_warmup_steps,
                FLAGS.learning_rate, init_checkpoint=FLAGS.init_checkpoint,
                train_batch_size=FLAGS.train_batch_size)
@@ -1365,12 +1325,9 @@ def _train(cfg, task, tokenizer):
 
 def _predict(cfg, task, tokenizer):
   """--do_predict: features of --predict_file, the model, the three files."""
-  eval_examples = read_squad_examples(
-      input_file=FLAGS.predict_file, is_training=False)
-
+  eval_examples = read_squad_examples(FLAGS.predict_file, is_training=False)
   eval_writer = FeatureWriter(
-      filename=os.path.join(FLAGS.output_dir, "eval.tf_record"),
-      is_training=False)
+      os.path.join(FLAGS.output_dir, "eval.tf_record"), is_training=False)
   eval_features = []
 
   def append_feature(feature):
@@ -1378,13 +1335,8 @@ def _predict(cfg, task, tokenizer):
     eval_writer.process_feature(feature)
 
   convert_examples_to_features(
-      examples=eval_examples,
-      tokenizer=tokenizer,
-      max_seq_length=FLAGS.max_seq_length,
-      doc_stride=FLAGS.doc_stride,
-      max_query_length=FLAGS.max_query_length,
-      is_training=False,
-      output_fn=append_feature)
+      eval_examples, tokenizer, FLAGS.max_seq_length, FLAGS.doc_stride,
+      FLAGS.max_query_length, False, append_feature)
   eval_writer.close()
 
   logging.info("***** Running predictions *****")
@@ -1398,11 +1350,9 @@ def _predict(cfg, task, tokenizer):
                                     FLAGS.allow_untrained_head,
                                     "--do_predict")
 
-  predict_input_fn = input_fn_builder(
-      input_file=eval_writer.filename,
-      seq_length=FLAGS.max_seq_length,
-      is_training=False,
-      drop_remainder=False)
+  predict_input_fn = input_fn_builder(eval_writer.filename,
+                                      FLAGS.max_seq_length, is_training=False,
+                                      drop_remainder=False)
 
   all_results = []
   start = time.time()
@@ -1410,11 +1360,9 @@ def _predict(cfg, task, tokenizer):
                                FLAGS.predict_batch_size, model=model):
     if len(all_results) % 1000 == 0:
       logging.info("Processing example: %d", len(all_results))
-    all_results.append(
-        RawResult(
-            unique_id=int(result["unique_ids"]),
-            start_logits=[float(x) for x in result["start_logits"].flat],
-            end_logits=[float(x) for x in result["end_logits"].flat]))
+    all_results.append(RawResult(
+        int(result["unique_ids"]), result["start_logits"].ravel().tolist(),
+        result["end_logits"].ravel().tolist()))
   logging.info("Predicted %d features in %.1f s", len(all_results),
                time.time() - start)
 
