@@ -290,6 +290,9 @@ class _NamedModule(tf.Module):
     self._named[name] = variable
     return variable
 
+  def _variable(self, name, shape, initializer):
+    return self._add(name, create_variable(name, shape, initializer))
+
   def _add_all(self, module):
     for name, variable in module.named_variables().items():
       self._add(name, variable)
@@ -311,17 +314,11 @@ class Dense(_NamedModule):
   def __init__(self, name, in_size, out_size, activation=None,
                initializer_range=0.02, kernel_initializer=None):
     super(Dense, self).__init__()
-    self.var_name = name
     self.activation = get_activation(activation)
-    if kernel_initializer is None:
-      kernel_initializer = create_initializer(initializer_range)
-    self.kernel = self._add(
-        name + "/kernel",
-        create_variable(name + "/kernel", [in_size, out_size],
-                        kernel_initializer))
-    self.bias = self._add(
-        name + "/bias",
-        create_variable(name + "/bias", [out_size], zeros_initializer))
+    self.kernel = self._variable(
+        name + "/kernel", [in_size, out_size],
+        kernel_initializer or create_initializer(initializer_range))
+    self.bias = self._variable(name + "/bias", [out_size], zeros_initializer)
 
   # Plain Python control flow on static values only: no autograph needed.
   @tf.autograph.experimental.do_not_convert
@@ -357,14 +354,9 @@ class LayerNorm(_NamedModule):
 
   def __init__(self, name, width):
     super(LayerNorm, self).__init__()
-    self.var_name = name
     # The original creates beta before gamma.
-    self.beta = self._add(
-        name + "/beta", create_variable(name + "/beta", [width],
-                                        zeros_initializer))
-    self.gamma = self._add(
-        name + "/gamma", create_variable(name + "/gamma", [width],
-                                         ones_initializer))
+    self.beta = self._variable(name + "/beta", [width], zeros_initializer)
+    self.gamma = self._variable(name + "/gamma", [width], ones_initializer)
 
   # Plain Python control flow on static values only: no autograph needed.
   @tf.autograph.experimental.do_not_convert
@@ -477,25 +469,18 @@ class BertModel(_NamedModule):
     self.scope = scope or "bert"
     cfg = self.config
     width = cfg.hidden_size
-    self.num_attention_heads = cfg.num_attention_heads
-    self.size_per_head = width // cfg.num_attention_heads
-    self.intermediate_act_fn = get_activation(cfg.hidden_act)
     init = create_initializer(cfg.initializer_range)
     prefix = self.scope + "/"
 
     # Embeddings, in the original creation order.
-    self.embedding_table = self._add(
-        prefix + "embeddings/word_embeddings",
-        create_variable(prefix + "embeddings/word_embeddings",
-                        [cfg.vocab_size, width], init))
-    self.token_type_table = self._add(
+    self.embedding_table = self._variable(
+        prefix + "embeddings/word_embeddings", [cfg.vocab_size, width], init)
+    self.token_type_table = self._variable(
         prefix + "embeddings/token_type_embeddings",
-        create_variable(prefix + "embeddings/token_type_embeddings",
-                        [cfg.type_vocab_size, width], init))
-    self.full_position_embeddings = self._add(
+        [cfg.type_vocab_size, width], init)
+    self.full_position_embeddings = self._variable(
         prefix + "embeddings/position_embeddings",
-        create_variable(prefix + "embeddings/position_embeddings",
-                        [cfg.max_position_embeddings, width], init))
+        [cfg.max_position_embeddings, width], init)
     self.embeddings_layer_norm = self._add_all(
         LayerNorm(prefix + "embeddings/LayerNorm", width))
 
@@ -696,23 +681,20 @@ class _EncoderLayer(_NamedModule):
     width = cfg.hidden_size
     self.num_heads = cfg.num_attention_heads
     self.size_per_head = width // cfg.num_attention_heads
-    self.query = self._add_all(Dense(prefix + "/attention/self/query", width,
-                                     width, kernel_initializer=init))
-    self.key = self._add_all(Dense(prefix + "/attention/self/key", width,
-                                   width, kernel_initializer=init))
-    self.value = self._add_all(Dense(prefix + "/attention/self/value", width,
-                                     width, kernel_initializer=init))
-    self.attention_output = self._add_all(
-        Dense(prefix + "/attention/output/dense", width, width,
-              kernel_initializer=init))
+
+    def dense(name, in_size, out_size, activation=None):
+      return self._add_all(Dense(prefix + name, in_size, out_size, activation,
+                                 kernel_initializer=init))
+
+    self.query = dense("/attention/self/query", width, width)
+    self.key = dense("/attention/self/key", width, width)
+    self.value = dense("/attention/self/value", width, width)
+    self.attention_output = dense("/attention/output/dense", width, width)
     self.attention_layer_norm = self._add_all(
         LayerNorm(prefix + "/attention/output/LayerNorm", width))
-    self.intermediate = self._add_all(
-        Dense(prefix + "/intermediate/dense", width, cfg.intermediate_size,
-              activation=cfg.hidden_act, kernel_initializer=init))
-    self.output_dense = self._add_all(
-        Dense(prefix + "/output/dense", cfg.intermediate_size, width,
-              kernel_initializer=init))
+    self.intermediate = dense("/intermediate/dense", width,
+                              cfg.intermediate_size, cfg.hidden_act)
+    self.output_dense = dense("/output/dense", cfg.intermediate_size, width)
     self.output_layer_norm = self._add_all(
         LayerNorm(prefix + "/output/LayerNorm", width))
 
