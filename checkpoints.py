@@ -42,15 +42,9 @@ _STATE_FILE = "checkpoint"
 
 class LoadReport(collections.namedtuple(
     "LoadReport", ["path", "loaded", "missing", "unused"])):
-  """What `init_from_checkpoint` did.
-
-  Attributes:
-    path: the checkpoint prefix read.
-    loaded: names assigned from the checkpoint (model order).
-    missing: model variable names not in the checkpoint (kept their
-      initialisers).
-    unused: checkpoint variable names the model does not have.
-  """
+  """What `init_from_checkpoint` did: the prefix read, the names `loaded`
+  (model order), the model's names `missing` from the checkpoint (they kept
+  their initialisers) and the checkpoint's names the model does not have."""
 
   def summary(self, max_names=20):
     """A human-readable multi-line summary."""
@@ -114,40 +108,19 @@ def _found_files_text(directory, basename=None, limit=30):
 
 
 def _read_state_paths(directory):
-  """(model_checkpoint_path, [all_model_checkpoint_paths]) of `checkpoint`."""
-  state_file = _join(directory, _STATE_FILE)
-  if not tf.io.gfile.exists(state_file):
+  """(latest, [all]) prefixes of the `checkpoint` state file, relative ones
+  joined to `directory`; (None, []) without a usable state file."""
+  try:
+    state = tf.train.get_checkpoint_state(directory)
+  except ValueError:  # A state file without model_checkpoint_path.
+    state = None
+  if state is None:
     return None, []
-  with tf.io.gfile.GFile(state_file, "r") as f:
-    text = f.read()
-  latest = None
-  all_paths = []
-  for line in text.splitlines():
-    m = re.match(r'^\s*(model_checkpoint_path|all_model_checkpoint_paths)'
-                 r'\s*:\s*"((?:[^"\\]|\\.)*)"\s*$', line)
-    if not m:
-      continue
-    value = _unescape(m.group(2))
-    if m.group(1) == "model_checkpoint_path":
-      latest = value
-    else:
-      all_paths.append(value)
-  return latest, all_paths
-
-
-def _unescape(text):
-  return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(
-      m.group(1), m.group(1)), text)
+  return state.model_checkpoint_path, list(state.all_model_checkpoint_paths)
 
 
 def _escape(text):
   return text.replace("\\", "\\\\").replace('"', '\\"')
-
-
-def _absolute(directory, path):
-  if "://" in path or os.path.isabs(path):
-    return path
-  return _join(directory, path)
 
 
 def _bundle_files(prefix):
@@ -198,7 +171,7 @@ def normalize_checkpoint_path(path):
     if latest:
       # Like tf.train.latest_checkpoint: a state file copied from elsewhere
       # may name an absolute path; then look for its basename here.
-      for prefix in (_absolute(path, latest), _join(path, _basename(latest))):
+      for prefix in (latest, _join(path, _basename(latest))):
         if tf.io.gfile.exists(prefix + ".index"):
           return _check_bundle(prefix)
     indexes = sorted(tf.io.gfile.glob(_join(path, "*.index")))
@@ -231,8 +204,6 @@ def list_variables(path):
 
 def latest_checkpoint(output_dir):
   """The latest checkpoint prefix in `output_dir` (by its state file) or None."""
-  if not tf.io.gfile.isdir(output_dir):
-    return None
   return tf.train.latest_checkpoint(output_dir)
 
 
@@ -295,35 +266,19 @@ def _check_shapes(named_variables, shape_map, prefix):
 
 
 def _assign(variable, value):
-  value = np.asarray(value)
-  dtype = variable.dtype.base_dtype
-  if value.dtype != dtype.as_numpy_dtype:
-    value = value.astype(dtype.as_numpy_dtype)
-  variable.assign(value)
+  variable.assign(np.asarray(value).astype(
+      variable.dtype.base_dtype.as_numpy_dtype, copy=False))
 
 
 def init_from_checkpoint(named_variables, path, log=True):
   """Initialises the given variables from the checkpoint where present.
 
-  The original `init_from_checkpoint` rule: every given variable whose name is
-  in the checkpoint is assigned (callers pass only the trainable model
-  variables, so Adam slots and `global_step` never come from an init
-  checkpoint); the others keep their initialisers; extra checkpoint variables
-  are ignored. All shapes are checked before anything is assigned.
-
-  Args:
-    named_variables: mapping original name -> tf.Variable (works for
-      tf.distribute variables; assign in cross-replica context).
-    path: checkpoint prefix, file or directory.
-    log: log the original per-variable lines and a summary.
-
-  Returns:
-    A `LoadReport`.
-
-  Raises:
-    FileNotFoundError: the checkpoint files are missing.
-    ValueError: a shape mismatch (naming the variable, both shapes and the
-      likely cause).
+  The original rule: each variable of `named_variables` (original name ->
+  tf.Variable; callers pass the trainable model variables, so no Adam slots)
+  whose name is in the checkpoint is assigned, the others keep their
+  initialisers, extra checkpoint variables are ignored. All shapes are checked
+  first (ValueError naming the variable, both shapes and the likely cause).
+  Returns a `LoadReport`; `log` logs it.
   """
   prefix = normalize_checkpoint_path(path)
   reader = tf.train.load_checkpoint(prefix)
@@ -373,28 +328,17 @@ def set_verbose_init(value):
 
 
 def restore(named_tensors, path):
-  """Restores ALL given names from a checkpoint, exactly (for resuming).
-
-  Args:
-    named_tensors: mapping checkpoint name -> tf.Variable (model weights,
-      `<var>/adam_m`, `<var>/adam_v`, `global_step`, ...).
-    path: checkpoint prefix, file or directory.
-
-  Returns:
-    The checkpoint prefix restored from.
-
-  Raises:
-    FileNotFoundError: checkpoint files missing.
-    ValueError: names missing from the checkpoint or shape mismatches.
-  """
+  """Restores ALL of `named_tensors` (name -> tf.Variable, incl. Adam slots
+  and `global_step`) from a checkpoint, for resuming; returns its prefix.
+  ValueError for names missing from the checkpoint or shape mismatches."""
   prefix = normalize_checkpoint_path(path)
   reader = tf.train.load_checkpoint(prefix)
   shape_map = reader.get_variable_to_shape_map()
   missing = [n for n in named_tensors if n not in shape_map]
   if missing:
     hint = ""
-    if any(n.endswith("/adam_m") or n.endswith("/adam_v") or
-           n == "global_step" for n in missing):
+    if any(n.endswith(("/adam_m", "/adam_v")) or n == "global_step"
+           for n in missing):
       hint = (" A checkpoint without optimizer slots/global_step (e.g. a "
               "released bert_model.ckpt) is an --init_checkpoint, not a "
               "training directory to resume from.")
@@ -449,20 +393,11 @@ def _write_state(output_dir, latest, all_paths):
 def save(output_dir, global_step, named_tensors, keep_checkpoint_max=5):
   """Writes `model.ckpt-<step>` in the original format and updates `checkpoint`.
 
-  The bundle holds exactly the given names (floats as float32, `global_step`
-  int64). Bundle and state file are written under temporary names and
-  renamed, so the state never names a half-written checkpoint.
-
-  Args:
-    output_dir: directory (local or gs://), created if needed.
-    global_step: int (or scalar tensor/variable) used in the file name.
-    named_tensors: mapping checkpoint name -> tf.Variable / tensor / array.
-      tf.distribute variables are read in cross-replica context.
-    keep_checkpoint_max: keep this many newest checkpoints listed in the state
-      file and delete older ones; 0 or None keeps all.
-
-  Returns:
-    The prefix written, e.g. `<output_dir>/model.ckpt-1000`.
+  The bundle holds exactly `named_tensors` (name -> variable, tensor or array;
+  floats as float32, `global_step` int64). Bundle and state file are written
+  under temporary names and renamed, so the state never names a half-written
+  checkpoint. Keeps the `keep_checkpoint_max` newest (0 or None: all).
+  Returns the prefix written, e.g. `<output_dir>/model.ckpt-1000`.
   """
   if not named_tensors:
     raise ValueError("No tensors to save")
@@ -494,34 +429,27 @@ def save(output_dir, global_step, named_tensors, keep_checkpoint_max=5):
     _delete_bundle(tmp_prefix)
     raise
 
-  _, all_paths = _read_state_paths(output_dir)
-  all_paths = [p for p in all_paths if p != basename and p != prefix]
-  all_paths.append(basename)
+  # The state file lists the bundles in output_dir by their basenames.
+  here = _join(output_dir, "")
+  all_paths = [p[len(here):] if p.startswith(here) else p
+               for p in _read_state_paths(output_dir)[1]]
+  all_paths = [p for p in all_paths if p != basename] + [basename]
   num_removed = max(len(all_paths) - (keep_checkpoint_max or len(all_paths)),
                     0)
   removed, all_paths = all_paths[:num_removed], all_paths[num_removed:]
   # The state first, then the deletions: it never names a deleted bundle.
   _write_state(output_dir, basename, all_paths)
   for old in removed:
-    _delete_bundle(_absolute(output_dir, old))
+    _delete_bundle(_join(output_dir, old))  # An absolute `old` stays as is.
   logging.info("Saved checkpoint %s (%d tensors)", prefix, len(names))
   return prefix
 
 
 def check_head_is_trained(checkpoint_path, head_variables, head_name,
                           allow_untrained_head, what):
-  """Refuses eval/predict when a task head is not in the checkpoint.
-
-  The original silently evaluated/predicted with a randomly initialised head
-  when given a pre-trained (not fine-tuned) checkpoint (#1037).
-
-  Args:
-    checkpoint_path: the checkpoint that will be loaded, or None.
-    head_variables: the head's variable names, e.g. ("output_weights", ...).
-    head_name: what to call the head in the message ("classifier", "SQuAD").
-    allow_untrained_head: warn instead of refusing.
-    what: the flag being served, e.g. "--do_eval".
-  """
+  """Refuses `what` (e.g. "--do_eval") when `checkpoint_path` (or None)
+  lacks the head's `head_variables`: the original silently used a random head
+  with a pre-trained checkpoint (#1037). `allow_untrained_head` only warns."""
   if checkpoint_path:
     names = {name for name, _ in list_variables(checkpoint_path)}
     missing = [n for n in head_variables if n not in names]
@@ -541,6 +469,7 @@ def check_head_is_trained(checkpoint_path, head_variables, head_name,
       "first (--do_train) or point --init_checkpoint/--output_dir at a "
       "fine-tuned checkpoint; pass --allow_untrained_head to do it anyway." %
       (what, where))
+
 
 def read_tensors(path):
   """Every tensor of a checkpoint: name -> numpy array (for converters)."""
