@@ -87,9 +87,8 @@ class BertConfig(object):
   def from_dict(cls, json_object):
     """Constructs a `BertConfig` from a Python dictionary of parameters.
 
-    Like the original, every key becomes an attribute (unknown keys such as the
-    Chinese model's `pooler_type` are kept and written back by `to_dict`), and
-    missing keys keep their defaults.
+    Every key becomes an attribute, unknown ones too (written back by
+    `to_dict`), as in the original; missing keys keep their defaults.
     """
     config = BertConfig(vocab_size=None)
     for (key, value) in json_object.items():
@@ -510,19 +509,9 @@ class BertModel(_NamedModule):
   # --------------------------------------------------------------- call form
   def __call__(self, input_ids, input_mask=None, token_type_ids=None,
                training=False):
-    """Runs the encoder; returns `BertOutputs` (all float32).
-
-    Args:
-      input_ids: int32/int64 [batch_size, seq_length].
-      input_mask: optional int/float [batch_size, seq_length], 1 = real token.
-        Defaults to all ones.
-      token_type_ids: optional int [batch_size, seq_length]. Defaults to 0.
-      training: apply dropout (with the config's probabilities).
-
-    Returns:
-      BertOutputs(sequence_output [B, S, H], pooled_output [B, H],
-      all_encoder_layers (list of L [B, S, H]), embedding_output [B, S, H]).
-    """
+    """Runs the encoder on int [batch_size, seq_length] inputs (the mask, 1 =
+    real token, defaults to all ones, the token types to 0); `training`
+    applies dropout. Returns float32 `BertOutputs`."""
     outputs = self._forward(input_ids, input_mask, token_type_ids, training)
     self._last.outputs = outputs
     self._last.inputs = None
@@ -700,12 +689,9 @@ class _EncoderLayer(_NamedModule):
 
 
 class _LayerCall(object):
-  """Forward of one `_EncoderLayer` on the 2-D [B*S, H] layout.
-
-  A plain callable (not a closure over Python state that changes) so it can be
-  wrapped in `tf.recompute_grad`. Dropout uses stateless ops with per-layer
-  seeds when the layer is recomputed, so the recomputation sees the same masks.
-  """
+  """Forward of one `_EncoderLayer` on the 2-D [B*S, H] layout, a plain
+  callable for `tf.recompute_grad` (with `seeds`, dropout is stateless so the
+  recomputation draws the same masks)."""
 
   def __init__(self, layer, seq_length, compute_dtype, hidden_dropout,
                attention_dropout, attention_adder, seeds, fused=False,
@@ -881,18 +867,10 @@ def fused_attention(qkv, attention_adder, num_heads, size_per_head,
                     dropout_rate=0.0, keep_mask=None, training=False):
   """The attention core of `_attention` as XLA-compiled kernels.
 
-  Args:
-    qkv: [B*S, 3*H] output of the fused Q/K/V projection (compute dtype).
-    attention_adder: float32 [B, 1, 1, S], 0 or -10000 per key position.
-    num_heads, size_per_head: N and d (H = N * d).
-    dropout_rate: attention dropout probability (used with `keep_mask`).
-    keep_mask: None, or bool [B, N, S, S]: True where a probability is kept.
-    training: give the result the hand-written gradient (keeps the softmax
-      output for the backward pass); False for inference.
-
-  Returns:
-    The context, [B*S, H] in the dtype of `qkv`: the same math as the op-by-op
-    path (float32 values differ from it by float rounding, ~1e-7 relative).
+  From `qkv` [B*S, 3*H] (compute dtype) and the float32 mask adder [B, 1, 1,
+  S] to the context [B*S, H]; `keep_mask` (bool [B, N, S, S] or None) applies
+  dropout at `dropout_rate`. `training` attaches the hand-written gradient.
+  Float32 values differ from the op-by-op path by rounding (~1e-7 relative).
   """
   rate = float(dropout_rate) if keep_mask is not None else 0.0
   if not training:
@@ -1044,14 +1022,8 @@ def layer_norm_and_dropout(input_tensor, dropout_prob, name=None, beta=None,
 
 
 def create_attention_mask_from_input_mask(from_tensor, to_mask):
-  """Create 3D attention mask from a 2D tensor mask.
-
-  Args:
-    from_tensor: 2D or 3D Tensor of shape [batch_size, from_seq_length, ...].
-    to_mask: int32 Tensor of shape [batch_size, to_seq_length].
-
-  Returns:
-    float Tensor of shape [batch_size, from_seq_length, to_seq_length].
+  """Float mask [batch_size, from_seq_length, to_seq_length] from `from_tensor`
+  [batch_size, from_seq_length, ...] and `to_mask` [batch_size, to_seq_length].
   """
   batch_size, from_seq_length = get_shape_list(
       from_tensor, expected_rank=[2, 3])[:2]

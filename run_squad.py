@@ -216,25 +216,27 @@ def _field(obj, key, where, input_file, kind=None):
   return value
 
 
-def _load_squad_json(input_file):
-  """Loads a SQuAD file's "data" list with clear errors for bad files."""
-  if not tf.io.gfile.exists(input_file):
-    raise FileNotFoundError("SQuAD file %s not found" % input_file)
-  with tf.io.gfile.GFile(input_file, "rb") as reader:
+def _read_json(path, missing_message):
+  """The JSON value in `path`, with one-line errors."""
+  if not tf.io.gfile.exists(path):
+    raise FileNotFoundError(missing_message)
+  with tf.io.gfile.GFile(path, "rb") as reader:
     raw = reader.read()
   try:
-    text = raw.decode("utf-8")
+    return json.loads(raw.decode("utf-8"))
   except UnicodeDecodeError as e:
     raise ValueError("%s is not valid UTF-8 (byte offset %d): %s" %
-                     (input_file, e.start, e.reason)) from None
-  try:
-    obj = json.loads(text)
+                     (path, e.start, e.reason)) from None
   except json.JSONDecodeError as e:
-    raise ValueError(
-        "%s is not valid JSON (line %d, column %d): %s. Check the file "
-        "against the SQuAD format (a JSON object with `data`)" %
-        (input_file, e.lineno, e.colno, e.msg)) from None
-  return _field(obj, "data", "the top-level object", input_file, list)
+    raise ValueError("%s is not valid JSON (line %d, column %d): %s." %
+                     (path, e.lineno, e.colno, e.msg)) from None
+
+
+def _load_squad_json(input_file):
+  """Loads a SQuAD file's "data" list with clear errors for bad files."""
+  obj = _read_json(input_file, "SQuAD file %s not found" % input_file)
+  return _field(obj, "data", "the top-level object (a SQuAD file is a JSON "
+                "object with `data`)", input_file, list)
 
 
 _ReadStats = collections.namedtuple(
@@ -356,12 +358,8 @@ def _tokenize_document(tokenizer, doc_tokens):
 def convert_examples_to_features(examples, tokenizer, max_seq_length,
                                  doc_stride, max_query_length, is_training,
                                  output_fn, drop_out_of_span_chunks=False):
-  """Loads a data file into a list of `InputBatch`s.
-
-  Calls `output_fn(feature)` for every feature, in order, and returns their
-  number. The questions of a paragraph share its doc_tokens list, which is
-  tokenized once.
-  """
+  """Calls `output_fn(feature)` for each feature, in order; returns their
+  number. A paragraph's questions share its doc_tokens (tokenized once)."""
   if doc_stride <= 0:
     raise ValueError("doc_stride must be positive, got %d" % doc_stride)
   unique_id = 1000000000
@@ -1232,16 +1230,8 @@ def _log_and_write_json(path, results, header):
 
 
 def _read_json_file(path, what):
-  if not tf.io.gfile.exists(path):
-    raise FileNotFoundError(
-        "--do_eval: %s %s not found; run with --do_predict first (or in the "
-        "same command)" % (what, path))
-  with tf.io.gfile.GFile(path, "r") as reader:
-    try:
-      return json.loads(reader.read())
-    except json.JSONDecodeError as e:
-      raise ValueError("%s is not valid JSON (line %d, column %d): %s." %
-                       (path, e.lineno, e.colno, e.msg)) from None
+  return _read_json(path, "--do_eval: %s %s not found; run with --do_predict "
+                    "first (or in the same command)" % (what, path))
 
 
 def run_eval(predict_file, output_dir, version_2_with_negative,
