@@ -203,7 +203,7 @@ def list_variables(path):
 
 
 def latest_checkpoint(output_dir):
-  """The latest checkpoint prefix in `output_dir` (by its state file) or None."""
+  """The latest checkpoint prefix in `output_dir` (its state file's) or None."""
   return tf.train.latest_checkpoint(output_dir)
 
 
@@ -356,12 +356,10 @@ def restore(named_tensors, path):
 
 def _read_value(value):
   """A tensor for a variable (incl. tf.distribute ones) or array-like."""
-  if isinstance(value, tf.Variable) or hasattr(value, "read_value"):
-    try:
-      return value.read_value()
-    except (ValueError, RuntimeError, NotImplementedError):
-      return tf.convert_to_tensor(value)
-  return tf.convert_to_tensor(value)
+  try:
+    return value.read_value()
+  except (AttributeError, ValueError, RuntimeError, NotImplementedError):
+    return tf.convert_to_tensor(value)
 
 
 def _to_save_tensor(name, value):

@@ -275,9 +275,8 @@ class _NamedModule(tf.Module):
   """A tf.Module with an ordered registry original-name -> variable."""
 
   def __init__(self):
-    # Names with "/" are not valid tf.Module names; the original name lives in
-    # the registry only. The module name must also be a valid root name scope
-    # in a TF1 graph, so no leading underscore (`_EncoderLayer`).
+    # The original names ("/") live in the registry only; the module name must
+    # be a valid TF1 root name scope (no leading underscore).
     super(_NamedModule, self).__init__(
         name=re.sub(r"(?<!^)(?=[A-Z])", "_", type(self).__name__.lstrip("_"))
         .lower())
@@ -375,8 +374,8 @@ class EncoderOptions(collections.namedtuple(
   """How the encoder computes, not what: one object built once from the flags.
 
   use_one_hot_embeddings: the TPU embedding path (a one-hot matmul).
-  compute_dtype: matmul dtype (float32, bfloat16, float16); variables, LayerNorm,
-    softmax and outputs stay float32.
+  compute_dtype: matmul dtype (float32, bfloat16, float16); variables,
+    LayerNorm, softmax and outputs stay float32.
   recompute: activation checkpointing (`tf.recompute_grad`) of each layer.
   fused_blocks: XLA-fused attention core and GELU with hand-written backward
     passes (same math; float32 values differ by rounding only).
@@ -411,13 +410,8 @@ class BertModel(_NamedModule):
   pooled_output = model.get_pooled_output()
   ```
 
-  Reusable call form:
-
-  ```python
-  model = modeling.BertModel(config)
-  outputs = model(input_ids, input_mask, token_type_ids, training=True)
-  outputs.sequence_output, outputs.pooled_output
-  ```
+  Reusable call form: `BertModel(config)(input_ids, input_mask,
+  token_type_ids, training=True)` returns `BertOutputs`.
   """
 
   def __init__(self,
@@ -953,20 +947,11 @@ def get_activation(activation_string):
 def get_assignment_map_from_checkpoint(tvars, init_checkpoint):
   """Compute the union of the current variables and checkpoint variables.
 
-  Args:
-    tvars: a mapping original name -> variable (`model.named_variables()`),
-      or a list of variables (e.g. `tf.trainable_variables()` in graph code;
-      see `original_variable_name`) or of names.
-    init_checkpoint: checkpoint prefix, file or directory.
-
-  Returns:
-    (assignment_map, initialized_variable_names): an OrderedDict name -> name
-    in checkpoint order for every checkpoint variable the model has, and a
-    dict holding `name` and `name:0` -> 1 for each of them.
-
-  Raises:
-    ValueError: no variable of the model is in the checkpoint (the original
-      silently returned an empty map).
+  `tvars` is `model.named_variables()` or a list of variables (e.g.
+  `tf.trainable_variables()` in graph code) or names. Returns an OrderedDict
+  name -> name in checkpoint order for every checkpoint variable the model has
+  and a dict with `name` and `name:0` -> 1 for each; raises ValueError when
+  there is none (the original silently returned an empty map).
   """
   import checkpoints  # pylint: disable=g-import-not-at-top
 
@@ -1226,12 +1211,12 @@ def attention_layer(from_tensor,
   q = heads(query(from_2d), from_seq_length)
   k = heads(key(to_2d), to_seq_length)
   v = heads(value(to_2d), to_seq_length)
-  scores = tf.matmul(q, k, transpose_b=True)
-  scores = scores * (1.0 / math.sqrt(float(size_per_head)))
+  adder = 0.0
   if attention_mask is not None:
     mask = tf.expand_dims(tf.cast(attention_mask, tf.float32), axis=[1])
-    scores += (1.0 - mask) * -10000.0
-  probs = dropout(tf.nn.softmax(scores), attention_probs_dropout_prob)
+    adder = (1.0 - mask) * -10000.0
+  probs = dropout(_attention_probs(q, k, adder, size_per_head),
+                  attention_probs_dropout_prob)
   context = tf.transpose(tf.matmul(probs, v), [0, 2, 1, 3])
   if do_return_2d_tensor:
     return tf.reshape(context, [batch_size * from_seq_length, width])

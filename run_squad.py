@@ -1,20 +1,19 @@
 # coding=utf-8
 # Copyright 2026 The BERT-on-TF2 project authors. Written for this project.
-"""Run BERT on SQuAD 1.1 and SQuAD 2.0 (TensorFlow 2 port of the original script).
+"""Run BERT on SQuAD 1.1 and SQuAD 2.0 (TF2 port of the original script).
 
-Reads the SQuAD JSON, splits each context into overlapping windows of WordPiece tokens
-("doc spans"), fine-tunes a start/end pointer head on top of BERT and writes
-`predictions.json`, `nbest_predictions.json` and (SQuAD 2.0) `null_odds.json` in the
-format the official evaluation scripts read.
+Reads the SQuAD JSON, splits each context into overlapping windows of
+WordPiece tokens ("doc spans"), fine-tunes a start/end pointer head on top of
+BERT and writes `predictions.json`, `nbest_predictions.json` and (SQuAD 2.0)
+`null_odds.json` for the official evaluation scripts.
 
 Behaviour follows the original `run_squad.py`; the differences are:
-  * the SQuAD 2.0 crash when a question has no non-null n-best entry is fixed
-    (the prediction is "" and its null odds are `score_null + 10000`, see
-    `_NO_SPAN_SCORE`);
-  * `--drop_out_of_span_chunks` (default off) drops training windows that do not
-    contain the answer instead of labelling them (0, 0);
-  * `--do_eval` scores predictions against a predict_file with answers (EM/F1 as
-    the official v1.1 / v2.0 scripts), `--null_threshold_search` reports the best
+  * SQuAD 2.0 no longer crashes when a question has no non-null n-best entry
+    (the prediction is "", its null odds `score_null + 10000`);
+  * `--drop_out_of_span_chunks` (default off) drops training windows that do
+    not contain the answer instead of labelling them (0, 0);
+  * `--do_eval` scores predictions (EM/F1 as the official v1.1 / v2.0
+    scripts), `--null_threshold_search` reports the best
     `null_score_diff_threshold`;
   * bad input (malformed JSON, missing fields, answers that do not match their
     context, impossible flag combinations) gives one-line errors.
@@ -293,7 +292,7 @@ def _read_squad_examples(input_file, is_training, version_2_with_negative):
             start_position = char_to_word_offset[answer_offset]
             end_position = char_to_word_offset[end_char]
             # Skip answers that cannot be recovered from the context.
-            actual_text = " ".join(doc_tokens[start_position:(end_position + 1)])
+            actual_text = " ".join(doc_tokens[start_position:end_position + 1])
             cleaned_answer_text = " ".join(
                 tokenization.whitespace_tokenize(orig_answer_text))
             if actual_text.find(cleaned_answer_text) == -1:
@@ -534,9 +533,9 @@ class SquadModel(tf.Module):
   def __call__(self, input_ids, input_mask=None, segment_ids=None,
                training=False):
     """Returns (start_logits, end_logits), each float32 [batch, seq_length]."""
-    final_hidden = tf.cast(self.bert(
-        input_ids, input_mask=input_mask, token_type_ids=segment_ids,
-        training=training).sequence_output, tf.float32)
+    final_hidden = self.bert(input_ids, input_mask=input_mask,
+                             token_type_ids=segment_ids,
+                             training=training).sequence_output
     batch_size, seq_length, hidden_size = modeling.get_shape_list(
         final_hidden, expected_rank=3)
     logits = tf.matmul(
@@ -548,14 +547,10 @@ class SquadModel(tf.Module):
 
 
 def create_model(bert_config, is_training, input_ids, input_mask, segment_ids,
-                 use_one_hot_embeddings, model=None):
-  """Creates a SQuAD model (the original's function); returns the logits.
-
-  Builds a fresh `SquadModel` unless `model` is given, and runs it once.
-  """
-  if model is None:
-    model = SquadModel(bert_config, is_training=is_training,
-                       options=modeling.EncoderOptions(use_one_hot_embeddings))
+                 use_one_hot_embeddings):
+  """Creates a SQuAD model (the original's function); returns the logits."""
+  model = SquadModel(bert_config, is_training=is_training,
+                     options=modeling.EncoderOptions(use_one_hot_embeddings))
   return model(input_ids, input_mask=input_mask, segment_ids=segment_ids,
                training=is_training)
 
@@ -723,11 +718,8 @@ _PrelimPrediction = collections.namedtuple(  # pylint: disable=invalid-name
 _NbestPrediction = collections.namedtuple(  # pylint: disable=invalid-name
     "NbestPrediction", ["text", "start_logit", "end_logit"])
 
-# SQuAD 2.0, a question whose n-best list holds no non-null answer (the
-# original crashed here, #211/#476): the missing best non-null answer is given
-# this score (the same "impossible" value BERT adds to masked attention
-# logits), so its null odds are score_null + 10000, above any real question's,
-# and its prediction is "" at every threshold.
+# The score of the missing best non-null answer of a SQuAD 2.0 question
+# without one (the original crashed, #211/#476): "" at every threshold.
 _NO_SPAN_SCORE = -10000.0
 
 SquadPredictions = collections.namedtuple(
@@ -753,9 +745,9 @@ def compute_predictions(all_examples, all_features, all_results, n_best_size,
                         null_score_diff_threshold=0.0, verbose_logging=False):
   """The computation of write_predictions, returning a `SquadPredictions`.
 
-  predictions, nbest and null_odds are the three output files' objects (null_odds
-  is empty with v2 off); best_non_null_text maps qas_id to the best non-null
-  answer (None if there is none), which the threshold search needs.
+  predictions, nbest and null_odds are the three output files' objects
+  (null_odds is empty with v2 off); best_non_null_text maps qas_id to the best
+  non-null answer (None if there is none), which the threshold search needs.
   """
   example_index_to_features = collections.defaultdict(list)
   for feature in all_features:
@@ -982,7 +974,7 @@ _ARTICLES_RE = re.compile(r"\b(a|an|the)\b", re.UNICODE)
 
 
 def normalize_answer(s):
-  """Lower case, drop ASCII punctuation and the articles a/an/the, squash spaces."""
+  """Lower case, drop ASCII punctuation and articles a/an/the, squash spaces."""
   s = s.lower()
   s = "".join(ch for ch in s if ch not in _PUNCTUATION)
   s = _ARTICLES_RE.sub(" ", s)
