@@ -1211,16 +1211,20 @@ def attention_layer(from_tensor,
   q = heads(query(from_2d), from_seq_length)
   k = heads(key(to_2d), to_seq_length)
   v = heads(value(to_2d), to_seq_length)
-  adder = 0.0
-  if attention_mask is not None:
-    mask = tf.expand_dims(tf.cast(attention_mask, tf.float32), axis=[1])
-    adder = (1.0 - mask) * -10000.0
-  probs = dropout(_attention_probs(q, k, adder, size_per_head),
-                  attention_probs_dropout_prob)
+  probs = dropout(_attention_probs(q, k, _mask_adder(attention_mask),
+                                   size_per_head), attention_probs_dropout_prob)
   context = tf.transpose(tf.matmul(probs, v), [0, 2, 1, 3])
   if do_return_2d_tensor:
     return tf.reshape(context, [batch_size * from_seq_length, width])
   return tf.reshape(context, [batch_size, from_seq_length, width])
+
+
+def _mask_adder(attention_mask):
+  """-10000 where `attention_mask` [B, F, T] is 0, as [B, 1, F, T] (or 0.0)."""
+  if attention_mask is None:
+    return 0.0
+  mask = tf.expand_dims(tf.cast(attention_mask, tf.float32), axis=[1])
+  return (1.0 - mask) * -10000.0
 
 
 def transformer_model(input_tensor,
@@ -1246,52 +1250,24 @@ def transformer_model(input_tensor,
     raise ValueError(
         "The hidden size (%d) is not a multiple of the number of attention "
         "heads (%d)" % (hidden_size, num_attention_heads))
-  size_per_head = hidden_size // num_attention_heads
   input_shape = get_shape_list(input_tensor, expected_rank=3)
-  batch_size, seq_length, input_width = input_shape
+  seq_length, input_width = input_shape[1:]
   if input_width != hidden_size:
     raise ValueError("The width of the input tensor (%d) != hidden size (%d)" %
                      (input_width, hidden_size))
+  # BertModel's layers, under names relative to the current variable scope.
+  cfg = BertConfig(None, hidden_size, num_hidden_layers, num_attention_heads,
+                   intermediate_size, hidden_act=intermediate_act_fn)
   init = create_initializer(initializer_range)
-
+  adder = _mask_adder(attention_mask)
   prev_output = reshape_to_matrix(input_tensor)
   all_layer_outputs = []
   for layer_idx in range(num_hidden_layers):
-    with tf.compat.v1.variable_scope("layer_%d" % layer_idx):
-      layer_input = prev_output
-      with tf.compat.v1.variable_scope("attention"):
-        with tf.compat.v1.variable_scope("self"):
-          attention_output = attention_layer(
-              from_tensor=layer_input,
-              to_tensor=layer_input,
-              attention_mask=attention_mask,
-              num_attention_heads=num_attention_heads,
-              size_per_head=size_per_head,
-              attention_probs_dropout_prob=attention_probs_dropout_prob,
-              initializer_range=initializer_range,
-              do_return_2d_tensor=True,
-              batch_size=batch_size,
-              from_seq_length=seq_length,
-              to_seq_length=seq_length)
-        with tf.compat.v1.variable_scope("output"):
-          attention_output = Dense("dense", hidden_size, hidden_size,
-                                   kernel_initializer=init)(attention_output)
-          attention_output = dropout(attention_output, hidden_dropout_prob)
-          attention_output = LayerNorm("LayerNorm", hidden_size)(
-              attention_output + layer_input)
-      with tf.compat.v1.variable_scope("intermediate"):
-        intermediate_output = Dense(
-            "dense", hidden_size, intermediate_size,
-            activation=intermediate_act_fn,
-            kernel_initializer=init)(attention_output)
-      with tf.compat.v1.variable_scope("output"):
-        layer_output = Dense("dense", intermediate_size, hidden_size,
-                             kernel_initializer=init)(intermediate_output)
-        layer_output = dropout(layer_output, hidden_dropout_prob)
-        layer_output = LayerNorm("LayerNorm", hidden_size)(
-            layer_output + attention_output)
-      prev_output = layer_output
-      all_layer_outputs.append(layer_output)
+    layer = _EncoderLayer("layer_%d" % layer_idx, cfg, init)
+    prev_output = _LayerCall(layer, seq_length, tf.float32, hidden_dropout_prob,
+                             attention_probs_dropout_prob, adder,
+                             None)(prev_output)
+    all_layer_outputs.append(prev_output)
 
   if do_return_all_layers:
     return [reshape_from_matrix(x, input_shape) for x in all_layer_outputs]
