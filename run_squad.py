@@ -134,27 +134,15 @@ def _flag_value(name, default):
 # ---------------------------------------------------------------------------
 
 
-class SquadExample(object):
+class SquadExample(collections.namedtuple(
+    "SquadExample", ["qas_id", "question_text", "doc_tokens",
+                     "orig_answer_text", "start_position", "end_position",
+                     "is_impossible"], defaults=(None, None, None, False))):
   """A single training/test example for simple sequence classification.
 
   For examples without an answer, the start and end position are -1.
   """
-
-  def __init__(self,
-               qas_id,
-               question_text,
-               doc_tokens,
-               orig_answer_text=None,
-               start_position=None,
-               end_position=None,
-               is_impossible=False):
-    self.qas_id = qas_id
-    self.question_text = question_text
-    self.doc_tokens = doc_tokens
-    self.orig_answer_text = orig_answer_text
-    self.start_position = start_position
-    self.end_position = end_position
-    self.is_impossible = is_impossible
+  __slots__ = ()
 
   def __repr__(self):
     # The original hid a start_position of 0 (google-research/bert#191).
@@ -169,8 +157,6 @@ class SquadExample(object):
     if self.start_position is not None:
       s += ", is_impossible: %r" % (self.is_impossible)
     return s
-
-  __str__ = __repr__
 
 
 InputFeatures = collections.namedtuple(  # A single set of features of data.
