@@ -124,10 +124,9 @@ class BertConfig(object):
       raise common.UserError(
           "--bert_config_file %s is a directory: pass the bert_config.json "
           "file inside it." % json_file)
-    with tf.io.gfile.GFile(json_file, "r") as reader:
-      text = reader.read()
     try:
-      obj = json.loads(text)
+      with tf.io.gfile.GFile(json_file, "r") as reader:
+        obj = json.loads(reader.read())
     except ValueError as e:
       raise ValueError("Cannot parse the BERT config file %s as JSON: %s" %
                        (json_file, e)) from e
@@ -318,7 +317,6 @@ class Dense(_NamedModule):
         kernel_initializer or create_initializer(initializer_range))
     self.bias = self._variable(name + "/bias", [out_size], zeros_initializer)
 
-  # Plain Python control flow on static values only: no autograph needed.
   @tf.autograph.experimental.do_not_convert
   def __call__(self, x):
     y = self.linear(x)
@@ -356,7 +354,6 @@ class LayerNorm(_NamedModule):
     self.beta = self._variable(name + "/beta", [width], zeros_initializer)
     self.gamma = self._variable(name + "/gamma", [width], ones_initializer)
 
-  # Plain Python control flow on static values only: no autograph needed.
   @tf.autograph.experimental.do_not_convert
   def __call__(self, x):
     return layer_norm(x, beta=self.beta, gamma=self.gamma)
@@ -511,7 +508,6 @@ class BertModel(_NamedModule):
     self._last.inputs = None
     return outputs
 
-  # Plain Python control flow on static values only: no autograph needed.
   @tf.autograph.experimental.do_not_convert
   def _forward(self, input_ids, input_mask, token_type_ids, training):
     cfg = self.config
@@ -716,7 +712,6 @@ class _LayerCall(object):
       uniform = tf.random.uniform(shape)
     return uniform >= rate
 
-  # Plain Python control flow on static values only: no autograph needed.
   @tf.autograph.experimental.do_not_convert
   def __call__(self, hidden):
     layer = self.layer

@@ -585,11 +585,8 @@ class SquadTask(object):
     start_logits, end_logits = model(
         features["input_ids"], input_mask=features["input_mask"],
         segment_ids=features["segment_ids"], training=False)
-    return {
-        "unique_ids": features["unique_ids"],
-        "start_logits": start_logits,
-        "end_logits": end_logits,
-    }
+    return {"unique_ids": features["unique_ids"],
+            "start_logits": start_logits, "end_logits": end_logits}
 
 
 def _proto_field(tag, payload):
