@@ -152,14 +152,10 @@ def _check_bundle(prefix):
 def normalize_checkpoint_path(path):
   """Returns the checkpoint prefix for a prefix, file or directory.
 
-  Accepts `.../bert_model.ckpt`, `.../bert_model.ckpt.index`,
-  `.../bert_model.ckpt.data-00000-of-00001`, `.../model.ckpt-20.meta`, or a
-  directory (its `checkpoint` state file's latest entry; otherwise the single
-  `*.index` prefix in it).
-
-  Raises:
-    FileNotFoundError: listing the files expected and the files found.
-    ValueError: a directory holds several checkpoints and no state file.
+  Accepts `.../bert_model.ckpt`, its `.index`, `.data-00000-of-00001` or
+  `.meta` file, or a directory (its state file's latest entry, else its one
+  `*.index` prefix). FileNotFoundError lists the files expected and found;
+  ValueError for a directory of several checkpoints and no state file.
   """
   if path is None or not str(path):
     raise FileNotFoundError("No checkpoint path given")
@@ -478,11 +474,8 @@ def read_tensors(path):
 
 
 def save_bundle(prefix, named_arrays):
-  """Writes exactly `named_arrays` as the bundle `prefix`.{index,data-*}.
-
-  For released-style checkpoints such as `bert_model.ckpt` (no step, no
-  `checkpoint` state file); the dtypes are kept. Callers write into a
-  temporary directory and rename it (convert_checkpoint.py).
+  """Writes exactly `named_arrays` (dtypes kept) as the bundle
+  `prefix`.{index,data-*}, like a released `bert_model.ckpt` (no state file).
   """
   if not named_arrays:
     raise ValueError("No tensors to save")

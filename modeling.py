@@ -261,11 +261,8 @@ def in_tf1_graph():
 
 
 def original_variable_name(variable_or_name):
-  """The original checkpoint name of a variable: no `:N`, `__` read as `/`.
-
-  TF2 variables are named with "/" written as "__" (`create_variable`); graph
-  (`tf.compat.v1`) variables already carry the original name.
-  """
+  """The original checkpoint name of a variable (or name): no `:N`, and the
+  "__" of `create_variable`'s TF2 names read as "/"."""
   name = getattr(variable_or_name, "name", variable_or_name)
   return re.sub(r":\d+$", "", name).replace("__", "/")
 
@@ -301,12 +298,8 @@ class _NamedModule(tf.Module):
 
 
 class Dense(_NamedModule):
-  """`x @ kernel + bias` (+ activation) with variables `<name>/kernel|bias`.
-
-  The matmul runs in the dtype of the input `x`: float32 inputs use the float32
-  variables directly; bfloat16/float16 inputs use casted copies of the
-  variables (the variables themselves stay float32).
-  """
+  """`x @ kernel + bias` (+ activation) with variables `<name>/kernel|bias`,
+  computed in the dtype of `x` (the float32 variables are cast to it)."""
 
   def __init__(self, name, in_size, out_size, activation=None,
                initializer_range=0.02, kernel_initializer=None):
