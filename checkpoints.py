@@ -194,8 +194,7 @@ def normalize_checkpoint_path(path):
 
 def list_variables(path):
   """List of (name, shape) in the checkpoint, like tf.train.list_variables."""
-  prefix = normalize_checkpoint_path(path)
-  return tf.train.list_variables(prefix)
+  return tf.train.list_variables(normalize_checkpoint_path(path))
 
 
 def latest_checkpoint(output_dir):
@@ -467,8 +466,7 @@ def check_head_is_trained(checkpoint_path, head_variables, head_name,
 
 def read_tensors(path):
   """Every tensor of a checkpoint: name -> numpy array (for converters)."""
-  prefix = normalize_checkpoint_path(path)
-  reader = tf.train.load_checkpoint(prefix)
+  reader = tf.train.load_checkpoint(normalize_checkpoint_path(path))
   return {name: reader.get_tensor(name)
           for name in sorted(reader.get_variable_to_shape_map())}
 

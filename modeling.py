@@ -521,14 +521,11 @@ class BertModel(_NamedModule):
 
     if input_mask is None:
       input_mask = tf.ones_like(input_ids, dtype=tf.int32)
-    else:
-      input_mask = tf.convert_to_tensor(input_mask)
-      _check_same_shape(input_mask, input_ids, "input_mask")
     if token_type_ids is None:
       token_type_ids = tf.zeros_like(input_ids, dtype=tf.int32)
-    else:
-      token_type_ids = tf.convert_to_tensor(token_type_ids)
-      _check_same_shape(token_type_ids, input_ids, "token_type_ids")
+    input_mask = _like_input_ids(input_mask, input_ids, "input_mask")
+    token_type_ids = _like_input_ids(token_type_ids, input_ids,
+                                     "token_type_ids")
 
     training = bool(training)
     hidden_dropout = cfg.hidden_dropout_prob if training else 0.0
@@ -895,12 +892,15 @@ def fused_gelu(x):
   return _fused_gelu_forward(x), lambda dy: _fused_gelu_backward(x, dy)
 
 
-def _check_same_shape(tensor, input_ids, name):
+def _like_input_ids(tensor, input_ids, name):
+  """`tensor` as a tensor; ValueError unless its shape is input_ids'."""
+  tensor = tf.convert_to_tensor(tensor)
   assert_rank(tensor, 2, name=name)
   if (tensor.shape.is_fully_defined() and input_ids.shape.is_fully_defined()
       and tensor.shape != input_ids.shape):
     raise ValueError("%s has shape %s but input_ids has shape %s" %
                      (name, tensor.shape.as_list(), input_ids.shape.as_list()))
+  return tensor
 
 
 def gelu(x):
@@ -1170,9 +1170,7 @@ def attention_layer(from_tensor,
     raise ValueError(
         "The rank of `from_tensor` must match the rank of `to_tensor`.")
   if len(from_shape) == 3:
-    batch_size = from_shape[0]
-    from_seq_length = from_shape[1]
-    to_seq_length = to_shape[1]
+    batch_size, from_seq_length, to_seq_length = from_shape[:2] + to_shape[1:2]
   elif (batch_size is None or from_seq_length is None or
         to_seq_length is None):
     raise ValueError(
@@ -1191,14 +1189,12 @@ def attention_layer(from_tensor,
   value = Dense("value", to_shape[-1], width, activation=value_act,
                 kernel_initializer=init)
 
-  def heads(x, seq_length):
-    x = tf.reshape(x, [batch_size, seq_length, num_attention_heads,
-                       size_per_head])
-    return tf.transpose(x, [0, 2, 1, 3])  # [B, N, S, H]
-
-  q = heads(query(from_2d), from_seq_length)
-  k = heads(key(to_2d), to_seq_length)
-  v = heads(value(to_2d), to_seq_length)
+  q = _split_heads(query(from_2d), num_attention_heads, size_per_head,
+                   from_seq_length, 1)[0]
+  k = _split_heads(key(to_2d), num_attention_heads, size_per_head,
+                   to_seq_length, 1)[0]
+  v = _split_heads(value(to_2d), num_attention_heads, size_per_head,
+                   to_seq_length, 1)[0]
   probs = dropout(_attention_probs(q, k, _mask_adder(attention_mask),
                                    size_per_head), attention_probs_dropout_prob)
   context = tf.transpose(tf.matmul(probs, v), [0, 2, 1, 3])

@@ -196,8 +196,7 @@ def _field(obj, key, where, input_file, kind=None):
   if kind is not None and not isinstance(value, kind):
     raise ValueError("%s: field '%s' in %s has type %s, expected %s" %
                      (input_file, key, where, type(value).__name__,
-                      kind.__name__ if isinstance(kind, type) else
-                      "/".join(k.__name__ for k in kind)))
+                      kind.__name__))
   return value
 
 
