@@ -121,12 +121,7 @@ def define_flags():
 
 def _flag_value(name, default):
   """Value of a parsed flag `name`, or `default` when used as a library."""
-  try:
-    if name in FLAGS and FLAGS.is_parsed():
-      return FLAGS[name].value
-  except flags.Error:
-    pass
-  return default
+  return FLAGS[name].value if name in FLAGS and FLAGS.is_parsed() else default
 
 
 # ---------------------------------------------------------------------------
@@ -1203,7 +1198,8 @@ def _log_and_write_json(path, results, header):
   common.write_text(path, json.dumps(results, indent=2) + "\n")
 
 
-def _read_json_file(path, what):
+def _read_output_json(output_dir, name, what):
+  path = os.path.join(output_dir, name)
   return _read_json(path, "--do_eval: %s %s not found; run with --do_predict "
                     "first (or in the same command)" % (what, path))
 
@@ -1219,17 +1215,17 @@ def run_eval(predict_file, output_dir, version_2_with_negative,
   threshold search when asked.
   """
   articles = _load_squad_json(predict_file)
-  predictions = _read_json_file(
-      os.path.join(output_dir, "predictions.json"), "predictions file")
+  predictions = _read_output_json(output_dir, "predictions.json",
+                                  "predictions file")
   if version_2_with_negative:
-    null_odds = _read_json_file(os.path.join(output_dir, "null_odds.json"),
-                                "null odds file")
+    null_odds = _read_output_json(output_dir, "null_odds.json",
+                                  "null odds file")
     results = evaluate_v2(articles, predictions, na_probs=null_odds)
   else:
     results = evaluate_v1(articles, predictions)
   if null_threshold_search:
-    nbest = _read_json_file(
-        os.path.join(output_dir, "nbest_predictions.json"), "n-best file")
+    nbest = _read_output_json(output_dir, "nbest_predictions.json",
+                              "n-best file")
     best_non_null = {qas_id: next((e["text"] for e in entries if e["text"]),
                                   None)
                      for qas_id, entries in nbest.items()}
@@ -1238,8 +1234,8 @@ def run_eval(predict_file, output_dir, version_2_with_negative,
         "Best --null_score_diff_threshold=%r: exact %.2f, f1 %.2f (at the "
         "threshold used, %r: exact %.2f, f1 %.2f)",
         search["best_null_score_diff_threshold"], search["exact"],
-        search["f1"], FLAGS.null_score_diff_threshold if FLAGS.is_parsed()
-        else 0.0, results["exact"], results["f1"])
+        search["f1"], _flag_value("null_score_diff_threshold", 0.0),
+        results["exact"], results["f1"])
     results["best_null_score_diff_threshold"] = search[
         "best_null_score_diff_threshold"]
     for key, value in search.items():
