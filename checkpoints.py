@@ -48,21 +48,16 @@ class LoadReport(collections.namedtuple(
 
   def summary(self, max_names=20):
     """A human-readable multi-line summary."""
-    def _names(names):
-      shown = ", ".join(names[:max_names])
-      if len(names) > max_names:
-        shown += ", ... (%d more)" % (len(names) - max_names)
-      return shown
     lines = ["Initialized %d of %d model variables from %s" %
              (len(self.loaded), len(self.loaded) + len(self.missing),
               self.path)]
     if self.missing:
       lines.append("  %d model variables not in the checkpoint (kept their "
                    "initializers): %s" % (len(self.missing),
-                                          _names(self.missing)))
+                                          _listing(self.missing, max_names)))
     if self.unused:
       lines.append("  %d checkpoint variables not used by the model: %s" %
-                   (len(self.unused), _names(self.unused)))
+                   (len(self.unused), _listing(self.unused, max_names)))
     return "\n".join(lines)
 
   def __str__(self):
@@ -100,11 +95,15 @@ def _found_files_text(directory, basename=None, limit=30):
       names = related
   if not names:
     return "directory %s is empty" % directory
-  shown = names[:limit]
-  text = ", ".join(shown)
+  return "found in %s: %s" % (directory, _listing(names, limit))
+
+
+def _listing(names, limit):
+  """The first `limit` of `names`, joined, and how many more there are."""
+  text = ", ".join(names[:limit])
   if len(names) > limit:
     text += ", ... (%d more)" % (len(names) - limit)
-  return "found in %s: %s" % (directory, text)
+  return text
 
 
 def _read_state_paths(directory):
