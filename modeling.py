@@ -229,9 +229,8 @@ zeros_initializer = tf.zeros
 ones_initializer = tf.ones
 
 
-def create_variable(name, shape, initializer=None, trainable=True,
-                    dtype=tf.float32):
-  """A `tf.Variable` to be saved under `name` (the original checkpoint name).
+def create_variable(name, shape, initializer=None):
+  """A float32 `tf.Variable` to be saved under `name` (its original name).
 
   The caller registers it under `name` in its `named_variables()`; checkpoints
   use that registry, never `tf.Variable.name`. `initializer(shape, dtype)`
@@ -244,13 +243,12 @@ def create_variable(name, shape, initializer=None, trainable=True,
     # A `get_variable` in the current variable scope: original names, and
     # `reuse=` and `tf.train.init_from_checkpoint` work as in the original.
     return tf.compat.v1.get_variable(
-        name, shape=shape, dtype=dtype, trainable=trainable,
-        initializer=lambda shape, dtype=dtype, partition_info=None:
+        name, shape=shape, dtype=tf.float32,
+        initializer=lambda shape, dtype=tf.float32, partition_info=None:
         initializer(shape, dtype=dtype))
   with tf.init_scope():
-    initial_value = initializer(shape, dtype=dtype)
-  return tf.Variable(initial_value, trainable=trainable, dtype=dtype,
-                     name=name.replace("/", "__"))
+    initial_value = initializer(shape, dtype=tf.float32)
+  return tf.Variable(initial_value, name=name.replace("/", "__"))
 
 
 def in_tf1_graph():
