@@ -42,33 +42,22 @@ _STATE_FILE = "checkpoint"
 
 class LoadReport(collections.namedtuple(
     "LoadReport", ["path", "loaded", "missing", "unused"])):
-  """What `init_from_checkpoint` did.
-
-  Attributes:
-    path: the checkpoint prefix read.
-    loaded: names assigned from the checkpoint (model order).
-    missing: model variable names not in the checkpoint (kept their
-      initialisers).
-    unused: checkpoint variable names the model does not have.
-  """
+  """What `init_from_checkpoint` did: the prefix read, the names `loaded`
+  (model order), the model's names `missing` from the checkpoint (they kept
+  their initialisers) and the checkpoint's names the model does not have."""
 
   def summary(self, max_names=20):
     """A human-readable multi-line summary."""
-    def _names(names):
-      shown = ", ".join(names[:max_names])
-      if len(names) > max_names:
-        shown += ", ... (%d more)" % (len(names) - max_names)
-      return shown
     lines = ["Initialized %d of %d model variables from %s" %
              (len(self.loaded), len(self.loaded) + len(self.missing),
               self.path)]
     if self.missing:
       lines.append("  %d model variables not in the checkpoint (kept their "
                    "initializers): %s" % (len(self.missing),
-                                          _names(self.missing)))
+                                          _listing(self.missing, max_names)))
     if self.unused:
       lines.append("  %d checkpoint variables not used by the model: %s" %
-                   (len(self.unused), _names(self.unused)))
+                   (len(self.unused), _listing(self.unused, max_names)))
     return "\n".join(lines)
 
   def __str__(self):
@@ -106,48 +95,31 @@ def _found_files_text(directory, basename=None, limit=30):
       names = related
   if not names:
     return "directory %s is empty" % directory
-  shown = names[:limit]
-  text = ", ".join(shown)
+  return "found in %s: %s" % (directory, _listing(names, limit))
+
+
+def _listing(names, limit):
+  """The first `limit` of `names`, joined, and how many more there are."""
+  text = ", ".join(names[:limit])
   if len(names) > limit:
     text += ", ... (%d more)" % (len(names) - limit)
-  return "found in %s: %s" % (directory, text)
+  return text
 
 
 def _read_state_paths(directory):
-  """(model_checkpoint_path, [all_model_checkpoint_paths]) of `checkpoint`."""
-  state_file = _join(directory, _STATE_FILE)
-  if not tf.io.gfile.exists(state_file):
+  """(latest, [all]) prefixes of the `checkpoint` state file, relative ones
+  joined to `directory`; (None, []) without a usable state file."""
+  try:
+    state = tf.train.get_checkpoint_state(directory)
+  except ValueError:  # A state file without model_checkpoint_path.
+    state = None
+  if state is None:
     return None, []
-  with tf.io.gfile.GFile(state_file, "r") as f:
-    text = f.read()
-  latest = None
-  all_paths = []
-  for line in text.splitlines():
-    m = re.match(r'^\s*(model_checkpoint_path|all_model_checkpoint_paths)'
-                 r'\s*:\s*"((?:[^"\\]|\\.)*)"\s*$', line)
-    if not m:
-      continue
-    value = _unescape(m.group(2))
-    if m.group(1) == "model_checkpoint_path":
-      latest = value
-    else:
-      all_paths.append(value)
-  return latest, all_paths
-
-
-def _unescape(text):
-  return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(
-      m.group(1), m.group(1)), text)
+  return state.model_checkpoint_path, list(state.all_model_checkpoint_paths)
 
 
 def _escape(text):
   return text.replace("\\", "\\\\").replace('"', '\\"')
-
-
-def _absolute(directory, path):
-  if "://" in path or os.path.isabs(path):
-    return path
-  return _join(directory, path)
 
 
 def _bundle_files(prefix):
@@ -179,14 +151,10 @@ def _check_bundle(prefix):
 def normalize_checkpoint_path(path):
   """Returns the checkpoint prefix for a prefix, file or directory.
 
-  Accepts `.../bert_model.ckpt`, `.../bert_model.ckpt.index`,
-  `.../bert_model.ckpt.data-00000-of-00001`, `.../model.ckpt-20.meta`, or a
-  directory (its `checkpoint` state file's latest entry; otherwise the single
-  `*.index` prefix in it).
-
-  Raises:
-    FileNotFoundError: listing the files expected and the files found.
-    ValueError: a directory holds several checkpoints and no state file.
+  Accepts `.../bert_model.ckpt`, its `.index`, `.data-00000-of-00001` or
+  `.meta` file, or a directory (its state file's latest entry, else its one
+  `*.index` prefix). FileNotFoundError lists the files expected and found;
+  ValueError for a directory of several checkpoints and no state file.
   """
   if path is None or not str(path):
     raise FileNotFoundError("No checkpoint path given")
@@ -198,7 +166,7 @@ def normalize_checkpoint_path(path):
     if latest:
       # Like tf.train.latest_checkpoint: a state file copied from elsewhere
       # may name an absolute path; then look for its basename here.
-      for prefix in (_absolute(path, latest), _join(path, _basename(latest))):
+      for prefix in (latest, _join(path, _basename(latest))):
         if tf.io.gfile.exists(prefix + ".index"):
           return _check_bundle(prefix)
     indexes = sorted(tf.io.gfile.glob(_join(path, "*.index")))
@@ -225,14 +193,11 @@ def normalize_checkpoint_path(path):
 
 def list_variables(path):
   """List of (name, shape) in the checkpoint, like tf.train.list_variables."""
-  prefix = normalize_checkpoint_path(path)
-  return tf.train.list_variables(prefix)
+  return tf.train.list_variables(normalize_checkpoint_path(path))
 
 
 def latest_checkpoint(output_dir):
-  """The latest checkpoint prefix in `output_dir` (by its state file) or None."""
-  if not tf.io.gfile.isdir(output_dir):
-    return None
+  """The latest checkpoint prefix in `output_dir` (its state file's) or None."""
   return tf.train.latest_checkpoint(output_dir)
 
 
@@ -295,35 +260,19 @@ def _check_shapes(named_variables, shape_map, prefix):
 
 
 def _assign(variable, value):
-  value = np.asarray(value)
-  dtype = variable.dtype.base_dtype
-  if value.dtype != dtype.as_numpy_dtype:
-    value = value.astype(dtype.as_numpy_dtype)
-  variable.assign(value)
+  variable.assign(np.asarray(value).astype(
+      variable.dtype.base_dtype.as_numpy_dtype, copy=False))
 
 
 def init_from_checkpoint(named_variables, path, log=True):
   """Initialises the given variables from the checkpoint where present.
 
-  The original `init_from_checkpoint` rule: every given variable whose name is
-  in the checkpoint is assigned (callers pass only the trainable model
-  variables, so Adam slots and `global_step` never come from an init
-  checkpoint); the others keep their initialisers; extra checkpoint variables
-  are ignored. All shapes are checked before anything is assigned.
-
-  Args:
-    named_variables: mapping original name -> tf.Variable (works for
-      tf.distribute variables; assign in cross-replica context).
-    path: checkpoint prefix, file or directory.
-    log: log the original per-variable lines and a summary.
-
-  Returns:
-    A `LoadReport`.
-
-  Raises:
-    FileNotFoundError: the checkpoint files are missing.
-    ValueError: a shape mismatch (naming the variable, both shapes and the
-      likely cause).
+  The original rule: each variable of `named_variables` (original name ->
+  tf.Variable; callers pass the trainable model variables, so no Adam slots)
+  whose name is in the checkpoint is assigned, the others keep their
+  initialisers, extra checkpoint variables are ignored. All shapes are checked
+  first (ValueError naming the variable, both shapes and the likely cause).
+  Returns a `LoadReport`; `log` logs it.
   """
   prefix = normalize_checkpoint_path(path)
   reader = tf.train.load_checkpoint(prefix)
@@ -373,28 +322,17 @@ def set_verbose_init(value):
 
 
 def restore(named_tensors, path):
-  """Restores ALL given names from a checkpoint, exactly (for resuming).
-
-  Args:
-    named_tensors: mapping checkpoint name -> tf.Variable (model weights,
-      `<var>/adam_m`, `<var>/adam_v`, `global_step`, ...).
-    path: checkpoint prefix, file or directory.
-
-  Returns:
-    The checkpoint prefix restored from.
-
-  Raises:
-    FileNotFoundError: checkpoint files missing.
-    ValueError: names missing from the checkpoint or shape mismatches.
-  """
+  """Restores ALL of `named_tensors` (name -> tf.Variable, incl. Adam slots
+  and `global_step`) from a checkpoint, for resuming; returns its prefix.
+  ValueError for names missing from the checkpoint or shape mismatches."""
   prefix = normalize_checkpoint_path(path)
   reader = tf.train.load_checkpoint(prefix)
   shape_map = reader.get_variable_to_shape_map()
   missing = [n for n in named_tensors if n not in shape_map]
   if missing:
     hint = ""
-    if any(n.endswith("/adam_m") or n.endswith("/adam_v") or
-           n == "global_step" for n in missing):
+    if any(n.endswith(("/adam_m", "/adam_v")) or n == "global_step"
+           for n in missing):
       hint = (" A checkpoint without optimizer slots/global_step (e.g. a "
               "released bert_model.ckpt) is an --init_checkpoint, not a "
               "training directory to resume from.")
@@ -412,12 +350,10 @@ def restore(named_tensors, path):
 
 def _read_value(value):
   """A tensor for a variable (incl. tf.distribute ones) or array-like."""
-  if isinstance(value, tf.Variable) or hasattr(value, "read_value"):
-    try:
-      return value.read_value()
-    except (ValueError, RuntimeError, NotImplementedError):
-      return tf.convert_to_tensor(value)
-  return tf.convert_to_tensor(value)
+  try:
+    return value.read_value()
+  except (AttributeError, ValueError, RuntimeError, NotImplementedError):
+    return tf.convert_to_tensor(value)
 
 
 def _to_save_tensor(name, value):
@@ -449,20 +385,11 @@ def _write_state(output_dir, latest, all_paths):
 def save(output_dir, global_step, named_tensors, keep_checkpoint_max=5):
   """Writes `model.ckpt-<step>` in the original format and updates `checkpoint`.
 
-  The bundle holds exactly the given names (floats as float32, `global_step`
-  int64). Bundle and state file are written under temporary names and
-  renamed, so the state never names a half-written checkpoint.
-
-  Args:
-    output_dir: directory (local or gs://), created if needed.
-    global_step: int (or scalar tensor/variable) used in the file name.
-    named_tensors: mapping checkpoint name -> tf.Variable / tensor / array.
-      tf.distribute variables are read in cross-replica context.
-    keep_checkpoint_max: keep this many newest checkpoints listed in the state
-      file and delete older ones; 0 or None keeps all.
-
-  Returns:
-    The prefix written, e.g. `<output_dir>/model.ckpt-1000`.
+  The bundle holds exactly `named_tensors` (name -> variable, tensor or array;
+  floats as float32, `global_step` int64). Bundle and state file are written
+  under temporary names and renamed, so the state never names a half-written
+  checkpoint. Keeps the `keep_checkpoint_max` newest (0 or None: all).
+  Returns the prefix written, e.g. `<output_dir>/model.ckpt-1000`.
   """
   if not named_tensors:
     raise ValueError("No tensors to save")
@@ -494,34 +421,27 @@ def save(output_dir, global_step, named_tensors, keep_checkpoint_max=5):
     _delete_bundle(tmp_prefix)
     raise
 
-  _, all_paths = _read_state_paths(output_dir)
-  all_paths = [p for p in all_paths if p != basename and p != prefix]
-  all_paths.append(basename)
+  # The state file lists the bundles in output_dir by their basenames.
+  here = _join(output_dir, "")
+  all_paths = [p[len(here):] if p.startswith(here) else p
+               for p in _read_state_paths(output_dir)[1]]
+  all_paths = [p for p in all_paths if p != basename] + [basename]
   num_removed = max(len(all_paths) - (keep_checkpoint_max or len(all_paths)),
                     0)
   removed, all_paths = all_paths[:num_removed], all_paths[num_removed:]
   # The state first, then the deletions: it never names a deleted bundle.
   _write_state(output_dir, basename, all_paths)
   for old in removed:
-    _delete_bundle(_absolute(output_dir, old))
+    _delete_bundle(_join(output_dir, old))  # An absolute `old` stays as is.
   logging.info("Saved checkpoint %s (%d tensors)", prefix, len(names))
   return prefix
 
 
 def check_head_is_trained(checkpoint_path, head_variables, head_name,
                           allow_untrained_head, what):
-  """Refuses eval/predict when a task head is not in the checkpoint.
-
-  The original silently evaluated/predicted with a randomly initialised head
-  when given a pre-trained (not fine-tuned) checkpoint (#1037).
-
-  Args:
-    checkpoint_path: the checkpoint that will be loaded, or None.
-    head_variables: the head's variable names, e.g. ("output_weights", ...).
-    head_name: what to call the head in the message ("classifier", "SQuAD").
-    allow_untrained_head: warn instead of refusing.
-    what: the flag being served, e.g. "--do_eval".
-  """
+  """Refuses `what` (e.g. "--do_eval") when `checkpoint_path` (or None)
+  lacks the head's `head_variables`: the original silently used a random head
+  with a pre-trained checkpoint (#1037). `allow_untrained_head` only warns."""
   if checkpoint_path:
     names = {name for name, _ in list_variables(checkpoint_path)}
     missing = [n for n in head_variables if n not in names]
@@ -542,20 +462,17 @@ def check_head_is_trained(checkpoint_path, head_variables, head_name,
       "fine-tuned checkpoint; pass --allow_untrained_head to do it anyway." %
       (what, where))
 
+
 def read_tensors(path):
   """Every tensor of a checkpoint: name -> numpy array (for converters)."""
-  prefix = normalize_checkpoint_path(path)
-  reader = tf.train.load_checkpoint(prefix)
+  reader = tf.train.load_checkpoint(normalize_checkpoint_path(path))
   return {name: reader.get_tensor(name)
           for name in sorted(reader.get_variable_to_shape_map())}
 
 
 def save_bundle(prefix, named_arrays):
-  """Writes exactly `named_arrays` as the bundle `prefix`.{index,data-*}.
-
-  For released-style checkpoints such as `bert_model.ckpt` (no step, no
-  `checkpoint` state file); the dtypes are kept. Callers write into a
-  temporary directory and rename it (convert_checkpoint.py).
+  """Writes exactly `named_arrays` (dtypes kept) as the bundle
+  `prefix`.{index,data-*}, like a released `bert_model.ckpt` (no state file).
   """
   if not named_arrays:
     raise ValueError("No tensors to save")

@@ -14,27 +14,23 @@
 # limitations under the License.
 """The main BERT model and related functions, on TensorFlow 2.
 
-The model computes exactly what the original TF1 `modeling.py` computed (same
-math, same order of operations, same variable names), but it is a `tf.Module`
-that owns its variables:
-
-  * Every variable is created at construction time and is registered under its
-    original checkpoint name (e.g. `bert/encoder/layer_3/attention/self/query/
-    kernel`). `named_variables()` returns them in the original creation order.
-    Names never depend on Keras or `tf.Module` naming.
-  * `BertModel(config, is_training, input_ids=...)` runs the forward pass at
-    once and keeps the original accessors (`get_pooled_output()`, ...), so code
-    written against the original library keeps working.
-  * `model(input_ids, input_mask, token_type_ids, training)` is the reusable
-    call form for training loops; it returns `BertOutputs`.
+Computes exactly what the original TF1 `modeling.py` computed (same math, order
+of operations and variable names) as a `tf.Module` that owns its variables,
+each registered under its original checkpoint name: `named_variables()` lists
+them in the original creation order. `BertModel(config, is_training,
+input_ids=...)` runs at once and keeps the original accessors;
+`model(input_ids, input_mask, token_type_ids, training)` is the reusable call
+form, returning `BertOutputs`.
 """
 
 import collections
 import copy
 import difflib
+import functools
 import json
 import math
 import re
+import types
 
 from absl import logging
 import numpy as np
@@ -64,26 +60,17 @@ class BertConfig(object):
       vocab_size: Vocabulary size of `inputs_ids` in `BertModel`.
       hidden_size: Size of the encoder layers and the pooler layer.
       num_hidden_layers: Number of hidden layers in the Transformer encoder.
-      num_attention_heads: Number of attention heads for each attention layer in
-        the Transformer encoder.
-      intermediate_size: The size of the "intermediate" (i.e., feed-forward)
-        layer in the Transformer encoder.
-      hidden_act: The non-linear activation function (function or string) in the
-        encoder and pooler.
-      hidden_dropout_prob: The dropout probability for all fully connected
-        layers in the embeddings, encoder, and pooler.
-      attention_probs_dropout_prob: The dropout ratio for the attention
-        probabilities.
-      max_position_embeddings: The maximum sequence length that this model might
-        ever be used with. Typically set this to something large just in case
-        (e.g., 512 or 1024 or 2048).
-      type_vocab_size: The vocabulary size of the `token_type_ids` passed into
-        `BertModel`.
-      initializer_range: The stdev of the truncated_normal_initializer for
-        initializing all weight matrices.
+      num_attention_heads: Number of attention heads of each attention layer.
+      intermediate_size: Size of the feed-forward layer of the encoder.
+      hidden_act: The activation (function or string) of encoder and pooler.
+      hidden_dropout_prob: Dropout probability of all fully connected layers in
+        the embeddings, encoder, and pooler.
+      attention_probs_dropout_prob: Dropout ratio of attention probabilities.
+      max_position_embeddings: The longest sequence the model can be used with.
+      type_vocab_size: The vocabulary size of `token_type_ids`.
+      initializer_range: The stdev of the truncated normal weight initializer.
     """
-    # Same attribute order as the original (hidden_act before
-    # intermediate_size); only visible in `__dict__` order.
+    # The original's attribute order (hidden_act before intermediate_size).
     self.vocab_size = vocab_size
     self.hidden_size = hidden_size
     self.num_hidden_layers = num_hidden_layers
@@ -100,9 +87,8 @@ class BertConfig(object):
   def from_dict(cls, json_object):
     """Constructs a `BertConfig` from a Python dictionary of parameters.
 
-    Like the original, every key becomes an attribute (unknown keys such as the
-    Chinese model's `pooler_type` are kept and written back by `to_dict`), and
-    missing keys keep their defaults.
+    Every key becomes an attribute, unknown ones too (written back by
+    `to_dict`), as in the original; missing keys keep their defaults.
     """
     config = BertConfig(vocab_size=None)
     for (key, value) in json_object.items():
@@ -126,9 +112,8 @@ class BertConfig(object):
   def from_json_file(cls, json_file):
     """Constructs a `BertConfig` from a json file of parameters.
 
-    Raises `common.UserError` (one line naming the file) when the file is
-    missing, is not a JSON object or lacks one of `REQUIRED_KEYS`; logs a
-    warning for each key the model does not know (kept, as in the original).
+    One clear error for a missing or bad file; a warning for each unknown key
+    (kept, as in the original).
     """
     if not json_file or not tf.io.gfile.exists(json_file):
       raise common.UserError(
@@ -139,10 +124,9 @@ class BertConfig(object):
       raise common.UserError(
           "--bert_config_file %s is a directory: pass the bert_config.json "
           "file inside it." % json_file)
-    with tf.io.gfile.GFile(json_file, "r") as reader:
-      text = reader.read()
     try:
-      obj = json.loads(text)
+      with tf.io.gfile.GFile(json_file, "r") as reader:
+        obj = json.loads(reader.read())
     except ValueError as e:
       raise ValueError("Cannot parse the BERT config file %s as JSON: %s" %
                        (json_file, e)) from e
@@ -168,101 +152,64 @@ class BertConfig(object):
 
   def to_dict(self):
     """Serializes this instance to a Python dictionary."""
-    output = copy.deepcopy(self.__dict__)
-    return output
+    return copy.deepcopy(self.__dict__)
 
   def to_json_string(self):
     """Serializes this instance to a JSON string."""
     return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
 
   def validate(self):
-    """Checks the values the model depends on; raises ValueError if invalid.
-
-    The original did no validation at construction time (it failed later with
-    a less helpful message, or not at all). `BertModel` calls this before it
-    creates any variable. Returns `self`.
-    """
-    def _positive_int(field):
-      value = getattr(self, field, None)
-      if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(
-            "bert_config: `%s` must be a positive integer, got %r" %
-            (field, value))
-      return value
-
+    """Raises ValueError for values the model cannot use (the original failed
+    later, or not at all); `BertModel` calls it first. Returns `self`."""
     for field in ("vocab_size", "hidden_size", "num_hidden_layers",
                   "num_attention_heads", "intermediate_size",
                   "max_position_embeddings", "type_vocab_size"):
-      _positive_int(field)
+      value = getattr(self, field, None)
+      if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError("bert_config: `%s` must be a positive integer, got %r"
+                         % (field, value))
     if self.hidden_size % self.num_attention_heads != 0:
       raise ValueError(
           "The hidden size (%d) is not a multiple of the number of attention "
           "heads (%d)" % (self.hidden_size, self.num_attention_heads))
+
+    def real(value):
+      return isinstance(value, (int, float)) and not isinstance(value, bool)
+
     for field in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
       value = getattr(self, field, None)
-      if value is None:
-        continue
-      if (isinstance(value, bool) or not isinstance(value, (int, float)) or
-          not 0.0 <= value < 1.0):
+      if value is not None and not (real(value) and 0.0 <= value < 1.0):
         raise ValueError("bert_config: `%s` must be in [0, 1), got %r" %
                          (field, value))
-    value = self.initializer_range
-    if (isinstance(value, bool) or not isinstance(value, (int, float)) or
-        value <= 0):
-      raise ValueError(
-          "bert_config: `initializer_range` must be a positive number, got %r"
-          % (value,))
+    if not (real(self.initializer_range) and self.initializer_range > 0):
+      raise ValueError("bert_config: `initializer_range` must be a positive "
+                       "number, got %r" % (self.initializer_range,))
     get_activation(self.hidden_act)
     return self
 
 
-def _count_vocab_lines(vocab_file):
-  """Number of ids `tokenization.load_vocab` assigns for `vocab_file`."""
-  with tf.io.gfile.GFile(vocab_file, "rb") as reader:
-    data = reader.read()
-  if not data:
-    return 0
-  # load_vocab reads line by line (split on "\n" only); every line, even a
-  # blank or duplicate one, advances the id.
-  return data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
-
-
 def check_vocab_size(vocab_file_or_size, config):
-  """Fails early when the vocabulary has more entries than `vocab_size`.
+  """Fails early when the vocabulary has more ids than `config.vocab_size`.
 
-  With more vocab lines than `config.vocab_size`, token ids can exceed the
-  embedding table. The original did not check this: on CPU the lookup failed
-  deep inside the graph, on GPU/TPU it silently read garbage or zeros (NaN
-  losses, google-research/bert#82). Scripts call this before any compute.
-
-  Args:
-    vocab_file_or_size: a vocab file path (read with tf.io.gfile, one token per
-      line like `tokenization.load_vocab`), a mapping token -> id (its largest
-      id + 1 is used), or an int number of ids.
-    config: a `BertConfig`.
-
-  Returns:
-    The number of vocabulary ids.
-
-  Raises:
-    ValueError: if the vocabulary has more ids than `config.vocab_size`.
+  The original did not check: ids past the embedding table failed deep in the
+  graph on CPU and read garbage on GPU/TPU (NaN losses, google-research/bert
+  #82). Takes a vocab file (one id per line, as `tokenization.load_vocab`), a
+  mapping token -> id or a number of ids; returns the number of ids.
   """
-  source = None
+  source = ""
   if isinstance(vocab_file_or_size, (int, np.integer)):
     size = int(vocab_file_or_size)
   elif isinstance(vocab_file_or_size, collections.abc.Mapping):
-    size = (max(vocab_file_or_size.values()) + 1) if vocab_file_or_size else 0
-    source = "the vocabulary"
+    size = max(vocab_file_or_size.values(), default=-1) + 1
   else:
-    source = str(vocab_file_or_size)
-    size = _count_vocab_lines(source)
+    source = "file %s " % vocab_file_or_size
+    size = common.count_lines(str(vocab_file_or_size))
   if config.vocab_size is not None and size > config.vocab_size:
     raise ValueError(
         "The vocabulary %shas %d entries but bert_config vocab_size is %d: ids "
         ">= %d would index past the embedding table. Use the vocab.txt that "
         "belongs to this bert_config.json (or fix vocab_size)." %
-        (("file %s " % source) if source else "", size, config.vocab_size,
-         config.vocab_size))
+        (source, size, config.vocab_size, config.vocab_size))
   return size
 
 
@@ -272,64 +219,36 @@ BertOutputs = collections.namedtuple(
      "embedding_output"])
 
 
-class TruncatedNormal(object):
-  """TF's truncated normal initializer: values beyond 2 stddev are re-drawn."""
-
-  def __init__(self, stddev=0.02):
-    self.stddev = stddev
-
-  def __call__(self, shape, dtype=tf.float32):
-    return tf.random.truncated_normal(shape, mean=0.0, stddev=self.stddev,
-                                      dtype=dtype)
-
-
 def create_initializer(initializer_range=0.02):
   """Creates a `truncated_normal_initializer` with the given range."""
-  return TruncatedNormal(stddev=initializer_range)
+  return functools.partial(tf.random.truncated_normal,
+                           stddev=initializer_range)
 
 
-def zeros_initializer(shape, dtype=tf.float32):
-  return tf.zeros(shape, dtype=dtype)
+zeros_initializer = tf.zeros
+ones_initializer = tf.ones
 
 
-def ones_initializer(shape, dtype=tf.float32):
-  return tf.ones(shape, dtype=dtype)
+def create_variable(name, shape, initializer=None):
+  """A float32 `tf.Variable` to be saved under `name` (its original name).
 
-
-def create_variable(name, shape, initializer=None, trainable=True,
-                    dtype=tf.float32):
-  """Creates a float32 `tf.Variable` meant to be saved under `name`.
-
-  The caller registers the variable under `name` in its `named_variables()`;
-  checkpoints use that registry, never `tf.Variable.name`.
-
-  Args:
-    name: the original checkpoint name, e.g. "output_weights".
-    shape: list of ints.
-    initializer: callable (shape, dtype) -> tensor; defaults to the truncated
-      normal with stddev 0.02.
-    trainable: whether the variable is trainable.
-    dtype: variable dtype (float32 for all model weights).
-
-  Returns:
-    The `tf.Variable`.
+  The caller registers it under `name` in its `named_variables()`; checkpoints
+  use that registry, never `tf.Variable.name`. `initializer(shape, dtype)`
+  defaults to the truncated normal with stddev 0.02.
   """
   if initializer is None:
     initializer = create_initializer(0.02)
   shape = [int(d) for d in shape]
   if in_tf1_graph():
-    # TF1-style graph code (`tensorflow.compat.v1`): a `get_variable` under the
-    # current variable scope, so the graph's variables carry the original
-    # names (`tf.trainable_variables()`, `tf.train.init_from_checkpoint` and
-    # `reuse=` work as with the original).
+    # A `get_variable` in the current variable scope: original names, and
+    # `reuse=` and `tf.train.init_from_checkpoint` work as in the original.
     return tf.compat.v1.get_variable(
-        name, shape=shape, dtype=dtype, trainable=trainable,
-        initializer=lambda shape, dtype=dtype, partition_info=None:
+        name, shape=shape, dtype=tf.float32,
+        initializer=lambda shape, dtype=tf.float32, partition_info=None:
         initializer(shape, dtype=dtype))
   with tf.init_scope():
-    initial_value = initializer(shape, dtype=dtype)
-  return tf.Variable(initial_value, trainable=trainable, dtype=dtype,
-                     name=name.replace("/", "__"))
+    initial_value = initializer(shape, dtype=tf.float32)
+  return tf.Variable(initial_value, name=name.replace("/", "__"))
 
 
 def in_tf1_graph():
@@ -340,27 +259,18 @@ def in_tf1_graph():
 
 
 def original_variable_name(variable_or_name):
-  """The original checkpoint name of a variable: no `:N`, `__` read as `/`.
-
-  TF2 variables are named with "/" written as "__" (`create_variable`); graph
-  (`tf.compat.v1`) variables already carry the original name.
-  """
-  name = variable_or_name
-  if not isinstance(name, str):
-    name = variable_or_name.name
-  m = re.match("^(.*):\\d+$", name)
-  if m is not None:
-    name = m.group(1)
-  return name.replace("__", "/")
+  """The original checkpoint name of a variable (or name): no `:N`, and the
+  "__" of `create_variable`'s TF2 names read as "/"."""
+  name = getattr(variable_or_name, "name", variable_or_name)
+  return re.sub(r":\d+$", "", name).replace("__", "/")
 
 
 class _NamedModule(tf.Module):
   """A tf.Module with an ordered registry original-name -> variable."""
 
   def __init__(self):
-    # Names with "/" are not valid tf.Module names; the original name lives in
-    # the registry only. The module name must also be a valid root name scope
-    # in a TF1 graph, so no leading underscore (`_EncoderLayer`).
+    # The original names ("/") live in the registry only; the module name must
+    # be a valid TF1 root name scope (no leading underscore).
     super(_NamedModule, self).__init__(
         name=re.sub(r"(?<!^)(?=[A-Z])", "_", type(self).__name__.lstrip("_"))
         .lower())
@@ -371,6 +281,9 @@ class _NamedModule(tf.Module):
       raise ValueError("Duplicate variable name %s" % name)
     self._named[name] = variable
     return variable
+
+  def _variable(self, name, shape, initializer):
+    return self._add(name, create_variable(name, shape, initializer))
 
   def _add_all(self, module):
     for name, variable in module.named_variables().items():
@@ -383,29 +296,18 @@ class _NamedModule(tf.Module):
 
 
 class Dense(_NamedModule):
-  """`x @ kernel + bias` (+ activation) with variables `<name>/kernel|bias`.
-
-  The matmul runs in the dtype of the input `x`: float32 inputs use the float32
-  variables directly; bfloat16/float16 inputs use casted copies of the
-  variables (the variables themselves stay float32).
-  """
+  """`x @ kernel + bias` (+ activation) with variables `<name>/kernel|bias`,
+  computed in the dtype of `x` (the float32 variables are cast to it)."""
 
   def __init__(self, name, in_size, out_size, activation=None,
                initializer_range=0.02, kernel_initializer=None):
     super(Dense, self).__init__()
-    self.var_name = name
     self.activation = get_activation(activation)
-    if kernel_initializer is None:
-      kernel_initializer = create_initializer(initializer_range)
-    self.kernel = self._add(
-        name + "/kernel",
-        create_variable(name + "/kernel", [in_size, out_size],
-                        kernel_initializer))
-    self.bias = self._add(
-        name + "/bias",
-        create_variable(name + "/bias", [out_size], zeros_initializer))
+    self.kernel = self._variable(
+        name + "/kernel", [in_size, out_size],
+        kernel_initializer or create_initializer(initializer_range))
+    self.bias = self._variable(name + "/bias", [out_size], zeros_initializer)
 
-  # Plain Python control flow on static values only: no autograph needed.
   @tf.autograph.experimental.do_not_convert
   def __call__(self, x):
     y = self.linear(x)
@@ -439,16 +341,10 @@ class LayerNorm(_NamedModule):
 
   def __init__(self, name, width):
     super(LayerNorm, self).__init__()
-    self.var_name = name
     # The original creates beta before gamma.
-    self.beta = self._add(
-        name + "/beta", create_variable(name + "/beta", [width],
-                                        zeros_initializer))
-    self.gamma = self._add(
-        name + "/gamma", create_variable(name + "/gamma", [width],
-                                         ones_initializer))
+    self.beta = self._variable(name + "/beta", [width], zeros_initializer)
+    self.gamma = self._variable(name + "/gamma", [width], ones_initializer)
 
-  # Plain Python control flow on static values only: no autograph needed.
   @tf.autograph.experimental.do_not_convert
   def __call__(self, x):
     return layer_norm(x, beta=self.beta, gamma=self.gamma)
@@ -466,9 +362,11 @@ class EncoderOptions(collections.namedtuple(
   """How the encoder computes, not what: one object built once from the flags.
 
   use_one_hot_embeddings: the TPU embedding path (a one-hot matmul).
-  compute_dtype: matmul dtype (float32, bfloat16, float16); outputs stay float32.
-  recompute: activation checkpointing of each encoder layer.
-  fused_blocks: XLA-fused attention core and GELU (same math up to rounding).
+  compute_dtype: matmul dtype (float32, bfloat16, float16); variables,
+    LayerNorm, softmax and outputs stay float32.
+  recompute: activation checkpointing (`tf.recompute_grad`) of each layer.
+  fused_blocks: XLA-fused attention core and GELU with hand-written backward
+    passes (same math; float32 values differ by rounding only).
   Pass it whole: `BertModel(config, options=options)`.
   """
   __slots__ = ()
@@ -500,13 +398,8 @@ class BertModel(_NamedModule):
   pooled_output = model.get_pooled_output()
   ```
 
-  Reusable call form:
-
-  ```python
-  model = modeling.BertModel(config)
-  outputs = model(input_ids, input_mask, token_type_ids, training=True)
-  outputs.sequence_output, outputs.pooled_output
-  ```
+  Reusable call form: `BertModel(config)(input_ids, input_mask,
+  token_type_ids, training=True)` returns `BertOutputs`.
   """
 
   def __init__(self,
@@ -525,34 +418,20 @@ class BertModel(_NamedModule):
 
     Args:
       config: `BertConfig` instance.
-      is_training: bool. true for training model, false for eval model. Controls
-        whether dropout will be applied in the immediate forward pass (the
-        call form takes its own `training` argument).
+      is_training: bool. Whether dropout applies in the immediate forward pass
+        (the call form takes its own `training` argument).
       input_ids: optional int32 Tensor of shape [batch_size, seq_length]. When
-        given, the forward pass runs at once and the accessors return its
-        outputs (the original behaviour).
+        given, the forward pass runs at once (the original behaviour).
       input_mask: (optional) int32 Tensor of shape [batch_size, seq_length].
       token_type_ids: (optional) int32 Tensor of shape [batch_size, seq_length].
-      use_one_hot_embeddings: (optional) bool. Whether to use one-hot word
-        embeddings (the TPU path) or tf.gather() (the default).
+      use_one_hot_embeddings, compute_dtype, recompute, fused_blocks: see
+        `EncoderOptions`.
       scope: (optional) variable scope. Defaults to "bert".
-      compute_dtype: tf.float32 (default), tf.bfloat16 or tf.float16: dtype of
-        the matmuls. Variables, LayerNorm statistics, softmax and all outputs
-        stay float32.
-      recompute: wrap each encoder layer in `tf.recompute_grad` (activation
-        checkpointing: less memory, one more forward per layer in backprop).
-      fused_blocks: run the memory-bound parts of each encoder layer (the
-        attention core from scores to context, and the tanh GELU) as
-        XLA-compiled fused kernels with hand-written backward passes; the
-        projections keep the default kernels. Same math; float32 values
-        differ from the default path by float rounding only (see
-        `fused_attention`). Off by default: the default is op-by-op.
       options: an `EncoderOptions`; when given it sets the four arguments
-        above (use_one_hot_embeddings, compute_dtype, recompute, fused_blocks).
+        above.
 
     Raises:
-      ValueError: The config is invalid or one of the input tensor shapes
-        is invalid.
+      ValueError: The config or one of the input tensor shapes is invalid.
     """
     super(BertModel, self).__init__()
     if options is not None:
@@ -571,25 +450,18 @@ class BertModel(_NamedModule):
     self.scope = scope or "bert"
     cfg = self.config
     width = cfg.hidden_size
-    self.num_attention_heads = cfg.num_attention_heads
-    self.size_per_head = width // cfg.num_attention_heads
-    self.intermediate_act_fn = get_activation(cfg.hidden_act)
     init = create_initializer(cfg.initializer_range)
     prefix = self.scope + "/"
 
     # Embeddings, in the original creation order.
-    self.embedding_table = self._add(
-        prefix + "embeddings/word_embeddings",
-        create_variable(prefix + "embeddings/word_embeddings",
-                        [cfg.vocab_size, width], init))
-    self.token_type_table = self._add(
+    self.embedding_table = self._variable(
+        prefix + "embeddings/word_embeddings", [cfg.vocab_size, width], init)
+    self.token_type_table = self._variable(
         prefix + "embeddings/token_type_embeddings",
-        create_variable(prefix + "embeddings/token_type_embeddings",
-                        [cfg.type_vocab_size, width], init))
-    self.full_position_embeddings = self._add(
+        [cfg.type_vocab_size, width], init)
+    self.full_position_embeddings = self._variable(
         prefix + "embeddings/position_embeddings",
-        create_variable(prefix + "embeddings/position_embeddings",
-                        [cfg.max_position_embeddings, width], init))
+        [cfg.max_position_embeddings, width], init)
     self.embeddings_layer_norm = self._add_all(
         LayerNorm(prefix + "embeddings/LayerNorm", width))
 
@@ -603,9 +475,9 @@ class BertModel(_NamedModule):
         Dense(prefix + "pooler/dense", width, width, activation=tf.tanh,
               kernel_initializer=init))
 
-    # Outputs of the latest call, for the accessors. Kept in a plain holder so
-    # tf.Module's attribute tracking (and SavedModel export) never sees them.
-    self._last = _LastOutputs()
+    # Outputs of the latest call, for the accessors, in a plain holder that
+    # tf.Module's attribute tracking (and SavedModel export) never sees.
+    self._last = types.SimpleNamespace(outputs=None, inputs=None)
     if input_ids is not None:
       self(input_ids, input_mask=input_mask, token_type_ids=token_type_ids,
            training=self.is_training)
@@ -619,25 +491,14 @@ class BertModel(_NamedModule):
   # --------------------------------------------------------------- call form
   def __call__(self, input_ids, input_mask=None, token_type_ids=None,
                training=False):
-    """Runs the encoder; returns `BertOutputs` (all float32).
-
-    Args:
-      input_ids: int32/int64 [batch_size, seq_length].
-      input_mask: optional int/float [batch_size, seq_length], 1 = real token.
-        Defaults to all ones.
-      token_type_ids: optional int [batch_size, seq_length]. Defaults to 0.
-      training: apply dropout (with the config's probabilities).
-
-    Returns:
-      BertOutputs(sequence_output [B, S, H], pooled_output [B, H],
-      all_encoder_layers (list of L [B, S, H]), embedding_output [B, S, H]).
-    """
+    """Runs the encoder on int [batch_size, seq_length] inputs (the mask, 1 =
+    real token, defaults to all ones, the token types to 0); `training`
+    applies dropout. Returns float32 `BertOutputs`."""
     outputs = self._forward(input_ids, input_mask, token_type_ids, training)
     self._last.outputs = outputs
     self._last.inputs = None
     return outputs
 
-  # Plain Python control flow on static values only: no autograph needed.
   @tf.autograph.experimental.do_not_convert
   def _forward(self, input_ids, input_mask, token_type_ids, training):
     cfg = self.config
@@ -658,14 +519,11 @@ class BertModel(_NamedModule):
 
     if input_mask is None:
       input_mask = tf.ones_like(input_ids, dtype=tf.int32)
-    else:
-      input_mask = tf.convert_to_tensor(input_mask)
-      _check_same_shape(input_mask, input_ids, "input_mask")
     if token_type_ids is None:
       token_type_ids = tf.zeros_like(input_ids, dtype=tf.int32)
-    else:
-      token_type_ids = tf.convert_to_tensor(token_type_ids)
-      _check_same_shape(token_type_ids, input_ids, "token_type_ids")
+    input_mask = _like_input_ids(input_mask, input_ids, "input_mask")
+    token_type_ids = _like_input_ids(token_type_ids, input_ids,
+                                     "token_type_ids")
 
     training = bool(training)
     hidden_dropout = cfg.hidden_dropout_prob if training else 0.0
@@ -767,39 +625,19 @@ class BertModel(_NamedModule):
     return self.pooled_output
 
   def get_sequence_output(self):
-    """Gets final hidden layer of encoder.
-
-    Returns:
-      float Tensor of shape [batch_size, seq_length, hidden_size] corresponding
-      to the final hidden of the transformer encoder.
-    """
+    """The encoder's final layer, float [batch_size, seq_length, hidden]."""
     return self.sequence_output
 
   def get_all_encoder_layers(self):
     return list(self.all_encoder_layers)
 
   def get_embedding_output(self):
-    """Gets output of the embedding lookup (i.e., input to the transformer).
-
-    Returns:
-      float Tensor of shape [batch_size, seq_length, hidden_size] corresponding
-      to the output of the embedding layer, after summing the word
-      embeddings with the positional embeddings and the token type embeddings,
-      then performing layer normalization (and dropout when training). This
-      is the input to the transformer.
-    """
+    """The input of the encoder: the summed word, position and token type
+    embeddings after LayerNorm (and dropout when training)."""
     return self.embedding_output
 
   def get_embedding_table(self):
     return self.embedding_table
-
-
-class _LastOutputs(object):
-  """Untracked holder of a BertModel's latest `BertOutputs`."""
-
-  def __init__(self):
-    self.outputs = None
-    self.inputs = None
 
 
 class _EncoderLayer(_NamedModule):
@@ -810,34 +648,28 @@ class _EncoderLayer(_NamedModule):
     width = cfg.hidden_size
     self.num_heads = cfg.num_attention_heads
     self.size_per_head = width // cfg.num_attention_heads
-    self.query = self._add_all(Dense(prefix + "/attention/self/query", width,
-                                     width, kernel_initializer=init))
-    self.key = self._add_all(Dense(prefix + "/attention/self/key", width,
-                                   width, kernel_initializer=init))
-    self.value = self._add_all(Dense(prefix + "/attention/self/value", width,
-                                     width, kernel_initializer=init))
-    self.attention_output = self._add_all(
-        Dense(prefix + "/attention/output/dense", width, width,
-              kernel_initializer=init))
+
+    def dense(name, in_size, out_size, activation=None):
+      return self._add_all(Dense(prefix + name, in_size, out_size, activation,
+                                 kernel_initializer=init))
+
+    self.query = dense("/attention/self/query", width, width)
+    self.key = dense("/attention/self/key", width, width)
+    self.value = dense("/attention/self/value", width, width)
+    self.attention_output = dense("/attention/output/dense", width, width)
     self.attention_layer_norm = self._add_all(
         LayerNorm(prefix + "/attention/output/LayerNorm", width))
-    self.intermediate = self._add_all(
-        Dense(prefix + "/intermediate/dense", width, cfg.intermediate_size,
-              activation=cfg.hidden_act, kernel_initializer=init))
-    self.output_dense = self._add_all(
-        Dense(prefix + "/output/dense", cfg.intermediate_size, width,
-              kernel_initializer=init))
+    self.intermediate = dense("/intermediate/dense", width,
+                              cfg.intermediate_size, cfg.hidden_act)
+    self.output_dense = dense("/output/dense", cfg.intermediate_size, width)
     self.output_layer_norm = self._add_all(
         LayerNorm(prefix + "/output/LayerNorm", width))
 
 
 class _LayerCall(object):
-  """Forward of one `_EncoderLayer` on the 2-D [B*S, H] layout.
-
-  A plain callable (not a closure over Python state that changes) so it can be
-  wrapped in `tf.recompute_grad`. Dropout uses stateless ops with per-layer
-  seeds when the layer is recomputed, so the recomputation sees the same masks.
-  """
+  """Forward of one `_EncoderLayer` on the 2-D [B*S, H] layout, a plain
+  callable for `tf.recompute_grad` (with `seeds`, dropout is stateless so the
+  recomputation draws the same masks)."""
 
   def __init__(self, layer, seq_length, compute_dtype, hidden_dropout,
                attention_dropout, attention_adder, seeds, fused=False,
@@ -868,7 +700,6 @@ class _LayerCall(object):
       uniform = tf.random.uniform(shape)
     return uniform >= rate
 
-  # Plain Python control flow on static values only: no autograph needed.
   @tf.autograph.experimental.do_not_convert
   def __call__(self, hidden):
     layer = self.layer
@@ -934,17 +765,10 @@ def _attention(qkv, attention_adder, num_heads, size_per_head, seq_length,
 
 
 # ------------------------------------------------------------------------------
-# Fused blocks: BertModel(fused_blocks=True), the scripts' --fused_blocks.
-#
-# On CPU the op-by-op layer spends a large share of its time outside the big
-# projections: TF's BatchMatMul runs the per-head [S, d] x [d, S] products at a
-# third of the matmul peak, and the tanh GELU is ~8 elementwise passes over
-# the [B*S, I] activation (each a full read and write of memory). Here the
-# attention core (split heads, Q K^T, scale, mask, softmax, dropout, probs V,
-# merge heads) and the GELU are each one XLA-compiled function, and each has a
-# hand-written backward pass that is one XLA function too (autodiff through a
-# compiled function is slower than no compilation at all). The Q/K/V, output
-# and FFN projections stay on TensorFlow's (oneDNN) kernels.
+# Fused blocks (--fused_blocks): the attention core (split heads to merge
+# heads) and the tanh GELU each as one XLA-compiled function with a
+# hand-written backward pass, also compiled (autodiff through them is slower
+# than no fusion). Training steps 1.13-1.36x faster on CPU (docs/bench.md).
 # ------------------------------------------------------------------------------
 
 _GELU_C = math.sqrt(2.0 / math.pi)
@@ -1020,18 +844,10 @@ def fused_attention(qkv, attention_adder, num_heads, size_per_head,
                     dropout_rate=0.0, keep_mask=None, training=False):
   """The attention core of `_attention` as XLA-compiled kernels.
 
-  Args:
-    qkv: [B*S, 3*H] output of the fused Q/K/V projection (compute dtype).
-    attention_adder: float32 [B, 1, 1, S], 0 or -10000 per key position.
-    num_heads, size_per_head: N and d (H = N * d).
-    dropout_rate: attention dropout probability (used with `keep_mask`).
-    keep_mask: None, or bool [B, N, S, S]: True where a probability is kept.
-    training: give the result the hand-written gradient (keeps the softmax
-      output for the backward pass); False for inference.
-
-  Returns:
-    The context, [B*S, H] in the dtype of `qkv`: the same math as the op-by-op
-    path (float32 values differ from it by float rounding, ~1e-7 relative).
+  From `qkv` [B*S, 3*H] (compute dtype) and the float32 mask adder [B, 1, 1,
+  S] to the context [B*S, H]; `keep_mask` (bool [B, N, S, S] or None) applies
+  dropout at `dropout_rate`. `training` attaches the hand-written gradient.
+  Float32 values differ from the op-by-op path by rounding (~1e-7 relative).
   """
   rate = float(dropout_rate) if keep_mask is not None else 0.0
   if not training:
@@ -1074,126 +890,69 @@ def fused_gelu(x):
   return _fused_gelu_forward(x), lambda dy: _fused_gelu_backward(x, dy)
 
 
-def _check_same_shape(tensor, input_ids, name):
+def _like_input_ids(tensor, input_ids, name):
+  """`tensor` as a tensor; ValueError unless its shape is input_ids'."""
+  tensor = tf.convert_to_tensor(tensor)
   assert_rank(tensor, 2, name=name)
   if (tensor.shape.is_fully_defined() and input_ids.shape.is_fully_defined()
       and tensor.shape != input_ids.shape):
     raise ValueError("%s has shape %s but input_ids has shape %s" %
                      (name, tensor.shape.as_list(), input_ids.shape.as_list()))
+  return tensor
 
 
 def gelu(x):
-  """Gaussian Error Linear Unit, the tanh approximation the original used.
-
-  `0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x^3)))`. TF2's fused
-  `tf.nn.gelu(approximate=True)` computes the same formula (bitwise equal on
-  float32 in our tests) and is faster than the op-by-op form.
-
-  Args:
-    x: float Tensor to perform activation.
-
-  Returns:
-    `x` with the GELU activation applied.
-  """
+  """GELU, the tanh approximation the original used:
+  `0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x^3)))` (tf.nn.gelu
+  computes the same formula, bitwise equal on float32, faster)."""
   return tf.nn.gelu(x, approximate=True)
 
 
 def gelu_exact(x):
-  """The exact (erf) form of gelu: x * Phi(x), Phi the standard normal CDF.
-
-  The original's "gelu" is the tanh approximation (`gelu` above); models
-  trained with the erf form (Hugging Face's "gelu") are converted to this name
-  by convert_checkpoint.py so their numbers stay the same.
-  """
+  """The exact (erf) GELU, x * Phi(x): Hugging Face's "gelu", the name
+  convert_checkpoint.py gives such models so their numbers stay the same."""
   return tf.nn.gelu(x, approximate=False)
 
 
 def get_activation(activation_string):
   """Maps a string to a Python function, e.g., "relu" => `tf.nn.relu`.
 
-  Args:
-    activation_string: String name of the activation function.
-
-  Returns:
-    A Python function corresponding to the activation function. If
-    `activation_string` is None, empty, or "linear", this will return None.
-    If `activation_string` is not a string, it will return `activation_string`.
-
-  Raises:
-    ValueError: The `activation_string` does not correspond to a known
-      activation.
+  None, "" and "linear" give None; a non-string is returned as it is; an
+  unknown name raises ValueError.
   """
-  # We assume that anything that"s not a string is already an activation
-  # function, so we just return it.
   if not isinstance(activation_string, str):
     return activation_string
-
-  if not activation_string:
-    return None
-
   act = activation_string.lower()
-  if act == "linear":
-    return None
-  elif act == "relu":
-    return tf.nn.relu
-  elif act == "gelu":
-    return gelu
-  elif act == "gelu_exact":
-    return gelu_exact
-  elif act == "tanh":
-    return tf.tanh
-  else:
+  activations = {"": None, "linear": None, "relu": tf.nn.relu, "gelu": gelu,
+                 "gelu_exact": gelu_exact, "tanh": tf.tanh}
+  if act not in activations:
     raise ValueError("Unsupported activation: %s" % act)
+  return activations[act]
 
 
 def get_assignment_map_from_checkpoint(tvars, init_checkpoint):
   """Compute the union of the current variables and checkpoint variables.
 
-  Args:
-    tvars: the model's variables: a mapping original name -> variable (e.g.
-      `model.named_variables()`), or a list of variables (e.g.
-      `model.trainable_variables` or, in graph code,
-      `tf.trainable_variables()`: their original name is read from `.name`,
-      see `original_variable_name`) or of names.
-    init_checkpoint: checkpoint prefix, file or directory (see
-      `checkpoints.normalize_checkpoint_path`).
-
-  Returns:
-    (assignment_map, initialized_variable_names): an OrderedDict name -> name
-    in checkpoint listing order for every checkpoint variable the model has,
-    and a dict holding `name` and `name:0` -> 1 for each of them.
-
-  Raises:
-    ValueError: no variable of the model is in the checkpoint (the original
-      returned an empty map, and nothing was loaded, silently).
+  `tvars` is `model.named_variables()` or a list of variables (e.g.
+  `tf.trainable_variables()` in graph code) or names. Returns an OrderedDict
+  name -> name in checkpoint order for every checkpoint variable the model has
+  and a dict with `name` and `name:0` -> 1 for each; raises ValueError when
+  there is none (the original silently returned an empty map).
   """
   import checkpoints  # pylint: disable=g-import-not-at-top
 
-  initialized_variable_names = {}
-
-  name_to_variable = collections.OrderedDict()
   if isinstance(tvars, collections.abc.Mapping):
-    items = list(tvars.items())
-  else:
-    items = []
-    for var in tvars:
-      items.append((original_variable_name(var), var))
-  for (name, var) in items:
-    m = re.match("^(.*):\\d+$", name)
-    if m is not None:
-      name = m.group(1)
-    name_to_variable[name] = var
-
+    tvars = tvars.keys()
+  name_to_variable = collections.OrderedDict(
+      (original_variable_name(var), var) for var in tvars)
   init_vars = checkpoints.list_variables(init_checkpoint)
-
   assignment_map = collections.OrderedDict()
-  for x in init_vars:
-    (name, var) = (x[0], x[1])
-    if name not in name_to_variable:
-      continue
-    assignment_map[name] = name
-    initialized_variable_names[name] = 1
-    initialized_variable_names[name + ":0"] = 1
+  initialized_variable_names = {}
+  for name, _ in init_vars:
+    if name in name_to_variable:
+      assignment_map[name] = name
+      initialized_variable_names[name] = 1
+      initialized_variable_names[name + ":0"] = 1
 
   if name_to_variable and not assignment_map:
     raise ValueError(
@@ -1206,39 +965,18 @@ def get_assignment_map_from_checkpoint(tvars, init_checkpoint):
 
 
 def dropout(input_tensor, dropout_prob):
-  """Perform dropout.
-
-  Args:
-    input_tensor: float Tensor.
-    dropout_prob: Python float. The probability of dropping out a value (NOT of
-      *keeping* a dimension as in `tf.nn.dropout`).
-
-  Returns:
-    A version of `input_tensor` with dropout applied.
-  """
+  """Dropout with `dropout_prob` the probability of dropping a value."""
   if dropout_prob is None or dropout_prob == 0.0:
     return input_tensor
-
-  output = tf.nn.dropout(input_tensor, rate=dropout_prob)
-  return output
+  return tf.nn.dropout(input_tensor, rate=dropout_prob)
 
 
 def layer_norm(input_tensor, name=None, beta=None, gamma=None):
-  """Run layer normalization on the last dimension of the tensor.
+  """Layer normalization over the last axis, like TF1 contrib layer_norm.
 
-  Mean and population variance over the last axis (`tf.nn.moments`), then
-  `tf.nn.batch_normalization` with epsilon 1e-12, like TF1 contrib layer_norm.
-  Computed in float32 (other input dtypes are cast); the output is float32.
-
-  Args:
-    input_tensor: float Tensor.
-    name: unused (kept for the original signature; variables belong to a
-      `LayerNorm` module in TF2).
-    beta: offset, default 0 (a freshly initialised layer norm).
-    gamma: scale, default 1.
-
-  Returns:
-    The normalised float32 tensor.
+  Population variance, epsilon 1e-12, in float32 (the output too). `beta` and
+  `gamma` default to 0 and 1; `name` is unused (the variables belong to a
+  `LayerNorm` module).
   """
   del name
   x = _cast(tf.convert_to_tensor(input_tensor), tf.float32)
@@ -1250,75 +988,36 @@ def layer_norm(input_tensor, name=None, beta=None, gamma=None):
 def layer_norm_and_dropout(input_tensor, dropout_prob, name=None, beta=None,
                            gamma=None):
   """Runs layer normalization followed by dropout."""
-  output_tensor = layer_norm(input_tensor, name, beta=beta, gamma=gamma)
-  output_tensor = dropout(output_tensor, dropout_prob)
-  return output_tensor
+  return dropout(layer_norm(input_tensor, name, beta=beta, gamma=gamma),
+                 dropout_prob)
 
 
 def create_attention_mask_from_input_mask(from_tensor, to_mask):
-  """Create 3D attention mask from a 2D tensor mask.
-
-  Args:
-    from_tensor: 2D or 3D Tensor of shape [batch_size, from_seq_length, ...].
-    to_mask: int32 Tensor of shape [batch_size, to_seq_length].
-
-  Returns:
-    float Tensor of shape [batch_size, from_seq_length, to_seq_length].
+  """Float mask [batch_size, from_seq_length, to_seq_length] from `from_tensor`
+  [batch_size, from_seq_length, ...] and `to_mask` [batch_size, to_seq_length].
   """
-  from_shape = get_shape_list(from_tensor, expected_rank=[2, 3])
-  batch_size = from_shape[0]
-  from_seq_length = from_shape[1]
-
-  to_shape = get_shape_list(to_mask, expected_rank=2)
-  to_seq_length = to_shape[1]
-
+  batch_size, from_seq_length = get_shape_list(
+      from_tensor, expected_rank=[2, 3])[:2]
+  to_seq_length = get_shape_list(to_mask, expected_rank=2)[1]
   to_mask = tf.cast(
       tf.reshape(to_mask, [batch_size, 1, to_seq_length]), tf.float32)
-
-  # We don't assume that `from_tensor` is a mask (although it could be). We
-  # don't actually care if we attend *from* padding tokens (only *to* padding)
-  # tokens so we create a tensor of all ones.
+  # Attending *from* padding does not matter (only *to* it): all ones.
   broadcast_ones = tf.ones(
       shape=[batch_size, from_seq_length, 1], dtype=tf.float32)
-
-  # Here we broadcast along two dimensions to create the mask.
-  mask = broadcast_ones * to_mask
-
-  return mask
+  return broadcast_ones * to_mask
 
 
 def get_shape_list(tensor, expected_rank=None, name=None):
-  """Returns a list of the shape of tensor, preferring static dimensions.
-
-  Args:
-    tensor: A tf.Tensor object to find the shape of.
-    expected_rank: (optional) int. The expected rank of `tensor`. If this is
-      specified and the `tensor` has a different rank, and exception will be
-      thrown.
-    name: Optional name of the tensor for the error message.
-
-  Returns:
-    A list of dimensions of the shape of tensor. All static dimensions will
-    be returned as python integers, and dynamic dimensions will be returned
-    as tf.Tensor scalars.
-  """
+  """The shape of `tensor` as a list: static dimensions as ints, dynamic ones
+  as scalar tensors. Raises ValueError unless the rank is `expected_rank` (an
+  int or a list of ints) when given; `name` names the tensor in the error."""
   if expected_rank is not None:
     assert_rank(tensor, expected_rank, name)
-
   shape = tensor.shape.as_list()
-
-  non_static_indexes = []
-  for (index, dim) in enumerate(shape):
-    if dim is None:
-      non_static_indexes.append(index)
-
-  if not non_static_indexes:
+  if None not in shape:
     return shape
-
   dyn_shape = tf.shape(tensor)
-  for index in non_static_indexes:
-    shape[index] = dyn_shape[index]
-  return shape
+  return [dyn_shape[i] if dim is None else dim for i, dim in enumerate(shape)]
 
 
 def reshape_to_matrix(input_tensor):
@@ -1329,65 +1028,40 @@ def reshape_to_matrix(input_tensor):
                      (input_tensor.shape))
   if ndims == 2:
     return input_tensor
-
-  width = input_tensor.shape[-1]
-  output_tensor = tf.reshape(input_tensor, [-1, width])
-  return output_tensor
+  return tf.reshape(input_tensor, [-1, input_tensor.shape[-1]])
 
 
 def reshape_from_matrix(output_tensor, orig_shape_list):
   """Reshapes a rank 2 tensor back to its original rank >= 2 tensor."""
   if len(orig_shape_list) == 2:
     return output_tensor
-
-  output_shape = get_shape_list(output_tensor)
-
-  orig_dims = orig_shape_list[0:-1]
-  width = output_shape[-1]
-
-  return tf.reshape(output_tensor, orig_dims + [width])
+  width = get_shape_list(output_tensor)[-1]
+  return tf.reshape(output_tensor, orig_shape_list[0:-1] + [width])
 
 
 def assert_rank(tensor, expected_rank, name=None):
-  """Raises an exception if the tensor rank is not of the expected rank.
-
-  Args:
-    tensor: A tf.Tensor to check the rank of.
-    expected_rank: Python integer or list of integers, expected rank.
-    name: Optional name of the tensor for the error message.
-
-  Raises:
-    ValueError: If the expected shape doesn't match the actual shape.
-  """
+  """Raises ValueError unless `tensor` has rank `expected_rank` (an int or a
+  list of ints); `name` names the tensor in the message."""
   if name is None:
-    name = getattr(tensor, "name", None) if not tf.executing_eagerly() else None
-    if name is None:
-      name = "tensor"
-
-  expected_rank_dict = {}
-  if isinstance(expected_rank, int):
-    expected_rank_dict[expected_rank] = True
-  else:
-    for x in expected_rank:
-      expected_rank_dict[x] = True
-
+    if not tf.executing_eagerly():
+      name = getattr(tensor, "name", None)
+    name = name or "tensor"
+  expected = ({expected_rank} if isinstance(expected_rank, int) else
+              set(expected_rank))
   actual_rank = tensor.shape.ndims
-  if actual_rank not in expected_rank_dict:
-    scope_name = tf.get_current_name_scope()
+  if actual_rank not in expected:
     raise ValueError(
         "For the tensor `%s` in scope `%s`, the actual rank "
         "`%s` (shape = %s) is not equal to the expected rank `%s`" %
-        (name, scope_name, actual_rank, str(tensor.shape), str(expected_rank)))
+        (name, tf.get_current_name_scope(), actual_rank, str(tensor.shape),
+         str(expected_rank)))
 
 
 # ------------------------------------------------------------------------------
-# The original's building-block functions, for code that calls them directly.
-#
-# Each creates its variables under the original relative names (in TF1 graph
-# code through `tf.compat.v1.get_variable` in the current variable scope, so
-# `tf.variable_scope(..., reuse=...)` shares them as it did). In eager code each
-# call creates new variables, like calling the original in a new graph: reusable
-# weights are `BertModel` (or the `Dense`/`LayerNorm` modules).
+# The original's building-block functions. Their variables get the original
+# names relative to the current variable scope in TF1 graph code (`reuse=`
+# shares them); in eager code each call creates new ones (reusable weights are
+# `BertModel`, `Dense` and `LayerNorm`).
 # ------------------------------------------------------------------------------
 
 
@@ -1397,25 +1071,13 @@ def embedding_lookup(input_ids,
                      initializer_range=0.02,
                      word_embedding_name="word_embeddings",
                      use_one_hot_embeddings=False):
-  """Looks up word embeddings for an id tensor.
+  """Looks up word embeddings for an id tensor [batch_size, seq_length].
 
-  Args:
-    input_ids: int32 Tensor of shape [batch_size, seq_length] containing word
-      ids.
-    vocab_size: int. Size of the embedding vocabulary.
-    embedding_size: int. Width of the word embeddings.
-    initializer_range: float. Embedding initialization range.
-    word_embedding_name: string. Name of the embedding table.
-    use_one_hot_embeddings: bool. If True, use one-hot method for word
-      embeddings. If False, use `tf.gather()`.
-
-  Returns:
-    (output [batch_size, seq_length, embedding_size], embedding_table).
+  Returns (output [batch_size, seq_length, embedding_size], embedding_table);
+  `use_one_hot_embeddings` uses a one-hot matmul instead of `tf.gather()`.
   """
   input_ids = tf.convert_to_tensor(input_ids)
-  # Like the original, ids of shape [batch_size, seq_length] are read as
-  # [batch_size, seq_length, 1] (one id per position).
-  if input_ids.shape.ndims == 2:
+  if input_ids.shape.ndims == 2:  # One id per position, as the original.
     input_ids = tf.expand_dims(input_ids, axis=[-1])
   embedding_table = create_variable(
       word_embedding_name, [vocab_size, embedding_size],
@@ -1444,15 +1106,8 @@ def embedding_postprocessor(input_tensor,
                             dropout_prob=0.1):
   """Adds token-type and position embeddings, then LayerNorm and dropout.
 
-  Variables (relative to the current scope): `token_type_embeddings`,
-  `position_embeddings`, `LayerNorm/beta`, `LayerNorm/gamma`.
-
-  Returns:
-    float tensor with the same shape as `input_tensor`.
-
-  Raises:
-    ValueError: `use_token_type` without `token_type_ids`, or a sequence
-      longer than `max_position_embeddings`.
+  Raises ValueError for `use_token_type` without `token_type_ids` or a
+  sequence longer than `max_position_embeddings`.
   """
   input_shape = get_shape_list(input_tensor, expected_rank=3)
   batch_size, seq_length, width = input_shape
@@ -1464,7 +1119,6 @@ def embedding_postprocessor(input_tensor,
     token_type_table = create_variable(
         token_type_embedding_name, [token_type_vocab_size, width],
         create_initializer(initializer_range))
-    # A one-hot matmul: the table is small.
     flat_token_type_ids = tf.reshape(token_type_ids, [-1])
     one_hot_ids = tf.one_hot(flat_token_type_ids, depth=token_type_vocab_size)
     token_type_embeddings = tf.matmul(one_hot_ids, token_type_table)
@@ -1501,27 +1155,12 @@ def attention_layer(from_tensor,
                     to_seq_length=None):
   """Multi-headed attention from `from_tensor` to `to_tensor`.
 
-  Variables (relative to the current scope): `query|key|value/kernel|bias`.
-
-  Args:
-    from_tensor: float [batch_size, from_seq_length, from_width], or 2-D
-      [batch_size * from_seq_length, from_width] with the three sizes given.
-    to_tensor: float [batch_size, to_seq_length, to_width] (or 2-D likewise).
-    attention_mask: optional int/float [batch_size, from_seq_length,
-      to_seq_length], 1 = may attend, 0 = may not (-10000 added to its score).
-    num_attention_heads, size_per_head: heads and their width.
-    query_act, key_act, value_act: activations of the projections.
-    attention_probs_dropout_prob: dropout of the attention probabilities.
-    initializer_range: stddev of the kernels' truncated normal.
-    do_return_2d_tensor: return [batch_size * from_seq_length, N * H].
-    batch_size, from_seq_length, to_seq_length: for 2-D inputs.
-
-  Returns:
-    float [batch_size, from_seq_length, num_attention_heads * size_per_head]
-    (or its 2-D form).
-
-  Raises:
-    ValueError: inconsistent shapes or missing sizes for 2-D inputs.
+  The tensors are [batch_size, seq_length, width], or 2-D [batch_size *
+  seq_length, width] with batch_size, from_seq_length and to_seq_length given.
+  `attention_mask` [batch_size, from_seq_length, to_seq_length] is 1 where
+  attending is allowed (-10000 is added to the other scores). Returns float
+  [batch_size, from_seq_length, num_attention_heads * size_per_head], or its
+  2-D form with `do_return_2d_tensor`.
   """
   from_shape = get_shape_list(from_tensor, expected_rank=[2, 3])
   to_shape = get_shape_list(to_tensor, expected_rank=[2, 3])
@@ -1529,9 +1168,7 @@ def attention_layer(from_tensor,
     raise ValueError(
         "The rank of `from_tensor` must match the rank of `to_tensor`.")
   if len(from_shape) == 3:
-    batch_size = from_shape[0]
-    from_seq_length = from_shape[1]
-    to_seq_length = to_shape[1]
+    batch_size, from_seq_length, to_seq_length = from_shape[:2] + to_shape[1:2]
   elif (batch_size is None or from_seq_length is None or
         to_seq_length is None):
     raise ValueError(
@@ -1550,24 +1187,26 @@ def attention_layer(from_tensor,
   value = Dense("value", to_shape[-1], width, activation=value_act,
                 kernel_initializer=init)
 
-  def heads(x, seq_length):
-    x = tf.reshape(x, [batch_size, seq_length, num_attention_heads,
-                       size_per_head])
-    return tf.transpose(x, [0, 2, 1, 3])  # [B, N, S, H]
-
-  q = heads(query(from_2d), from_seq_length)
-  k = heads(key(to_2d), to_seq_length)
-  v = heads(value(to_2d), to_seq_length)
-  scores = tf.matmul(q, k, transpose_b=True)
-  scores = scores * (1.0 / math.sqrt(float(size_per_head)))
-  if attention_mask is not None:
-    mask = tf.expand_dims(tf.cast(attention_mask, tf.float32), axis=[1])
-    scores += (1.0 - mask) * -10000.0
-  probs = dropout(tf.nn.softmax(scores), attention_probs_dropout_prob)
+  q = _split_heads(query(from_2d), num_attention_heads, size_per_head,
+                   from_seq_length, 1)[0]
+  k = _split_heads(key(to_2d), num_attention_heads, size_per_head,
+                   to_seq_length, 1)[0]
+  v = _split_heads(value(to_2d), num_attention_heads, size_per_head,
+                   to_seq_length, 1)[0]
+  probs = dropout(_attention_probs(q, k, _mask_adder(attention_mask),
+                                   size_per_head), attention_probs_dropout_prob)
   context = tf.transpose(tf.matmul(probs, v), [0, 2, 1, 3])
   if do_return_2d_tensor:
     return tf.reshape(context, [batch_size * from_seq_length, width])
   return tf.reshape(context, [batch_size, from_seq_length, width])
+
+
+def _mask_adder(attention_mask):
+  """-10000 where `attention_mask` [B, F, T] is 0, as [B, 1, F, T] (or 0.0)."""
+  if attention_mask is None:
+    return 0.0
+  mask = tf.expand_dims(tf.cast(attention_mask, tf.float32), axis=[1])
+  return (1.0 - mask) * -10000.0
 
 
 def transformer_model(input_tensor,
@@ -1583,80 +1222,34 @@ def transformer_model(input_tensor,
                       do_return_all_layers=False):
   """The original Transformer encoder ("Attention is All You Need").
 
-  Variables (relative to the current scope) are the original's
-  `layer_N/attention/self/...`, `layer_N/attention/output/dense|LayerNorm`,
-  `layer_N/intermediate/dense`, `layer_N/output/dense|LayerNorm`; inside
-  `tf.variable_scope("bert/encoder")` they are a BERT checkpoint's names.
-
-  Args:
-    input_tensor: float [batch_size, seq_length, hidden_size].
-    attention_mask: optional [batch_size, seq_length, seq_length], 1 = may
-      attend (see `create_attention_mask_from_input_mask`).
-    hidden_size, num_hidden_layers, num_attention_heads, intermediate_size:
-      the encoder's sizes.
-    intermediate_act_fn: the feed-forward activation.
-    hidden_dropout_prob, attention_probs_dropout_prob: dropout probabilities.
-    initializer_range: stddev of the kernels' truncated normal.
-    do_return_all_layers: return the list of every layer's output.
-
-  Returns:
-    float [batch_size, seq_length, hidden_size]: the final layer (or the list
-    of all layers).
-
-  Raises:
-    ValueError: hidden_size is not a multiple of num_attention_heads, or the
-      input width is not hidden_size.
+  `input_tensor` is float [batch_size, seq_length, hidden_size]; the mask as
+  from `create_attention_mask_from_input_mask`. Inside
+  `tf.variable_scope("bert/encoder")` the variables get a BERT checkpoint's
+  names. Returns the final layer, or with `do_return_all_layers` the list of
+  every layer's output.
   """
   if hidden_size % num_attention_heads != 0:
     raise ValueError(
         "The hidden size (%d) is not a multiple of the number of attention "
         "heads (%d)" % (hidden_size, num_attention_heads))
-  size_per_head = hidden_size // num_attention_heads
   input_shape = get_shape_list(input_tensor, expected_rank=3)
-  batch_size, seq_length, input_width = input_shape
+  seq_length, input_width = input_shape[1:]
   if input_width != hidden_size:
     raise ValueError("The width of the input tensor (%d) != hidden size (%d)" %
                      (input_width, hidden_size))
+  # BertModel's layers, under names relative to the current variable scope.
+  cfg = BertConfig(None, hidden_size, num_hidden_layers, num_attention_heads,
+                   intermediate_size, hidden_act=intermediate_act_fn)
   init = create_initializer(initializer_range)
-
+  adder = _mask_adder(attention_mask)
   prev_output = reshape_to_matrix(input_tensor)
   all_layer_outputs = []
   for layer_idx in range(num_hidden_layers):
-    with tf.compat.v1.variable_scope("layer_%d" % layer_idx):
-      layer_input = prev_output
-      with tf.compat.v1.variable_scope("attention"):
-        with tf.compat.v1.variable_scope("self"):
-          attention_output = attention_layer(
-              from_tensor=layer_input,
-              to_tensor=layer_input,
-              attention_mask=attention_mask,
-              num_attention_heads=num_attention_heads,
-              size_per_head=size_per_head,
-              attention_probs_dropout_prob=attention_probs_dropout_prob,
-              initializer_range=initializer_range,
-              do_return_2d_tensor=True,
-              batch_size=batch_size,
-              from_seq_length=seq_length,
-              to_seq_length=seq_length)
-        with tf.compat.v1.variable_scope("output"):
-          attention_output = Dense("dense", hidden_size, hidden_size,
-                                   kernel_initializer=init)(attention_output)
-          attention_output = dropout(attention_output, hidden_dropout_prob)
-          attention_output = LayerNorm("LayerNorm", hidden_size)(
-              attention_output + layer_input)
-      with tf.compat.v1.variable_scope("intermediate"):
-        intermediate_output = Dense(
-            "dense", hidden_size, intermediate_size,
-            activation=intermediate_act_fn,
-            kernel_initializer=init)(attention_output)
-      with tf.compat.v1.variable_scope("output"):
-        layer_output = Dense("dense", intermediate_size, hidden_size,
-                             kernel_initializer=init)(intermediate_output)
-        layer_output = dropout(layer_output, hidden_dropout_prob)
-        layer_output = LayerNorm("LayerNorm", hidden_size)(
-            layer_output + attention_output)
-      prev_output = layer_output
-      all_layer_outputs.append(layer_output)
+    layer = _EncoderLayer("layer_%d" % layer_idx, cfg, init)
+    prev_output = _LayerCall(layer, seq_length, tf.float32, hidden_dropout_prob,
+                             attention_probs_dropout_prob, adder,
+                             None)(prev_output)
+    all_layer_outputs.append(prev_output)
 
   if do_return_all_layers:
     return [reshape_from_matrix(x, input_shape) for x in all_layer_outputs]

@@ -1,20 +1,19 @@
 # coding=utf-8
 # Copyright 2026 The BERT-on-TF2 project authors. Written for this project.
-"""Run BERT on SQuAD 1.1 and SQuAD 2.0 (TensorFlow 2 port of the original script).
+"""Run BERT on SQuAD 1.1 and SQuAD 2.0 (TF2 port of the original script).
 
-Reads the SQuAD JSON, splits each context into overlapping windows of WordPiece tokens
-("doc spans"), fine-tunes a start/end pointer head on top of BERT and writes
-`predictions.json`, `nbest_predictions.json` and (SQuAD 2.0) `null_odds.json` in the
-format the official evaluation scripts read.
+Reads the SQuAD JSON, splits each context into overlapping windows of
+WordPiece tokens ("doc spans"), fine-tunes a start/end pointer head on top of
+BERT and writes `predictions.json`, `nbest_predictions.json` and (SQuAD 2.0)
+`null_odds.json` for the official evaluation scripts.
 
 Behaviour follows the original `run_squad.py`; the differences are:
-  * the SQuAD 2.0 crash when a question has no non-null n-best entry is fixed
-    (the prediction is "" and its null odds are `score_null + 10000`, see
-    `_NO_SPAN_SCORE`);
-  * `--drop_out_of_span_chunks` (default off) drops training windows that do not
-    contain the answer instead of labelling them (0, 0);
-  * `--do_eval` scores predictions against a predict_file with answers (EM/F1 as
-    the official v1.1 / v2.0 scripts), `--null_threshold_search` reports the best
+  * SQuAD 2.0 no longer crashes when a question has no non-null n-best entry
+    (the prediction is "", its null odds `score_null + 10000`);
+  * `--drop_out_of_span_chunks` (default off) drops training windows that do
+    not contain the answer instead of labelling them (0, 0);
+  * `--do_eval` scores predictions (EM/F1 as the official v1.1 / v2.0
+    scripts), `--null_threshold_search` reports the best
     `null_score_diff_threshold`;
   * bad input (malformed JSON, missing fields, answers that do not match their
     context, impossible flag combinations) gives one-line errors.
@@ -46,30 +45,13 @@ FLAGS = flags.FLAGS
 
 def define_flags():
   """Defines the original run_squad flags plus the new ones (call once)."""
-  ## Required parameters
-  flags.DEFINE_string(
-      "bert_config_file", None,
-      "The config json file corresponding to the pre-trained BERT model. "
-      "This specifies the model architecture.")
-  flags.DEFINE_string("vocab_file", None,
-                      "The vocabulary file that the BERT model was trained on.")
-  flags.DEFINE_string(
-      "output_dir", None,
-      "The output directory where the model checkpoints will be written.")
-
-  ## Other parameters
+  # SQuAD's own flags first: runner.define_finetuning_flags skips names that
+  # are already defined and adds the shared ones with the same meaning.
   flags.DEFINE_string("train_file", None,
                       "SQuAD json for training. E.g., train-v1.1.json")
   flags.DEFINE_string(
       "predict_file", None,
       "SQuAD json for predictions. E.g., dev-v1.1.json or test-v1.1.json")
-  flags.DEFINE_string(
-      "init_checkpoint", None,
-      "Initial checkpoint (usually from a pre-trained BERT model).")
-  flags.DEFINE_bool(
-      "do_lower_case", True,
-      "Whether to lower case the input text. Should be True for uncased "
-      "models and False for cased models.")
   flags.DEFINE_integer(
       "max_seq_length", 384,
       "The maximum total input sequence length after WordPiece tokenization. "
@@ -83,22 +65,10 @@ def define_flags():
       "max_query_length", 64,
       "The maximum number of tokens for the question. Questions longer than "
       "this will be truncated to this length.")
-  flags.DEFINE_bool("do_train", False, "Whether to run training.")
   flags.DEFINE_bool(
       "do_predict", False,
       "Whether to run prediction on --predict_file (writes predictions.json "
       "and nbest_predictions.json; with --do_eval, scores them).")
-  flags.DEFINE_integer("train_batch_size", 32, "Total batch size for training.")
-  flags.DEFINE_integer("predict_batch_size", 8,
-                       "Total batch size for predictions.")
-  flags.DEFINE_float("learning_rate", 5e-5,
-                     "The initial learning rate for Adam.")
-  flags.DEFINE_float("num_train_epochs", 3.0,
-                     "Total number of training epochs to perform.")
-  flags.DEFINE_float(
-      "warmup_proportion", 0.1,
-      "Proportion of training to perform linear learning rate warmup for. "
-      "E.g., 0.1 = 10% of training.")
   flags.DEFINE_integer(
       "n_best_size", 20,
       "The total number of n-best predictions to generate in the "
@@ -145,17 +115,13 @@ def define_flags():
       "Predict even when the checkpoint has no cls/squad head (it would be "
       "randomly initialised); by default that is refused.")
 
-  runner.define_runtime_flags()
+  runner.define_finetuning_flags()
+  delattr(FLAGS, "eval_batch_size")  # --do_eval here runs no model.
 
 
 def _flag_value(name, default):
   """Value of a parsed flag `name`, or `default` when used as a library."""
-  try:
-    if name in FLAGS and FLAGS.is_parsed():
-      return FLAGS[name].value
-  except flags.Error:
-    pass
-  return default
+  return FLAGS[name].value if name in FLAGS and FLAGS.is_parsed() else default
 
 
 # ---------------------------------------------------------------------------
@@ -163,27 +129,15 @@ def _flag_value(name, default):
 # ---------------------------------------------------------------------------
 
 
-class SquadExample(object):
+class SquadExample(collections.namedtuple(
+    "SquadExample", ["qas_id", "question_text", "doc_tokens",
+                     "orig_answer_text", "start_position", "end_position",
+                     "is_impossible"], defaults=(None, None, None, False))):
   """A single training/test example for simple sequence classification.
 
   For examples without an answer, the start and end position are -1.
   """
-
-  def __init__(self,
-               qas_id,
-               question_text,
-               doc_tokens,
-               orig_answer_text=None,
-               start_position=None,
-               end_position=None,
-               is_impossible=False):
-    self.qas_id = qas_id
-    self.question_text = question_text
-    self.doc_tokens = doc_tokens
-    self.orig_answer_text = orig_answer_text
-    self.start_position = start_position
-    self.end_position = end_position
-    self.is_impossible = is_impossible
+  __slots__ = ()
 
   def __repr__(self):
     # The original hid a start_position of 0 (google-research/bert#191).
@@ -198,8 +152,6 @@ class SquadExample(object):
     if self.start_position is not None:
       s += ", is_impossible: %r" % (self.is_impossible)
     return s
-
-  __str__ = __repr__
 
 
 InputFeatures = collections.namedtuple(  # A single set of features of data.
@@ -239,30 +191,31 @@ def _field(obj, key, where, input_file, kind=None):
   if kind is not None and not isinstance(value, kind):
     raise ValueError("%s: field '%s' in %s has type %s, expected %s" %
                      (input_file, key, where, type(value).__name__,
-                      kind.__name__ if isinstance(kind, type) else
-                      "/".join(k.__name__ for k in kind)))
+                      kind.__name__))
   return value
+
+
+def _read_json(path, missing_message):
+  """The JSON value in `path`, with one-line errors."""
+  if not tf.io.gfile.exists(path):
+    raise FileNotFoundError(missing_message)
+  with tf.io.gfile.GFile(path, "rb") as reader:
+    raw = reader.read()
+  try:
+    return json.loads(raw.decode("utf-8"))
+  except UnicodeDecodeError as e:
+    raise ValueError("%s is not valid UTF-8 (byte offset %d): %s" %
+                     (path, e.start, e.reason)) from None
+  except json.JSONDecodeError as e:
+    raise ValueError("%s is not valid JSON (line %d, column %d): %s." %
+                     (path, e.lineno, e.colno, e.msg)) from None
 
 
 def _load_squad_json(input_file):
   """Loads a SQuAD file's "data" list with clear errors for bad files."""
-  if not tf.io.gfile.exists(input_file):
-    raise FileNotFoundError("SQuAD file %s not found" % input_file)
-  with tf.io.gfile.GFile(input_file, "rb") as reader:
-    raw = reader.read()
-  try:
-    text = raw.decode("utf-8")
-  except UnicodeDecodeError as e:
-    raise ValueError("%s is not valid UTF-8 (byte offset %d): %s" %
-                     (input_file, e.start, e.reason)) from None
-  try:
-    obj = json.loads(text)
-  except json.JSONDecodeError as e:
-    raise ValueError(
-        "%s is not valid JSON (line %d, column %d): %s. Check the file "
-        "against the SQuAD format (a JSON object with `data`)" %
-        (input_file, e.lineno, e.colno, e.msg)) from None
-  return _field(obj, "data", "the top-level object", input_file, list)
+  obj = _read_json(input_file, "SQuAD file %s not found" % input_file)
+  return _field(obj, "data", "the top-level object (a SQuAD file is a JSON "
+                "object with `data`)", input_file, list)
 
 
 _ReadStats = collections.namedtuple(
@@ -288,12 +241,10 @@ def _read_squad_examples(input_file, is_training, version_2_with_negative):
       for qa_index, qa in enumerate(qas):
         qwhere = "%s, question %d" % (where, qa_index)
         qas_id = _field(qa, "id", qwhere, input_file)
-        qwhere = "%s, question %d (id %s)" % (where, qa_index, qas_id)
+        qwhere += " (id %s)" % qas_id
         question_text = _field(qa, "question", qwhere, input_file, str)
         num_questions += 1
-        start_position = None
-        end_position = None
-        orig_answer_text = None
+        start_position = end_position = orig_answer_text = None
         is_impossible = False
         if is_training:
           if version_2_with_negative:
@@ -309,20 +260,19 @@ def _read_squad_examples(input_file, is_training, version_2_with_negative):
             orig_answer_text = _field(answer, "text", awhere, input_file, str)
             answer_offset = _field(answer, "answer_start", awhere, input_file,
                                    int)
-            answer_length = len(orig_answer_text)
-            end_char = answer_offset + answer_length - 1
-            if (answer_offset < 0 or answer_offset >= len(char_to_word_offset)
-                or end_char < 0 or end_char >= len(char_to_word_offset)):
+            end_char = answer_offset + len(orig_answer_text) - 1
+            if not (0 <= answer_offset < len(paragraph_text) and
+                    0 <= end_char < len(paragraph_text)):
               logging.warning(
                   "Could not find answer: answer_start %d + length %d is "
                   "outside the context of %d characters (%s)", answer_offset,
-                  answer_length, len(paragraph_text), qwhere)
+                  len(orig_answer_text), len(paragraph_text), qwhere)
               skipped.append(qas_id)
               continue
             start_position = char_to_word_offset[answer_offset]
             end_position = char_to_word_offset[end_char]
             # Skip answers that cannot be recovered from the context.
-            actual_text = " ".join(doc_tokens[start_position:(end_position + 1)])
+            actual_text = " ".join(doc_tokens[start_position:end_position + 1])
             cleaned_answer_text = " ".join(
                 tokenization.whitespace_tokenize(orig_answer_text))
             if actual_text.find(cleaned_answer_text) == -1:
@@ -387,12 +337,8 @@ def _tokenize_document(tokenizer, doc_tokens):
 def convert_examples_to_features(examples, tokenizer, max_seq_length,
                                  doc_stride, max_query_length, is_training,
                                  output_fn, drop_out_of_span_chunks=False):
-  """Loads a data file into a list of `InputBatch`s.
-
-  Calls `output_fn(feature)` for every feature, in order, and returns their
-  number. The questions of a paragraph share its doc_tokens list, which is
-  tokenized once.
-  """
+  """Calls `output_fn(feature)` for each feature, in order; returns their
+  number. A paragraph's questions share its doc_tokens (tokenized once)."""
   if doc_stride <= 0:
     raise ValueError("doc_stride must be positive, got %d" % doc_stride)
   unique_id = 1000000000
@@ -567,9 +513,9 @@ class SquadModel(tf.Module):
   def __call__(self, input_ids, input_mask=None, segment_ids=None,
                training=False):
     """Returns (start_logits, end_logits), each float32 [batch, seq_length]."""
-    final_hidden = tf.cast(self.bert(
-        input_ids, input_mask=input_mask, token_type_ids=segment_ids,
-        training=training).sequence_output, tf.float32)
+    final_hidden = self.bert(input_ids, input_mask=input_mask,
+                             token_type_ids=segment_ids,
+                             training=training).sequence_output
     batch_size, seq_length, hidden_size = modeling.get_shape_list(
         final_hidden, expected_rank=3)
     logits = tf.matmul(
@@ -581,14 +527,10 @@ class SquadModel(tf.Module):
 
 
 def create_model(bert_config, is_training, input_ids, input_mask, segment_ids,
-                 use_one_hot_embeddings, model=None):
-  """Creates a SQuAD model (the original's function); returns the logits.
-
-  Builds a fresh `SquadModel` unless `model` is given, and runs it once.
-  """
-  if model is None:
-    model = SquadModel(bert_config, is_training=is_training,
-                       options=modeling.EncoderOptions(use_one_hot_embeddings))
+                 use_one_hot_embeddings):
+  """Creates a SQuAD model (the original's function); returns the logits."""
+  model = SquadModel(bert_config, is_training=is_training,
+                     options=modeling.EncoderOptions(use_one_hot_embeddings))
   return model(input_ids, input_mask=input_mask, segment_ids=segment_ids,
                training=is_training)
 
@@ -637,11 +579,8 @@ class SquadTask(object):
     start_logits, end_logits = model(
         features["input_ids"], input_mask=features["input_mask"],
         segment_ids=features["segment_ids"], training=False)
-    return {
-        "unique_ids": features["unique_ids"],
-        "start_logits": start_logits,
-        "end_logits": end_logits,
-    }
+    return {"unique_ids": features["unique_ids"],
+            "start_logits": start_logits, "end_logits": end_logits}
 
 
 def _proto_field(tag, payload):
@@ -756,11 +695,8 @@ _PrelimPrediction = collections.namedtuple(  # pylint: disable=invalid-name
 _NbestPrediction = collections.namedtuple(  # pylint: disable=invalid-name
     "NbestPrediction", ["text", "start_logit", "end_logit"])
 
-# SQuAD 2.0, a question whose n-best list holds no non-null answer (the
-# original crashed here, #211/#476): the missing best non-null answer is given
-# this score (the same "impossible" value BERT adds to masked attention
-# logits), so its null odds are score_null + 10000, above any real question's,
-# and its prediction is "" at every threshold.
+# The score of the missing best non-null answer of a SQuAD 2.0 question
+# without one (the original crashed, #211/#476): "" at every threshold.
 _NO_SPAN_SCORE = -10000.0
 
 SquadPredictions = collections.namedtuple(
@@ -786,9 +722,9 @@ def compute_predictions(all_examples, all_features, all_results, n_best_size,
                         null_score_diff_threshold=0.0, verbose_logging=False):
   """The computation of write_predictions, returning a `SquadPredictions`.
 
-  predictions, nbest and null_odds are the three output files' objects (null_odds
-  is empty with v2 off); best_non_null_text maps qas_id to the best non-null
-  answer (None if there is none), which the threshold search needs.
+  predictions, nbest and null_odds are the three output files' objects
+  (null_odds is empty with v2 off); best_non_null_text maps qas_id to the best
+  non-null answer (None if there is none), which the threshold search needs.
   """
   example_index_to_features = collections.defaultdict(list)
   for feature in all_features:
@@ -1015,7 +951,7 @@ _ARTICLES_RE = re.compile(r"\b(a|an|the)\b", re.UNICODE)
 
 
 def normalize_answer(s):
-  """Lower case, drop ASCII punctuation and the articles a/an/the, squash spaces."""
+  """Lower case, drop ASCII punctuation and articles a/an/the, squash spaces."""
   s = s.lower()
   s = "".join(ch for ch in s if ch not in _PUNCTUATION)
   s = _ARTICLES_RE.sub(" ", s)
@@ -1262,17 +1198,10 @@ def _log_and_write_json(path, results, header):
   common.write_text(path, json.dumps(results, indent=2) + "\n")
 
 
-def _read_json_file(path, what):
-  if not tf.io.gfile.exists(path):
-    raise FileNotFoundError(
-        "--do_eval: %s %s not found; run with --do_predict first (or in the "
-        "same command)" % (what, path))
-  with tf.io.gfile.GFile(path, "r") as reader:
-    try:
-      return json.loads(reader.read())
-    except json.JSONDecodeError as e:
-      raise ValueError("%s is not valid JSON (line %d, column %d): %s." %
-                       (path, e.lineno, e.colno, e.msg)) from None
+def _read_output_json(output_dir, name, what):
+  path = os.path.join(output_dir, name)
+  return _read_json(path, "--do_eval: %s %s not found; run with --do_predict "
+                    "first (or in the same command)" % (what, path))
 
 
 def run_eval(predict_file, output_dir, version_2_with_negative,
@@ -1286,17 +1215,17 @@ def run_eval(predict_file, output_dir, version_2_with_negative,
   threshold search when asked.
   """
   articles = _load_squad_json(predict_file)
-  predictions = _read_json_file(
-      os.path.join(output_dir, "predictions.json"), "predictions file")
+  predictions = _read_output_json(output_dir, "predictions.json",
+                                  "predictions file")
   if version_2_with_negative:
-    null_odds = _read_json_file(os.path.join(output_dir, "null_odds.json"),
-                                "null odds file")
+    null_odds = _read_output_json(output_dir, "null_odds.json",
+                                  "null odds file")
     results = evaluate_v2(articles, predictions, na_probs=null_odds)
   else:
     results = evaluate_v1(articles, predictions)
   if null_threshold_search:
-    nbest = _read_json_file(
-        os.path.join(output_dir, "nbest_predictions.json"), "n-best file")
+    nbest = _read_output_json(output_dir, "nbest_predictions.json",
+                              "n-best file")
     best_non_null = {qas_id: next((e["text"] for e in entries if e["text"]),
                                   None)
                      for qas_id, entries in nbest.items()}
@@ -1305,8 +1234,8 @@ def run_eval(predict_file, output_dir, version_2_with_negative,
         "Best --null_score_diff_threshold=%r: exact %.2f, f1 %.2f (at the "
         "threshold used, %r: exact %.2f, f1 %.2f)",
         search["best_null_score_diff_threshold"], search["exact"],
-        search["f1"], FLAGS.null_score_diff_threshold if FLAGS.is_parsed()
-        else 0.0, results["exact"], results["f1"])
+        search["f1"], _flag_value("null_score_diff_threshold", 0.0),
+        results["exact"], results["f1"])
     results["best_null_score_diff_threshold"] = search[
         "best_null_score_diff_threshold"]
     for key, value in search.items():
@@ -1322,8 +1251,7 @@ _HEAD_VARIABLES = ("cls/squad/output_weights", "cls/squad/output_bias")
 
 def _train(cfg, task, tokenizer):
   """--do_train: features of --train_file, then the loop."""
-  train_examples = read_squad_examples(
-      input_file=FLAGS.train_file, is_training=True)
+  train_examples = read_squad_examples(FLAGS.train_file, is_training=True)
   # As the original: the step count comes from the number of questions, not
   # of the (more numerous) windows they are split into.
   num_train_steps, num_warmup_steps = runner.epoch_steps(
@@ -1333,16 +1261,10 @@ def _train(cfg, task, tokenizer):
   # Pre-shuffled, so that the input_fn's shuffle buffer can stay small.
   random.Random(12345).shuffle(train_examples)
   train_writer = FeatureWriter(
-      filename=os.path.join(FLAGS.output_dir, "train.tf_record"),
-      is_training=True)
+      os.path.join(FLAGS.output_dir, "train.tf_record"), is_training=True)
   convert_examples_to_features(
-      examples=train_examples,
-      tokenizer=tokenizer,
-      max_seq_length=FLAGS.max_seq_length,
-      doc_stride=FLAGS.doc_stride,
-      max_query_length=FLAGS.max_query_length,
-      is_training=True,
-      output_fn=train_writer.process_feature,
+      train_examples, tokenizer, FLAGS.max_seq_length, FLAGS.doc_stride,
+      FLAGS.max_query_length, True, train_writer.process_feature,
       drop_out_of_span_chunks=FLAGS.drop_out_of_span_chunks)
   train_writer.close()
 
@@ -1353,11 +1275,9 @@ def _train(cfg, task, tokenizer):
   logging.info("  Num steps = %d", num_train_steps)
   del train_examples
 
-  train_input_fn = input_fn_builder(
-      input_file=train_writer.filename,
-      seq_length=FLAGS.max_seq_length,
-      is_training=True,
-      drop_remainder=True)
+  train_input_fn = input_fn_builder(train_writer.filename,
+                                    FLAGS.max_seq_length, is_training=True,
+                                    drop_remainder=True)
   runner.train(cfg, task, train_input_fn, num_train_steps, num_warmup_steps,
                FLAGS.learning_rate, init_checkpoint=FLAGS.init_checkpoint,
                train_batch_size=FLAGS.train_batch_size)
@@ -1365,12 +1285,9 @@ def _train(cfg, task, tokenizer):
 
 def _predict(cfg, task, tokenizer):
   """--do_predict: features of --predict_file, the model, the three files."""
-  eval_examples = read_squad_examples(
-      input_file=FLAGS.predict_file, is_training=False)
-
+  eval_examples = read_squad_examples(FLAGS.predict_file, is_training=False)
   eval_writer = FeatureWriter(
-      filename=os.path.join(FLAGS.output_dir, "eval.tf_record"),
-      is_training=False)
+      os.path.join(FLAGS.output_dir, "eval.tf_record"), is_training=False)
   eval_features = []
 
   def append_feature(feature):
@@ -1378,13 +1295,8 @@ def _predict(cfg, task, tokenizer):
     eval_writer.process_feature(feature)
 
   convert_examples_to_features(
-      examples=eval_examples,
-      tokenizer=tokenizer,
-      max_seq_length=FLAGS.max_seq_length,
-      doc_stride=FLAGS.doc_stride,
-      max_query_length=FLAGS.max_query_length,
-      is_training=False,
-      output_fn=append_feature)
+      eval_examples, tokenizer, FLAGS.max_seq_length, FLAGS.doc_stride,
+      FLAGS.max_query_length, False, append_feature)
   eval_writer.close()
 
   logging.info("***** Running predictions *****")
@@ -1398,11 +1310,9 @@ def _predict(cfg, task, tokenizer):
                                     FLAGS.allow_untrained_head,
                                     "--do_predict")
 
-  predict_input_fn = input_fn_builder(
-      input_file=eval_writer.filename,
-      seq_length=FLAGS.max_seq_length,
-      is_training=False,
-      drop_remainder=False)
+  predict_input_fn = input_fn_builder(eval_writer.filename,
+                                      FLAGS.max_seq_length, is_training=False,
+                                      drop_remainder=False)
 
   all_results = []
   start = time.time()
@@ -1410,11 +1320,9 @@ def _predict(cfg, task, tokenizer):
                                FLAGS.predict_batch_size, model=model):
     if len(all_results) % 1000 == 0:
       logging.info("Processing example: %d", len(all_results))
-    all_results.append(
-        RawResult(
-            unique_id=int(result["unique_ids"]),
-            start_logits=[float(x) for x in result["start_logits"].flat],
-            end_logits=[float(x) for x in result["end_logits"].flat]))
+    all_results.append(RawResult(
+        int(result["unique_ids"]), result["start_logits"].ravel().tolist(),
+        result["end_logits"].ravel().tolist()))
   logging.info("Predicted %d features in %.1f s", len(all_results),
                time.time() - start)
 
