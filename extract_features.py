@@ -1,23 +1,19 @@
 # coding=utf-8
 """Extract pre-computed feature vectors from BERT.
 
-TensorFlow 2 rebuild of the original `extract_features.py`. With the original flags
-it writes the original JSON Lines file: one line per input line, in input order,
+With the original flags it writes the original JSON Lines file, one line per
+input line, in input order (`linex_index` is the original's spelling):
 
   {"linex_index": 0, "features": [{"token": "[CLS]", "layers": [{"index": -1,
   "values": [0.252788, ...]}, ...]}, ...]}
 
-(`linex_index` is the original's spelling), every value `round(float(x), 6)` of the
-float32 activation, serialised with `json.dumps` defaults.
+every value `round(float(x), 6)` of the float32 activation, as `json.dumps`
+writes it. A line `A ||| B` is a pair, split at the LAST ` ||| `; blank lines
+are kept as examples (`[CLS] [SEP]`), as the original does.
 
-Input: one example per line. A line `A ||| B` is a pair, split at the LAST ` ||| `;
-blank lines are kept as examples (`[CLS] [SEP]`), as the original does.
-
-Beyond the original: one model load, streaming with bounded memory and progress
-lines; `--dynamic_padding` (batches sorted by length within a window, padded to
-`runner.bucket_length`, output back in input order); `--output_format=npz|npy`
-with `--output_dtype`; `--pooling=mean|cls` (one vector per line: the selected
-layers averaged, then over the real tokens or at `[CLS]`); `-` for stdin/stdout.
+Beyond the original: streaming with bounded memory and progress lines,
+`--dynamic_padding`, `--output_format=npz|npy` with `--output_dtype`,
+`--pooling=mean|cls` (one vector per line), `-` for stdin/stdout.
 """
 
 import contextlib
@@ -44,10 +40,6 @@ import runner
 import tokenization
 
 FLAGS = flags.FLAGS
-
-OUTPUT_FORMATS = ("jsonl", "npz", "npy")
-OUTPUT_DTYPES = ("float32", "float16")
-POOLINGS = ("none", "mean", "cls")
 
 
 def define_flags():
@@ -99,14 +91,14 @@ def define_flags():
 
   # New in this project.
   flags.DEFINE_enum(
-      "output_format", "jsonl", list(OUTPUT_FORMATS),
+      "output_format", "jsonl", ["jsonl", "npz", "npy"],
       "jsonl: the original JSON Lines file. npz: numpy archive (layout in "
       "docs/extract_features.md). npy: one [lines, hidden] array (needs "
       "--pooling=mean|cls).")
-  flags.DEFINE_enum("output_dtype", "float32", list(OUTPUT_DTYPES),
+  flags.DEFINE_enum("output_dtype", "float32", ["float32", "float16"],
                     "dtype of the arrays in npz/npy output.")
   flags.DEFINE_enum(
-      "pooling", "none", list(POOLINGS),
+      "pooling", "none", ["none", "mean", "cls"],
       "none: a vector per token and layer (the original). mean: average the "
       "selected layers, then average over the line's real tokens ([CLS] and "
       "[SEP] included). cls: average the selected layers at the [CLS] "
@@ -182,12 +174,8 @@ def _open_input_lines(input_file):
   if input_file == "-":
     yield from sys.stdin.buffer
     return
-  with tf.io.gfile.GFile(input_file, "rb") as reader:
-    while True:
-      line = reader.readline()
-      if not line:
-        break
-      yield line
+  with common.open_file(input_file, "rb") as reader:
+    yield from reader
 
 
 def _decode(raw, input_file, number):
@@ -239,9 +227,18 @@ def _truncate_seq_pair(tokens_a, tokens_b, max_length):
       tokens_b.pop()
 
 
-def convert_example_to_features(ex_index, example, seq_length, tokenizer,
-                                stats=None):
-  """Converts one `InputExample` into `InputFeatures` padded to `seq_length`."""
+def iter_features(examples, seq_length, tokenizer, stats=None):
+  """Lazily converts `InputExample`s into `InputFeatures` padded to `seq_length`."""
+  for ex_index, example in enumerate(examples):
+    yield _convert_example(ex_index, example, seq_length, tokenizer, stats)
+
+
+def convert_examples_to_features(examples, seq_length, tokenizer):
+  """Loads a data file into a list of `InputFeatures`."""
+  return list(iter_features(examples, seq_length, tokenizer))
+
+
+def _convert_example(ex_index, example, seq_length, tokenizer, stats):
   tokens_a = tokenizer.tokenize(example.text_a)
   tokens_b = tokenizer.tokenize(example.text_b) if example.text_b else None
   length = len(tokens_a) + (len(tokens_b) + 3 if tokens_b else 2)
@@ -287,30 +284,9 @@ def convert_example_to_features(ex_index, example, seq_length, tokenizer,
                        input_type_ids=input_type_ids)
 
 
-def iter_features(examples, seq_length, tokenizer, stats=None):
-  """Lazily converts `InputExample`s into `InputFeatures`."""
-  for ex_index, example in enumerate(examples):
-    yield convert_example_to_features(ex_index, example, seq_length, tokenizer,
-                                      stats)
-
-
-def convert_examples_to_features(examples, seq_length, tokenizer):
-  """Loads a data file into a list of `InputFeatures`."""
-  return list(iter_features(examples, seq_length, tokenizer))
-
-
 # ------------------------------------------------------------------------------------
 # Batching: fixed length (the original) or dynamic padding with length buckets.
 # ------------------------------------------------------------------------------------
-
-
-def _stack_batch(features, pad_to):
-  """[InputFeatures] -> dict of numpy arrays, padded (or cut) to `pad_to`."""
-  batch = {"unique_ids": np.array([f.unique_id for f in features], np.int64)}
-  for name in ("input_ids", "input_mask", "input_type_ids"):
-    batch[name] = np.array([getattr(f, name)[:pad_to] for f in features],
-                           dtype=np.int32)
-  return batch
 
 
 def iter_batches(features, batch_size, seq_length, dynamic_padding=False,
@@ -320,9 +296,8 @@ def iter_batches(features, batch_size, seq_length, dynamic_padding=False,
   Fixed length (the original): consecutive lines padded to `seq_length`. Dynamic
   padding: each window of `bucket_window` lines (rounded up to a multiple of
   batch_size) is sorted by length and cut into batches padded to
-  `runner.bucket_length(longest)`; every batch is full except the last. (Done
-  here rather than by `runner.predict(dynamic_padding=True)`: lines are never
-  padded to max_seq_length, and it works with several replicas.)
+  `runner.bucket_length(longest)` (here, not in `runner.predict`: lines are
+  never padded to max_seq_length, and it works with several replicas).
   """
   window_size = batch_size
   if dynamic_padding:
@@ -339,7 +314,11 @@ def iter_batches(features, batch_size, seq_length, dynamic_padding=False,
       pad_to = seq_length
       if dynamic_padding:
         pad_to = runner.bucket_length(sum(batch[-1].input_mask), seq_length)
-      yield _stack_batch(batch, pad_to)
+      arrays = {"unique_ids": np.array([f.unique_id for f in batch], np.int64)}
+      for name in ("input_ids", "input_mask", "input_type_ids"):
+        arrays[name] = np.array([getattr(f, name)[:pad_to] for f in batch],
+                                dtype=np.int32)
+      yield arrays
 
 
 def input_fn_builder(batches):
@@ -455,12 +434,6 @@ class _AtomicOutput(object):
     self._file = contextlib.ExitStack()
     self.f = sys.stdout.buffer if path == "-" else self._file.enter_context(
         common.atomic_write(path, "wb"))
-
-  def write(self, data):
-    self.f.write(data)
-
-  def raw_stream(self):
-    return _CountingStream(self.f)
 
   def commit(self):
     self.f.flush()
@@ -594,7 +567,7 @@ class JsonlWriter(object):
               '"values": %s}' % (unique_id, json.dumps(self.pooling),
                                  json.dumps(self.layer_indexes), len(tokens),
                                  _values_json(np.asarray(pooled)[None])[0]))
-    self.out.write((line + "\n").encode("utf-8"))
+    self.out.f.write((line + "\n").encode("utf-8"))
 
   def close(self):
     self.out.commit()
@@ -653,13 +626,10 @@ class _TokenSpool(object):
     dtype = np.dtype("<U%d" % self.width)
     _write_npy_header(stream, dtype, (self.rows,))
     with open(self.path, "r", encoding="utf-8", newline="\n") as f:
-      chunk = []
-      for line in f:
-        chunk.append(line[:-1])
-        if len(chunk) == 65536:
-          stream.write(np.array(chunk, dtype=dtype).tobytes())
-          chunk = []
-      if chunk:
+      while True:
+        chunk = [line[:-1] for line in itertools.islice(f, 65536)]
+        if not chunk:
+          break
         stream.write(np.array(chunk, dtype=dtype).tobytes())
 
 
@@ -709,7 +679,7 @@ class ArrayWriter(object):
   def close(self):
     out = _AtomicOutput(self.output_file)
     try:
-      stream = out.raw_stream()
+      stream = _CountingStream(out.f)
       if self.output_format == "npy":
         self.spools["values"].write_npy(stream)
       else:
@@ -808,17 +778,6 @@ def check_options(output_file, output_format, output_dtype, pooling,
 # ------------------------------------------------------------------------------------
 
 
-def _log_progress(progress, done):
-  """One 'Processed ... lines' line (rate and, with a known total, the ETA)."""
-  rate, eta = progress.measure(done)
-  if progress.total:
-    logging.info("Processed %d/%d lines (%.1f%%), %.1f lines/s, ETA %s", done,
-                 progress.total, 100.0 * done / progress.total, rate,
-                 common.format_duration(eta))
-  else:
-    logging.info("Processed %d lines, %.1f lines/s", done, rate)
-
-
 def extract(cfg, task, tokenizer, input_file, writer, max_seq_length, batch_size,
             init_checkpoint=None, dynamic_padding=False, bucket_window=1024,
             model=None, progress_seconds=10.0):
@@ -872,7 +831,13 @@ def extract(cfg, task, tokenizer, input_file, writer, max_seq_length, batch_size
         stats.tokens += n
         next_id += 1
         if progress.due():
-          _log_progress(progress, next_id)
+          rate, eta = progress.measure(next_id)
+          if progress.total:
+            logging.info("Processed %d/%d lines (%.1f%%), %.1f lines/s, ETA %s",
+                         next_id, progress.total, 100.0 * next_id /
+                         progress.total, rate, common.format_duration(eta))
+          else:
+            logging.info("Processed %d lines, %.1f lines/s", next_id, rate)
     if pending:
       raise RuntimeError("Lines %s were predicted but never written." %
                          sorted(pending)[:5])
@@ -895,8 +860,6 @@ def extract(cfg, task, tokenizer, input_file, writer, max_seq_length, batch_size
 
 
 def main(_):
-  logging.set_verbosity(logging.INFO)
-
   _require_file("bert_config_file", FLAGS.bert_config_file)
   _require_file("vocab_file", FLAGS.vocab_file)
   if FLAGS.input_file != "-":

@@ -546,27 +546,24 @@ def define_finetuning_flags(max_seq_length_help=None):
 # ------------------------------------------------------------------------------------
 
 
-class _Progress(object):
+class _Progress(common.Progress):
   """Progress lines (steps/s, examples/s, ETA) and TensorBoard scalars."""
 
   def __init__(self, writer, first_step, last_step, batch_size):
+    super().__init__(last_step, start_done=first_step)
     self.writer = writer
-    self.last_step = last_step
     self.batch_size = batch_size
-    self.progress = common.Progress(last_step, start_done=first_step)
 
   def report(self, step, scalars):
-    steps_per_sec, eta = self.progress.measure(step)
+    steps_per_sec, eta = self.measure(step)
     examples_per_sec = steps_per_sec * self.batch_size
     parts = " ".join(f"{k}={_fmt(v)}" for k, v in scalars.items())
     logging.info("step %d/%d %s | %.3f steps/s, %.1f examples/s, ETA %s", step,
-                 self.last_step, parts, steps_per_sec, examples_per_sec,
+                 self.total, parts, steps_per_sec, examples_per_sec,
                  common.format_duration(eta))
     if self.writer is not None:
-      scalars = dict(scalars)
-      scalars["global_step/sec"] = steps_per_sec
-      scalars["examples/sec"] = examples_per_sec
-      write_scalars(self.writer, step, scalars)
+      write_scalars(self.writer, step, dict(scalars, **{
+          "global_step/sec": steps_per_sec, "examples/sec": examples_per_sec}))
 
 
 def write_scalars(writer, step, scalars):
@@ -752,7 +749,13 @@ def build_trainer(cfg, task, learning_rate, num_train_steps, num_warmup_steps,
   """
   setup_determinism(cfg)
   strategy = get_strategy(cfg)
-  per_replica = _check_batch(cfg, strategy, train_batch_size)
+  per_replica = _per_replica_batch(train_batch_size, strategy, "train_batch_size")
+  accum = cfg.gradient_accumulation_steps
+  if accum < 1 or per_replica % accum:
+    raise UserError(
+        f"--gradient_accumulation_steps={accum} must divide the per-replica batch "
+        f"({per_replica} = train_batch_size {train_batch_size} / "
+        f"{strategy.num_replicas_in_sync} replicas).")
   state = _TrainState(cfg, task, strategy, learning_rate, num_train_steps,
                       num_warmup_steps)
   return _Trainer(cfg, task, strategy, state, per_replica)
@@ -878,18 +881,6 @@ def _data_loss_error(e):
   message = re.sub(r"\s*\[Op:[^\]]*\].*$", "", message)
   return UserError(f"an input file is truncated or corrupt ({message}): "
                    "regenerate it.")
-
-
-def _check_batch(cfg, strategy, train_batch_size):
-  """The per-replica batch; checks that it splits into the micro-batches."""
-  per_replica = _per_replica_batch(train_batch_size, strategy, "train_batch_size")
-  accum = cfg.gradient_accumulation_steps
-  if accum < 1 or per_replica % accum:
-    raise UserError(
-        f"--gradient_accumulation_steps={accum} must divide the per-replica batch "
-        f"({per_replica} = train_batch_size {train_batch_size} / "
-        f"{strategy.num_replicas_in_sync} replicas).")
-  return per_replica
 
 
 def train(cfg, task, input_fn, num_train_steps, num_warmup_steps, learning_rate,
