@@ -153,7 +153,6 @@ class ExtractionStats(object):
     self.truncated = 0
     self.tokens = 0
     self.longest = 0
-    self.seconds = 0.0
 
   def summary(self, max_seq_length):
     parts = [f"{self.lines} lines ({self.pairs} with a ' ||| ' pair)",
@@ -197,10 +196,8 @@ def iter_examples(input_file, stats=None):
   """Reads `input_file` lazily: one `InputExample` per line (as the original)."""
   for unique_id, raw in enumerate(_open_input_lines(input_file)):
     line = _decode(raw, input_file, unique_id + 1).strip()
-    text_a, text_b = line, None
     match = _PAIR_RE.match(line)
-    if match is not None:
-      text_a, text_b = match.group(1), match.group(2)
+    text_a, text_b = match.groups() if match else (line, None)
     if stats is not None:
       stats.lines += 1
       if not line:
@@ -366,8 +363,8 @@ class FeatureExtractionTask(object):
         "num_tokens": tf.reduce_sum(mask, axis=1),
     }
     if self.pooling == "none":
-      for j, layer_output in enumerate(selected):
-        predictions["layer_output_%d" % j] = layer_output
+      predictions.update(("layer_output_%d" % j, layer_output)
+                         for j, layer_output in enumerate(selected))
       return predictions
     averaged = tf.add_n(selected) / float(len(selected))
     if self.pooling == "cls":
@@ -435,7 +432,7 @@ class _AtomicOutput(object):
     self.f = sys.stdout.buffer if path == "-" else self._file.enter_context(
         common.atomic_write(path, "wb"))
 
-  def commit(self):
+  def close(self):
     self.f.flush()
     self._file.close()
 
@@ -538,12 +535,12 @@ def _values_json(values):
           for t, row in zip(texts, values)]
 
 
-class JsonlWriter(object):
+class JsonlWriter(_AtomicOutput):
   """The original JSON Lines output (or one pooled vector per line): what its
   `json.dumps(OrderedDict(...))` gives, built from pieces."""
 
   def __init__(self, output_file, layer_indexes, pooling="none"):
-    self.out = _AtomicOutput(output_file)
+    super().__init__(output_file)
     self.layer_indexes = list(layer_indexes)
     self.pooling = pooling
 
@@ -567,13 +564,7 @@ class JsonlWriter(object):
               '"values": %s}' % (unique_id, json.dumps(self.pooling),
                                  json.dumps(self.layer_indexes), len(tokens),
                                  _values_json(np.asarray(pooled)[None])[0]))
-    self.out.f.write((line + "\n").encode("utf-8"))
-
-  def close(self):
-    self.out.commit()
-
-  def abort(self):
-    self.out.abort()
+    self.f.write((line + "\n").encode("utf-8"))
 
 
 def _write_npy_header(stream, dtype, shape):
@@ -645,10 +636,10 @@ class ArrayWriter(object):
     self.output_format = output_format
     self.layer_indexes = list(layer_indexes)
     self.pooling = pooling
-    local_dir = None
-    if output_file != "-" and "://" not in output_file:
-      local_dir = os.path.dirname(os.path.abspath(output_file))
-    self.tmpdir = tempfile.mkdtemp(prefix=".extract_features-", dir=local_dir)
+    local = output_file != "-" and not common.is_remote(output_file)
+    self.tmpdir = tempfile.mkdtemp(
+        prefix=".extract_features-",
+        dir=os.path.dirname(os.path.abspath(output_file)) if local else None)
     # The spools in the order of the npz members.
     if pooling == "none":
       self.spools = {
@@ -691,7 +682,7 @@ class ArrayWriter(object):
           with archive.open("layers.npy", "w") as member:
             np.lib.format.write_array(
                 member, np.array(self.layer_indexes, dtype=np.int32))
-      out.commit()
+      out.close()
     except BaseException:
       out.abort()
       raise
@@ -842,17 +833,14 @@ def extract(cfg, task, tokenizer, input_file, writer, max_seq_length, batch_size
       raise RuntimeError("Lines %s were predicted but never written." %
                          sorted(pending)[:5])
     writer.close()
-  except tf.errors.OpError:
+  except BaseException as e:
     writer.abort()
-    if errors:
+    if errors and isinstance(e, tf.errors.OpError):
       raise errors[0] from None
     raise
-  except BaseException:
-    writer.abort()
-    raise
-  stats.seconds = time.time() - start
+  seconds = time.time() - start
   logging.info("Done: %s; %.1f s, %.1f lines/s.", stats.summary(max_seq_length),
-               stats.seconds, stats.lines / max(stats.seconds, 1e-9))
+               seconds, stats.lines / max(seconds, 1e-9))
   if stats.lines == 0:
     logging.warning("--input_file=%s is empty: the output has no lines.",
                     input_file)

@@ -21,8 +21,8 @@ An `input_fn(params)` returns a batched `tf.data.Dataset` of feature dicts, wher
 """
 
 import collections
+import itertools
 import json
-import math
 import os
 import re
 import sys
@@ -32,13 +32,9 @@ from absl import flags
 from absl import logging
 import numpy as np
 
-# TensorFlow's default CPU allocator hands every large tensor (a [B*S, 4H]
-# activation of BERT-Base is 50 MB) fresh pages from the system, which are
-# page-faulted and zeroed on each step; its BFC allocator keeps and reuses them
-# (elementwise ops on such tensors 4x faster, BERT-Base inference +13-18 % on a
-# 2-core CPU: docs/bench.md). TF reads this when it creates its CPU allocator,
-# at the first op, so setting it on import is early enough. Set
-# TF_CPU_ALLOCATOR_USE_BFC=false to keep TensorFlow's default.
+# TensorFlow's BFC CPU allocator reuses large buffers where its default one
+# page-faults fresh zeroed pages for each (BERT-Base inference +13-18 % on a
+# 2-core CPU: docs/bench.md). Read at the first op; =false keeps the default.
 os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
 
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -432,15 +428,19 @@ class _TrainState(object):
     return state
 
 
-def _load_weights(strategy, task, checkpoint_path=None, init_checkpoint=None,
-                  output_dir=None):
-  """Builds the task model and loads inference weights; returns (model, step, path)."""
-  with strategy.scope():
+def load_model(cfg, task, checkpoint_path=None, init_checkpoint=None):
+  """`task`'s model with inference weights from `checkpoint_path`, else the
+  latest checkpoint in `cfg.output_dir`, else `init_checkpoint`.
+
+  Returns (model, global_step, checkpoint prefix or None); `model.load_report`
+  is the checkpoints.LoadReport (None for random weights).
+  """
+  with get_strategy(cfg).scope():
     model = task.create_model()
   named = collections.OrderedDict(model.named_variables())
   path = checkpoint_path
-  if path is None and output_dir:
-    path = checkpoints.latest_checkpoint(output_dir)
+  if path is None and cfg.output_dir:
+    path = checkpoints.latest_checkpoint(cfg.output_dir)
   step = 0
   if path:
     path = checkpoints.normalize_checkpoint_path(path)
@@ -656,16 +656,12 @@ class _Trainer(object):
       loss, logs = ctx.all_reduce(tf.distribute.ReduceOp.MEAN, (loss, logs))
     grads, global_norm = tf.clip_by_global_norm(grads, 1.0)
     finite = tf.math.is_finite(global_norm)
-    loss_finite = tf.math.is_finite(loss)
     lr = self.state.schedule(self.state.global_step)
     ctx.merge_call(self._apply, args=(grads, finite))
-    logs = dict(logs)
-    logs["loss"] = loss
-    logs["learning_rate"] = lr
-    logs["global_norm"] = global_norm
+    logs = dict(logs, loss=loss, learning_rate=lr, global_norm=global_norm)
     # A non-finite loss (or, outside fp16, a non-finite gradient) stops training.
-    ok = loss_finite if self.fp16 else tf.logical_and(loss_finite, finite)
-    return logs, ok
+    ok = tf.math.is_finite(loss)
+    return logs, (ok if self.fp16 else tf.logical_and(ok, finite))
 
   def _apply(self, strategy, grads, finite):
     """Cross-replica: the optimizer update and the global_step increment."""
@@ -810,10 +806,8 @@ def check_training_args(train_batch_size, learning_rate, num_train_steps):
 
 
 def prepare_output_dir(path, flag="output_dir"):
-  """Creates the output directory `path`; one line if it cannot be written.
-
-  Call it before any long work, so a bad --output_dir stops the run at once.
-  """
+  """Creates the output directory `path` (call it before any long work); one
+  line if it cannot be written."""
   if not path:
     raise UserError(f"--{flag} is required.")
   if tf.io.gfile.exists(path) and not tf.io.gfile.isdir(path):
@@ -985,10 +979,8 @@ def train(cfg, task, input_fn, num_train_steps, num_warmup_steps, learning_rate,
 
 
 def decode_record(record, name_to_features):
-  """Parses one serialized tf.train.Example; int64 features become int32.
-
-  tf.train.Example only stores int64, and the models (and TPUs) want int32.
-  """
+  """Parses one serialized tf.train.Example; int64 features (the only integer
+  type it stores) become int32, as the models and TPUs want."""
   example = tf.io.parse_single_example(record, name_to_features)
   return {name: tf.cast(t, tf.int32) if t.dtype == tf.int64 else t
           for name, t in example.items()}
@@ -1091,16 +1083,15 @@ def evaluate(cfg, task, input_fn, eval_batch_size, steps=None,
              checkpoint_path=None, init_checkpoint=None, model=None, global_step=None):
   """Evaluates on `steps` batches (None: the whole dataset).
 
-  Weights come from `model`, else `checkpoint_path`, else the latest checkpoint
-  in `cfg.output_dir`, else `init_checkpoint`. Returns each metric of
-  `task.eval_metrics` (summed numerators / summed denominators) and
+  Weights come from `model`, else as `load_model` picks them. Returns each
+  metric of `task.eval_metrics` (summed numerators / summed denominators) and
   `global_step`.
   """
   setup_determinism(cfg)
   strategy = get_strategy(cfg)
   if model is None:
-    model, global_step, _ = _load_weights(strategy, task, checkpoint_path,
-                                          init_checkpoint, cfg.output_dir)
+    model, global_step, _ = load_model(cfg, task, checkpoint_path,
+                                       init_checkpoint)
   dataset = _distribute(strategy, input_fn, _per_replica_batch(
       eval_batch_size, strategy, "eval_batch_size"))
 
@@ -1118,23 +1109,17 @@ def evaluate(cfg, task, input_fn, eval_batch_size, steps=None,
             for k, (n, d) in per_replica_metrics.items()}
 
   totals = collections.OrderedDict()
-  done = 0
   start = time.time()
-  batches = iter(dataset)
-  while steps is None or done < steps:
-    try:
-      features = next(batches)
-    except StopIteration:
-      break
-    except tf.errors.DataLossError as e:
-      raise _data_loss_error(e) from None
-    for k, (n, d) in eval_step(features).items():
-      prev = totals.get(k, (0.0, 0.0))
-      totals[k] = (prev[0] + float(n.numpy()), prev[1] + float(d.numpy()))
-    done += 1
-    if done % 100 == 0:
-      logging.info("Evaluated %d batches (%.1f batches/s)", done,
-                   done / max(time.time() - start, 1e-9))
+  try:
+    for done, features in enumerate(itertools.islice(dataset, steps), 1):
+      for k, (n, d) in eval_step(features).items():
+        prev = totals.get(k, (0.0, 0.0))
+        totals[k] = (prev[0] + float(n.numpy()), prev[1] + float(d.numpy()))
+      if done % 100 == 0:
+        logging.info("Evaluated %d batches (%.1f batches/s)", done,
+                     done / max(time.time() - start, 1e-9))
+  except tf.errors.DataLossError as e:
+    raise _data_loss_error(e) from None
   results = {k: (n / d if d else 0.0) for k, (n, d) in totals.items()}
   results["global_step"] = int(global_step or 0)
   if cfg.output_dir and _is_chief(strategy) and totals:
@@ -1179,8 +1164,7 @@ def predict(cfg, task, input_fn, predict_batch_size, checkpoint_path=None,
   setup_determinism(cfg)
   strategy = get_strategy(cfg)
   if model is None:
-    model, _, _ = _load_weights(strategy, task, checkpoint_path, init_checkpoint,
-                                cfg.output_dir)
+    model, _, _ = load_model(cfg, task, checkpoint_path, init_checkpoint)
   dataset = input_fn({"batch_size": predict_batch_size, "input_context": None})
   replicas = strategy.num_replicas_in_sync
   if dynamic_padding and replicas > 1:
@@ -1259,14 +1243,6 @@ def _predict_bucketed(predict_step, dataset, batch_size, window, names):
       pending, count = [], 0
   if pending:
     yield from run_window(pending)
-
-
-def load_model(cfg, task, checkpoint_path=None, init_checkpoint=None):
-  """`task`'s model with inference weights (as `evaluate` picks them):
-  (model, global_step, checkpoint prefix or None); `model.load_report` is the
-  checkpoints.LoadReport (None for random weights)."""
-  return _load_weights(get_strategy(cfg), task, checkpoint_path, init_checkpoint,
-                       cfg.output_dir)
 
 
 def write_eval_results(path, results, header="***** Eval results *****"):
