@@ -379,10 +379,8 @@ class FeatureExtractionTask(object):
 
 def model_fn_builder(bert_config, init_checkpoint, layer_indexes, use_tpu,
                      use_one_hot_embeddings):
-  """The original's builder, in TF2 form: the task for `runner.predict`.
-
-  `task.init_checkpoint` is the checkpoint to predict with.
-  """
+  """The original's builder, in TF2 form: the task for `runner.predict`, with
+  the checkpoint to predict with in `task.init_checkpoint`."""
   del use_tpu  # The strategy is the loop's (runner.RunConfig).
   task = FeatureExtractionTask(
       bert_config, layer_indexes,
@@ -625,10 +623,8 @@ class _TokenSpool(object):
 
 
 class ArrayWriter(object):
-  """`.npz` or `.npy` output (layouts: docs/extract_features.md).
-
-  Rows are spooled to a local temporary directory and assembled at the end.
-  """
+  """`.npz` or `.npy` output (layouts: docs/extract_features.md), spooled to a
+  local temporary directory and assembled at the end."""
 
   def __init__(self, output_file, output_format, layer_indexes, hidden_size,
                pooling="none", dtype="float32"):
@@ -772,11 +768,8 @@ def check_options(output_file, output_format, output_dtype, pooling,
 def extract(cfg, task, tokenizer, input_file, writer, max_seq_length, batch_size,
             init_checkpoint=None, dynamic_padding=False, bucket_window=1024,
             model=None, progress_seconds=10.0):
-  """Runs the whole extraction through `runner.predict`; returns the stats.
-
-  With dynamic padding results are put back into input order (at most one
-  window is held).
-  """
+  """Runs the whole extraction through `runner.predict`, writing in input
+  order (at most one window waits); returns the stats."""
   stats = ExtractionStats()
   errors = []
 

@@ -113,16 +113,14 @@ def define_runtime_flags(iterations_per_loop=True, save_checkpoints_steps=True):
       "values may differ in the last bit). Unset: on where it measured faster.")
   flags.DEFINE_integer(
       "gradient_accumulation_steps", 1,
-      "Split each global batch into this many micro-batches and accumulate their "
-      "gradients before one optimizer step (same math, less memory).")
+      "Accumulate the gradients of this many micro-batches of each global "
+      "batch before one optimizer step (same math, less memory).")
   flags.DEFINE_integer("seed", None,
                        "Random seed for initialisation, dropout and data order.")
   flags.DEFINE_bool("deterministic", False,
                     "Use deterministic TensorFlow ops (bitwise reproducible runs).")
-  flags.DEFINE_integer(
-      "keep_checkpoint_max", 5,
-      "How many recent checkpoints to keep in output_dir (0 keeps all), as the "
-      "original RunConfig did.")
+  flags.DEFINE_integer("keep_checkpoint_max", 5,
+                       "How many recent checkpoints to keep (0: all).")
   flags.DEFINE_enum("optimizer", "adamw", ["adamw", "lamb"],
                     "adamw: the original AdamWeightDecayOptimizer; lamb: LAMB.")
   flags.DEFINE_bool("adam_bias_correction", False,
@@ -135,10 +133,8 @@ def define_runtime_flags(iterations_per_loop=True, save_checkpoints_steps=True):
       "log_steps", 100,
       "Print a progress line (and write summaries) at least every this many "
       "steps on CPU/GPU; on TPU once per iterations_per_loop.")
-  flags.DEFINE_bool(
-      "recompute", False,
-      "Recompute each encoder layer's activations in the backward pass "
-      "(gradient checkpointing): less memory, more compute.")
+  flags.DEFINE_bool("recompute", False,
+                    "Recompute layer activations in the backward pass (less memory).")
   flags.DEFINE_bool(
       "skip_case_check", False,
       "Skip the check that --do_lower_case suits a released checkpoint "
@@ -637,15 +633,13 @@ class _Trainer(object):
     if accum == 1:
       loss, logs, grads = self.gradients(features)
     else:
-      loss, logs, grads = None, None, None
-      for micro in _split_micro_batches(features, accum):
+      micro_batches = _split_micro_batches(features, accum)
+      loss, logs, grads = self.gradients(micro_batches[0])
+      for micro in micro_batches[1:]:
         m_loss, m_logs, m_grads = self.gradients(micro)
-        if grads is None:
-          loss, logs, grads = m_loss, dict(m_logs), list(m_grads)
-        else:
-          loss += m_loss
-          logs = {k: logs[k] + v for k, v in m_logs.items()}
-          grads = [a + g for a, g in zip(grads, m_grads)]
+        loss += m_loss
+        logs = {k: logs[k] + v for k, v in m_logs.items()}
+        grads = [a + g for a, g in zip(grads, m_grads)]
       loss = loss / accum
       logs = {k: v / accum for k, v in logs.items()}
       grads = [g / accum for g in grads]
@@ -1009,12 +1003,8 @@ def _distribute(strategy, input_fn, per_replica, skip_steps=0):
 
 
 def _training_iterator(strategy, input_fn, per_replica, resume_step):
-  """The training iterator and, where tf.data can save it, its state.
-
-  A saved iterator state (single device) resumes exactly where the data stopped,
-  shuffle buffers included; otherwise a resumed run skips the batches the
-  finished steps consumed.
-  """
+  """The training iterator and, where tf.data can save it (single device), its
+  state; without one, a resumed run skips the batches already consumed."""
   iterator = iter(_distribute(strategy, input_fn, per_replica))
   try:
     return iterator, tf.train.Checkpoint(iterator=iterator)
@@ -1033,12 +1023,8 @@ def _input_state_prefix(checkpoint_prefix):
 
 
 def _save_checkpoint(cfg, step, named_state, input_state):
-  """Writes the input position, then model.ckpt-<step>; returns the prefix.
-
-  The input position goes first: the `checkpoint` file only names a model
-  checkpoint once both are complete, so a process killed at any moment leaves
-  a resumable output_dir.
-  """
+  """Writes the input position, then model.ckpt-<step> (which the `checkpoint`
+  file names only once both are complete); returns the prefix."""
   prefix = os.path.join(cfg.output_dir, "model.ckpt-%d" % step)
   if input_state is not None:
     try:
@@ -1137,11 +1123,9 @@ SEQUENCE_FEATURES = ("input_ids", "input_mask", "segment_ids", "input_type_ids",
 
 
 def bucket_length(length, max_length):
-  """The padded length of a batch whose longest example has `length` tokens.
-
-  A multiple of 8 up to 64, of 16 up to 128, of 32 up to 256, of 64 beyond (at
-  most ~22 distinct shapes up to 512, so few retraces), capped at `max_length`.
-  """
+  """The padded length of a batch whose longest example has `length` tokens: a
+  multiple of 8 up to 64, of 16 up to 128, of 32 up to 256, of 64 beyond (few
+  shapes, so few retraces), capped at `max_length`."""
   for limit, step in ((64, 8), (128, 16), (256, 32)):
     if length <= limit:
       break
@@ -1155,11 +1139,9 @@ def predict(cfg, task, input_fn, predict_batch_size, checkpoint_path=None,
             bucket_window=4096):
   """Yields one dict of numpy values per example, in input order.
 
-  With `dynamic_padding=True` (one replica), each window of `bucket_window`
-  examples is sorted by length (nonzeros of `input_mask`) and cut into batches
-  whose sequence features (`task.sequence_features`, default
-  `SEQUENCE_FEATURES`) are cut to `bucket_length(longest)`; per-token outputs
-  then have their batch's bucket length.
+  `dynamic_padding=True` (one replica) sorts each window of `bucket_window`
+  examples by length and cuts the sequence features of each batch to
+  `bucket_length(longest)`; per-token outputs then have that length.
   """
   setup_determinism(cfg)
   strategy = get_strategy(cfg)
@@ -1248,9 +1230,8 @@ def _predict_bucketed(predict_step, dataset, batch_size, window, names):
 def write_eval_results(path, results, header="***** Eval results *****"):
   """Writes the original's eval_results.txt: sorted `key = value` lines."""
   logging.info(header)
-  lines = []
-  for key in sorted(results.keys()):
-    logging.info("  %s = %s", key, str(results[key]))
-    lines.append("%s = %s\n" % (key, str(results[key])))
+  lines = ["%s = %s\n" % (key, str(results[key])) for key in sorted(results)]
+  for line in lines:
+    logging.info("  %s", line.rstrip("\n"))
   common.write_text(path, lines)
   logging.info("Wrote %s.", path)
