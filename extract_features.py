@@ -155,13 +155,13 @@ class ExtractionStats(object):
     self.longest = 0
 
   def summary(self, max_seq_length):
-    parts = [f"{self.lines} lines ({self.pairs} with a ' ||| ' pair)",
-             f"{self.tokens} tokens written (longest line {self.longest} tokens)"]
-    parts.append(f"{self.blank_lines} blank lines kept as '[CLS] [SEP]' examples"
-                 if self.blank_lines else "no blank lines")
-    parts.append(f"{self.truncated} lines truncated to max_seq_length="
-                 f"{max_seq_length}" if self.truncated else "none truncated")
-    return "; ".join(parts)
+    return "; ".join([
+        f"{self.lines} lines ({self.pairs} with a ' ||| ' pair)",
+        f"{self.tokens} tokens written (longest line {self.longest} tokens)",
+        f"{self.blank_lines} blank lines kept as '[CLS] [SEP]' examples"
+        if self.blank_lines else "no blank lines",
+        f"{self.truncated} lines truncated to max_seq_length={max_seq_length}"
+        if self.truncated else "none truncated"])
 
 
 # Everything up to the last " ||| ", then the rest (the original's greedy match).
@@ -225,7 +225,7 @@ def _truncate_seq_pair(tokens_a, tokens_b, max_length):
 
 
 def iter_features(examples, seq_length, tokenizer, stats=None):
-  """Lazily converts `InputExample`s into `InputFeatures` padded to `seq_length`."""
+  """Lazily converts `InputExample`s into `InputFeatures` of `seq_length`."""
   for ex_index, example in enumerate(examples):
     yield _convert_example(ex_index, example, seq_length, tokenizer, stats)
 
@@ -244,7 +244,6 @@ def _convert_example(ex_index, example, seq_length, tokenizer, stats):
     # [CLS] A [SEP] B [SEP] must fit: keep seq_length - 3 wordpieces in all.
     _truncate_seq_pair(tokens_a, tokens_b, seq_length - 3)
   elif len(tokens_a) > seq_length - 2:
-    # [CLS] A [SEP]: keep seq_length - 2 wordpieces.
     tokens_a = tokens_a[0:(seq_length - 2)]
 
   tokens = ["[CLS]"] + tokens_a + ["[SEP]"]
@@ -288,14 +287,11 @@ def _convert_example(ex_index, example, seq_length, tokenizer, stats):
 
 def iter_batches(features, batch_size, seq_length, dynamic_padding=False,
                  bucket_window=1024):
-  """Groups `InputFeatures` into padded numpy batches.
-
-  Fixed length (the original): consecutive lines padded to `seq_length`. Dynamic
-  padding: each window of `bucket_window` lines (rounded up to a multiple of
-  batch_size) is sorted by length and cut into batches padded to
-  `runner.bucket_length(longest)` (here, not in `runner.predict`: lines are
-  never padded to max_seq_length, and it works with several replicas).
-  """
+  """Groups `InputFeatures` into numpy batches padded to `seq_length` or, with
+  dynamic padding, sorts each window of `bucket_window` lines by length and
+  pads each batch to `runner.bucket_length(longest)` (here, not in
+  `runner.predict`: no line is padded to max_seq_length, and several replicas
+  work)."""
   window_size = batch_size
   if dynamic_padding:
     window_size *= max(1, -(-bucket_window // batch_size))
@@ -354,8 +350,7 @@ class FeatureExtractionTask(object):
   def predict(self, model, features):
     outputs = model(features["input_ids"], input_mask=features["input_mask"],
                     token_type_ids=features["input_type_ids"], training=False)
-    all_layers = outputs.all_encoder_layers
-    selected = [all_layers[i] for i in self.layer_indexes]
+    selected = [outputs.all_encoder_layers[i] for i in self.layer_indexes]
     mask = features["input_mask"]
     predictions = {
         "unique_id": features["unique_ids"],
@@ -395,11 +390,9 @@ def model_fn_builder(bert_config, init_checkpoint, layer_indexes, use_tpu,
 
 
 def round6(values):
-  """`round(float(x), 6)` for every element of a float32 array, as float64.
-
-  Exact for float32: x * 1e6 is exact in float64 (24 + 20 bits), rint rounds
-  half to even like round(), and k / 1e6 is the double nearest k * 10**-6.
-  """
+  """`round(float(x), 6)` for every element of a float32 array, as float64:
+  exact, as x * 1e6 is exact in float64 (24 + 20 bits), rint rounds half to
+  even like round(), and k / 1e6 is the double nearest k * 10**-6."""
   return np.round(np.asarray(values, dtype=np.float32).astype(np.float64), 6)
 
 
@@ -785,7 +778,6 @@ def extract(cfg, task, tokenizer, input_file, writer, max_seq_length, batch_size
       raise
 
   inv_vocab = tokenizer.inv_vocab
-  num_layers = len(task.layer_indexes)
   pending = {}
   next_id = 0
   start = time.time()
@@ -808,7 +800,7 @@ def extract(cfg, task, tokenizer, input_file, writer, max_seq_length, batch_size
         tokens = [inv_vocab[int(i)] for i in result["input_ids"][:n]]
         if task.pooling == "none":
           layer_outputs = [result["layer_output_%d" % j][:n]
-                           for j in range(num_layers)]
+                           for j in range(len(task.layer_indexes))]
           writer.write(next_id, tokens, layer_outputs=layer_outputs)
         else:
           writer.write(next_id, tokens, pooled=result["pooled"])

@@ -3,10 +3,8 @@
 
 What the original scripts handed to `TPUEstimator` (devices, input, the loop,
 checkpoints, summaries) is done here once, on `tf.distribute` and `tf.data`:
-`get_strategy`, `train` (global `train_batch_size`, `iterations_per_loop` steps
-per `tf.function` call, original-format checkpoints, resuming from `output_dir`
-with the input position, TensorBoard summaries, progress lines, a NaN/Inf
-guard), `evaluate` and `predict`.
+`get_strategy`, `train` (resumable, with the input position), `evaluate` and
+`predict`.
 
 A *task* (defined by each script) tells the loop what to compute:
 
@@ -94,8 +92,7 @@ def define_runtime_flags(iterations_per_loop=True, save_checkpoints_steps=True):
   if iterations_per_loop:
     flags.DEFINE_integer(
         "iterations_per_loop", 1000,
-        "How many steps to make in each estimator call: here, how many training "
-        "steps run inside one tf.function call.")
+        "How many steps to make in each estimator call (here: tf.function).")
   if save_checkpoints_steps:
     flags.DEFINE_integer("save_checkpoints_steps", 1000,
                          "How often to save the model checkpoint.")
@@ -127,22 +124,19 @@ def define_runtime_flags(iterations_per_loop=True, save_checkpoints_steps=True):
                     "Fix: apply Adam's bias correction (the original has none).")
   flags.DEFINE_bool(
       "continuous_warmup", False,
-      "Fix: start the linear decay at the end of warmup, so the learning rate "
-      "has no jump (the original decays from step 0).")
+      "Fix: start the decay at the end of warmup (the original: at step 0).")
   flags.DEFINE_integer(
       "log_steps", 100,
       "Print a progress line (and write summaries) at least every this many "
       "steps on CPU/GPU; on TPU once per iterations_per_loop.")
   flags.DEFINE_bool("recompute", False,
-                    "Recompute layer activations in the backward pass (less memory).")
+                    "Recompute activations in the backward pass (less memory).")
   flags.DEFINE_bool(
       "skip_case_check", False,
-      "Skip the check that --do_lower_case suits a released checkpoint "
-      "recognised by its directory name (for a renamed directory).")
+      "Skip checking --do_lower_case against a released checkpoint's name.")
   flags.DEFINE_bool(
       "verbose_init", False,
-      "Log one line per variable when weights are loaded from a checkpoint "
-      "(the original's '*INIT_FROM_CKPT*' lines) instead of one summary line.")
+      "Log one line per loaded variable (the original's '*INIT_FROM_CKPT*').")
   flags.DEFINE_bool(
       "fused_blocks", None,
       "Run each encoder layer's attention core and GELU as XLA-compiled fused "
@@ -335,7 +329,7 @@ def _worker_count_from_tf_config():
 
 
 def get_strategy(cfg):
-  """TPU (--use_tpu), several workers (TF_CONFIG), several GPUs, or one device."""
+  """TPU (--use_tpu), several workers (TF_CONFIG) or GPUs, or one device."""
   if cfg.strategy is not None:
     return cfg.strategy
   key = (cfg.use_tpu, cfg.tpu_name, cfg.tpu_zone, cfg.gcp_project, cfg.master)
@@ -425,15 +419,11 @@ class _TrainState(object):
 
 
 def load_model(cfg, task, checkpoint_path=None, init_checkpoint=None):
-  """`task`'s model with inference weights from `checkpoint_path`, else the
-  latest checkpoint in `cfg.output_dir`, else `init_checkpoint`.
-
-  Returns (model, global_step, checkpoint prefix or None); `model.load_report`
-  is the checkpoints.LoadReport (None for random weights).
-  """
+  """`task`'s model with weights from `checkpoint_path`, else the latest
+  checkpoint in `cfg.output_dir`, else `init_checkpoint`: (model, global_step,
+  checkpoint prefix or None), `model.load_report` the checkpoints.LoadReport."""
   with get_strategy(cfg).scope():
     model = task.create_model()
-  named = collections.OrderedDict(model.named_variables())
   path = checkpoint_path
   if path is None and cfg.output_dir:
     path = checkpoints.latest_checkpoint(cfg.output_dir)
@@ -443,13 +433,13 @@ def load_model(cfg, task, checkpoint_path=None, init_checkpoint=None):
     step = _global_step_of(path)
   elif init_checkpoint:
     path = checkpoints.normalize_checkpoint_path(init_checkpoint)
+  model.load_report = None
   if path:
-    report = checkpoints.init_from_checkpoint(named, path)
+    model.load_report = checkpoints.init_from_checkpoint(
+        collections.OrderedDict(model.named_variables()), path)
   else:
-    report = None
     logging.warning("No checkpoint in output_dir and no init_checkpoint: using "
                     "randomly initialised weights.")
-  model.load_report = report
   return model, step, path
 
 
@@ -496,9 +486,8 @@ def define_flag(define, name, default, help_text, module_name=None):
 
 
 def define_finetuning_flags(max_seq_length_help=None):
-  """The flags the original fine-tuning scripts share (run_classifier's names,
-  defaults and help), owned by the calling script, then the runtime flags;
-  idempotent."""
+  """The original fine-tuning scripts' shared flags (owned by the calling
+  script), then the runtime flags; idempotent."""
   module_name = _script_module_name(1)
   d = lambda *args: define_flag(*args, module_name=module_name)
   d(flags.DEFINE_string, "bert_config_file", None,
@@ -602,7 +591,6 @@ class _Trainer(object):
         self.good_steps = tf.Variable(
             0, trainable=False, dtype=tf.int64,
             aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-    # gradients(features) -> (loss, logs, unclipped grads) of one micro-batch.
     self.gradients = tf.function(self._gradients_impl,
                                  jit_compile=bool(cfg.use_xla))
     self.train_loop = tf.function(self._train_loop)
@@ -692,10 +680,8 @@ class _Trainer(object):
     return iter(_distribute(self.strategy, input_fn, self.per_replica_batch))
 
   def run_steps(self, iterator, num_steps=1, last_saved=None):
-    """Runs `num_steps` training steps in one call; returns the last logs.
-
-    Raises UserError when the loss or the gradient norm became NaN/Inf.
-    """
+    """Runs `num_steps` training steps in one call; returns the last logs
+    (UserError when the loss or the gradient norm became NaN/Inf)."""
     logs, ok = self.train_loop(iterator, tf.constant(num_steps, tf.int32))
     if not bool(ok):
       step = int(self.state.global_step.numpy()) - 1
@@ -874,11 +860,9 @@ def _data_loss_error(e):
 def train(cfg, task, input_fn, num_train_steps, num_warmup_steps, learning_rate,
           init_checkpoint=None, train_batch_size=32, on_checkpoint=None):
   """Trains `task` to `num_train_steps`, resuming from `cfg.output_dir` (else
-  from `init_checkpoint`); returns the final global step.
-
-  `input_fn` gives a repeated training dataset; `train_batch_size` is the
-  global batch; `on_checkpoint(step, checkpoint_prefix)` runs after each save.
-  """
+  from `init_checkpoint`), on the global batch `train_batch_size` of the
+  repeated `input_fn`; `on_checkpoint(step, prefix)` runs after each save.
+  Returns the final global step."""
   check_training_args(train_batch_size, learning_rate, num_train_steps)
   prepare_output_dir(cfg.output_dir)
   trainer = build_trainer(cfg, task, learning_rate, num_train_steps,
@@ -989,7 +973,7 @@ def shard_for_context(dataset, input_context):
 
 
 def _distribute(strategy, input_fn, per_replica, skip_steps=0):
-  """`input_fn`'s dataset over the replicas, less `skip_steps` steps' batches."""
+  """`input_fn`'s dataset over the replicas, skipping `skip_steps` steps."""
 
   def dataset_fn(ctx):
     dataset = input_fn({"batch_size": per_replica, "input_context": ctx})
@@ -1067,12 +1051,9 @@ def _restore_input_position(input_state, checkpoint_prefix):
 
 def evaluate(cfg, task, input_fn, eval_batch_size, steps=None,
              checkpoint_path=None, init_checkpoint=None, model=None, global_step=None):
-  """Evaluates on `steps` batches (None: the whole dataset).
-
-  Weights come from `model`, else as `load_model` picks them. Returns each
-  metric of `task.eval_metrics` (summed numerators / summed denominators) and
-  `global_step`.
-  """
+  """Evaluates `model` (else `load_model`'s) on `steps` batches (None: all);
+  returns each metric of `task.eval_metrics` (summed numerators / summed
+  denominators) and `global_step`."""
   setup_determinism(cfg)
   strategy = get_strategy(cfg)
   if model is None:
@@ -1138,11 +1119,9 @@ def predict(cfg, task, input_fn, predict_batch_size, checkpoint_path=None,
             init_checkpoint=None, model=None, dynamic_padding=False,
             bucket_window=4096):
   """Yields one dict of numpy values per example, in input order.
-
   `dynamic_padding=True` (one replica) sorts each window of `bucket_window`
-  examples by length and cuts the sequence features of each batch to
-  `bucket_length(longest)`; per-token outputs then have that length.
-  """
+  examples by length and cuts each batch's sequence features (and per-token
+  outputs) to `bucket_length(longest)`."""
   setup_determinism(cfg)
   strategy = get_strategy(cfg)
   if model is None:
