@@ -1,23 +1,19 @@
 # coding=utf-8
 """Extract pre-computed feature vectors from BERT.
 
-TensorFlow 2 rebuild of the original `extract_features.py`. With the original flags
-it writes the original JSON Lines file: one line per input line, in input order,
+With the original flags it writes the original JSON Lines file, one line per
+input line, in input order (`linex_index` is the original's spelling):
 
   {"linex_index": 0, "features": [{"token": "[CLS]", "layers": [{"index": -1,
   "values": [0.252788, ...]}, ...]}, ...]}
 
-(`linex_index` is the original's spelling), every value `round(float(x), 6)` of the
-float32 activation, serialised with `json.dumps` defaults.
+every value `round(float(x), 6)` of the float32 activation, as `json.dumps`
+writes it. A line `A ||| B` is a pair, split at the LAST ` ||| `; blank lines
+are kept as examples (`[CLS] [SEP]`), as the original does.
 
-Input: one example per line. A line `A ||| B` is a pair, split at the LAST ` ||| `;
-blank lines are kept as examples (`[CLS] [SEP]`), as the original does.
-
-Beyond the original: one model load, streaming with bounded memory and progress
-lines; `--dynamic_padding` (batches sorted by length within a window, padded to
-`runner.bucket_length`, output back in input order); `--output_format=npz|npy`
-with `--output_dtype`; `--pooling=mean|cls` (one vector per line: the selected
-layers averaged, then over the real tokens or at `[CLS]`); `-` for stdin/stdout.
+Beyond the original: streaming with bounded memory and progress lines,
+`--dynamic_padding`, `--output_format=npz|npy` with `--output_dtype`,
+`--pooling=mean|cls` (one vector per line), `-` for stdin/stdout.
 """
 
 import contextlib
@@ -44,10 +40,6 @@ import runner
 import tokenization
 
 FLAGS = flags.FLAGS
-
-OUTPUT_FORMATS = ("jsonl", "npz", "npy")
-OUTPUT_DTYPES = ("float32", "float16")
-POOLINGS = ("none", "mean", "cls")
 
 
 def define_flags():
@@ -99,14 +91,14 @@ def define_flags():
 
   # New in this project.
   flags.DEFINE_enum(
-      "output_format", "jsonl", list(OUTPUT_FORMATS),
+      "output_format", "jsonl", ["jsonl", "npz", "npy"],
       "jsonl: the original JSON Lines file. npz: numpy archive (layout in "
       "docs/extract_features.md). npy: one [lines, hidden] array (needs "
       "--pooling=mean|cls).")
-  flags.DEFINE_enum("output_dtype", "float32", list(OUTPUT_DTYPES),
+  flags.DEFINE_enum("output_dtype", "float32", ["float32", "float16"],
                     "dtype of the arrays in npz/npy output.")
   flags.DEFINE_enum(
-      "pooling", "none", list(POOLINGS),
+      "pooling", "none", ["none", "mean", "cls"],
       "none: a vector per token and layer (the original). mean: average the "
       "selected layers, then average over the line's real tokens ([CLS] and "
       "[SEP] included). cls: average the selected layers at the [CLS] "
@@ -161,16 +153,15 @@ class ExtractionStats(object):
     self.truncated = 0
     self.tokens = 0
     self.longest = 0
-    self.seconds = 0.0
 
   def summary(self, max_seq_length):
-    parts = [f"{self.lines} lines ({self.pairs} with a ' ||| ' pair)",
-             f"{self.tokens} tokens written (longest line {self.longest} tokens)"]
-    parts.append(f"{self.blank_lines} blank lines kept as '[CLS] [SEP]' examples"
-                 if self.blank_lines else "no blank lines")
-    parts.append(f"{self.truncated} lines truncated to max_seq_length="
-                 f"{max_seq_length}" if self.truncated else "none truncated")
-    return "; ".join(parts)
+    return "; ".join([
+        f"{self.lines} lines ({self.pairs} with a ' ||| ' pair)",
+        f"{self.tokens} tokens written (longest line {self.longest} tokens)",
+        f"{self.blank_lines} blank lines kept as '[CLS] [SEP]' examples"
+        if self.blank_lines else "no blank lines",
+        f"{self.truncated} lines truncated to max_seq_length={max_seq_length}"
+        if self.truncated else "none truncated"])
 
 
 # Everything up to the last " ||| ", then the rest (the original's greedy match).
@@ -182,12 +173,8 @@ def _open_input_lines(input_file):
   if input_file == "-":
     yield from sys.stdin.buffer
     return
-  with tf.io.gfile.GFile(input_file, "rb") as reader:
-    while True:
-      line = reader.readline()
-      if not line:
-        break
-      yield line
+  with common.open_file(input_file, "rb") as reader:
+    yield from reader
 
 
 def _decode(raw, input_file, number):
@@ -209,10 +196,8 @@ def iter_examples(input_file, stats=None):
   """Reads `input_file` lazily: one `InputExample` per line (as the original)."""
   for unique_id, raw in enumerate(_open_input_lines(input_file)):
     line = _decode(raw, input_file, unique_id + 1).strip()
-    text_a, text_b = line, None
     match = _PAIR_RE.match(line)
-    if match is not None:
-      text_a, text_b = match.group(1), match.group(2)
+    text_a, text_b = match.groups() if match else (line, None)
     if stats is not None:
       stats.lines += 1
       if not line:
@@ -239,9 +224,18 @@ def _truncate_seq_pair(tokens_a, tokens_b, max_length):
       tokens_b.pop()
 
 
-def convert_example_to_features(ex_index, example, seq_length, tokenizer,
-                                stats=None):
-  """Converts one `InputExample` into `InputFeatures` padded to `seq_length`."""
+def iter_features(examples, seq_length, tokenizer, stats=None):
+  """Lazily converts `InputExample`s into `InputFeatures` of `seq_length`."""
+  for ex_index, example in enumerate(examples):
+    yield _convert_example(ex_index, example, seq_length, tokenizer, stats)
+
+
+def convert_examples_to_features(examples, seq_length, tokenizer):
+  """Loads a data file into a list of `InputFeatures`."""
+  return list(iter_features(examples, seq_length, tokenizer))
+
+
+def _convert_example(ex_index, example, seq_length, tokenizer, stats):
   tokens_a = tokenizer.tokenize(example.text_a)
   tokens_b = tokenizer.tokenize(example.text_b) if example.text_b else None
   length = len(tokens_a) + (len(tokens_b) + 3 if tokens_b else 2)
@@ -250,7 +244,6 @@ def convert_example_to_features(ex_index, example, seq_length, tokenizer,
     # [CLS] A [SEP] B [SEP] must fit: keep seq_length - 3 wordpieces in all.
     _truncate_seq_pair(tokens_a, tokens_b, seq_length - 3)
   elif len(tokens_a) > seq_length - 2:
-    # [CLS] A [SEP]: keep seq_length - 2 wordpieces.
     tokens_a = tokens_a[0:(seq_length - 2)]
 
   tokens = ["[CLS]"] + tokens_a + ["[SEP]"]
@@ -287,43 +280,18 @@ def convert_example_to_features(ex_index, example, seq_length, tokenizer,
                        input_type_ids=input_type_ids)
 
 
-def iter_features(examples, seq_length, tokenizer, stats=None):
-  """Lazily converts `InputExample`s into `InputFeatures`."""
-  for ex_index, example in enumerate(examples):
-    yield convert_example_to_features(ex_index, example, seq_length, tokenizer,
-                                      stats)
-
-
-def convert_examples_to_features(examples, seq_length, tokenizer):
-  """Loads a data file into a list of `InputFeatures`."""
-  return list(iter_features(examples, seq_length, tokenizer))
-
-
 # ------------------------------------------------------------------------------------
 # Batching: fixed length (the original) or dynamic padding with length buckets.
 # ------------------------------------------------------------------------------------
 
 
-def _stack_batch(features, pad_to):
-  """[InputFeatures] -> dict of numpy arrays, padded (or cut) to `pad_to`."""
-  batch = {"unique_ids": np.array([f.unique_id for f in features], np.int64)}
-  for name in ("input_ids", "input_mask", "input_type_ids"):
-    batch[name] = np.array([getattr(f, name)[:pad_to] for f in features],
-                           dtype=np.int32)
-  return batch
-
-
 def iter_batches(features, batch_size, seq_length, dynamic_padding=False,
                  bucket_window=1024):
-  """Groups `InputFeatures` into padded numpy batches.
-
-  Fixed length (the original): consecutive lines padded to `seq_length`. Dynamic
-  padding: each window of `bucket_window` lines (rounded up to a multiple of
-  batch_size) is sorted by length and cut into batches padded to
-  `runner.bucket_length(longest)`; every batch is full except the last. (Done
-  here rather than by `runner.predict(dynamic_padding=True)`: lines are never
-  padded to max_seq_length, and it works with several replicas.)
-  """
+  """Groups `InputFeatures` into numpy batches padded to `seq_length` or, with
+  dynamic padding, sorts each window of `bucket_window` lines by length and
+  pads each batch to `runner.bucket_length(longest)` (here, not in
+  `runner.predict`: no line is padded to max_seq_length, and several replicas
+  work)."""
   window_size = batch_size
   if dynamic_padding:
     window_size *= max(1, -(-bucket_window // batch_size))
@@ -339,7 +307,11 @@ def iter_batches(features, batch_size, seq_length, dynamic_padding=False,
       pad_to = seq_length
       if dynamic_padding:
         pad_to = runner.bucket_length(sum(batch[-1].input_mask), seq_length)
-      yield _stack_batch(batch, pad_to)
+      arrays = {"unique_ids": np.array([f.unique_id for f in batch], np.int64)}
+      for name in ("input_ids", "input_mask", "input_type_ids"):
+        arrays[name] = np.array([getattr(f, name)[:pad_to] for f in batch],
+                                dtype=np.int32)
+      yield arrays
 
 
 def input_fn_builder(batches):
@@ -378,8 +350,7 @@ class FeatureExtractionTask(object):
   def predict(self, model, features):
     outputs = model(features["input_ids"], input_mask=features["input_mask"],
                     token_type_ids=features["input_type_ids"], training=False)
-    all_layers = outputs.all_encoder_layers
-    selected = [all_layers[i] for i in self.layer_indexes]
+    selected = [outputs.all_encoder_layers[i] for i in self.layer_indexes]
     mask = features["input_mask"]
     predictions = {
         "unique_id": features["unique_ids"],
@@ -387,8 +358,8 @@ class FeatureExtractionTask(object):
         "num_tokens": tf.reduce_sum(mask, axis=1),
     }
     if self.pooling == "none":
-      for j, layer_output in enumerate(selected):
-        predictions["layer_output_%d" % j] = layer_output
+      predictions.update(("layer_output_%d" % j, layer_output)
+                         for j, layer_output in enumerate(selected))
       return predictions
     averaged = tf.add_n(selected) / float(len(selected))
     if self.pooling == "cls":
@@ -403,10 +374,8 @@ class FeatureExtractionTask(object):
 
 def model_fn_builder(bert_config, init_checkpoint, layer_indexes, use_tpu,
                      use_one_hot_embeddings):
-  """The original's builder, in TF2 form: the task for `runner.predict`.
-
-  `task.init_checkpoint` is the checkpoint to predict with.
-  """
+  """The original's builder, in TF2 form: the task for `runner.predict`, with
+  the checkpoint to predict with in `task.init_checkpoint`."""
   del use_tpu  # The strategy is the loop's (runner.RunConfig).
   task = FeatureExtractionTask(
       bert_config, layer_indexes,
@@ -421,11 +390,9 @@ def model_fn_builder(bert_config, init_checkpoint, layer_indexes, use_tpu,
 
 
 def round6(values):
-  """`round(float(x), 6)` for every element of a float32 array, as float64.
-
-  Exact for float32: x * 1e6 is exact in float64 (24 + 20 bits), rint rounds
-  half to even like round(), and k / 1e6 is the double nearest k * 10**-6.
-  """
+  """`round(float(x), 6)` for every element of a float32 array, as float64:
+  exact, as x * 1e6 is exact in float64 (24 + 20 bits), rint rounds half to
+  even like round(), and k / 1e6 is the double nearest k * 10**-6."""
   return np.round(np.asarray(values, dtype=np.float32).astype(np.float64), 6)
 
 
@@ -456,13 +423,7 @@ class _AtomicOutput(object):
     self.f = sys.stdout.buffer if path == "-" else self._file.enter_context(
         common.atomic_write(path, "wb"))
 
-  def write(self, data):
-    self.f.write(data)
-
-  def raw_stream(self):
-    return _CountingStream(self.f)
-
-  def commit(self):
+  def close(self):
     self.f.flush()
     self._file.close()
 
@@ -565,12 +526,12 @@ def _values_json(values):
           for t, row in zip(texts, values)]
 
 
-class JsonlWriter(object):
+class JsonlWriter(_AtomicOutput):
   """The original JSON Lines output (or one pooled vector per line): what its
   `json.dumps(OrderedDict(...))` gives, built from pieces."""
 
   def __init__(self, output_file, layer_indexes, pooling="none"):
-    self.out = _AtomicOutput(output_file)
+    super().__init__(output_file)
     self.layer_indexes = list(layer_indexes)
     self.pooling = pooling
 
@@ -594,13 +555,7 @@ class JsonlWriter(object):
               '"values": %s}' % (unique_id, json.dumps(self.pooling),
                                  json.dumps(self.layer_indexes), len(tokens),
                                  _values_json(np.asarray(pooled)[None])[0]))
-    self.out.write((line + "\n").encode("utf-8"))
-
-  def close(self):
-    self.out.commit()
-
-  def abort(self):
-    self.out.abort()
+    self.f.write((line + "\n").encode("utf-8"))
 
 
 def _write_npy_header(stream, dtype, shape):
@@ -653,21 +608,16 @@ class _TokenSpool(object):
     dtype = np.dtype("<U%d" % self.width)
     _write_npy_header(stream, dtype, (self.rows,))
     with open(self.path, "r", encoding="utf-8", newline="\n") as f:
-      chunk = []
-      for line in f:
-        chunk.append(line[:-1])
-        if len(chunk) == 65536:
-          stream.write(np.array(chunk, dtype=dtype).tobytes())
-          chunk = []
-      if chunk:
+      while True:
+        chunk = [line[:-1] for line in itertools.islice(f, 65536)]
+        if not chunk:
+          break
         stream.write(np.array(chunk, dtype=dtype).tobytes())
 
 
 class ArrayWriter(object):
-  """`.npz` or `.npy` output (layouts: docs/extract_features.md).
-
-  Rows are spooled to a local temporary directory and assembled at the end.
-  """
+  """`.npz` or `.npy` output (layouts: docs/extract_features.md), spooled to a
+  local temporary directory and assembled at the end."""
 
   def __init__(self, output_file, output_format, layer_indexes, hidden_size,
                pooling="none", dtype="float32"):
@@ -675,10 +625,10 @@ class ArrayWriter(object):
     self.output_format = output_format
     self.layer_indexes = list(layer_indexes)
     self.pooling = pooling
-    local_dir = None
-    if output_file != "-" and "://" not in output_file:
-      local_dir = os.path.dirname(os.path.abspath(output_file))
-    self.tmpdir = tempfile.mkdtemp(prefix=".extract_features-", dir=local_dir)
+    local = output_file != "-" and not common.is_remote(output_file)
+    self.tmpdir = tempfile.mkdtemp(
+        prefix=".extract_features-",
+        dir=os.path.dirname(os.path.abspath(output_file)) if local else None)
     # The spools in the order of the npz members.
     if pooling == "none":
       self.spools = {
@@ -709,7 +659,7 @@ class ArrayWriter(object):
   def close(self):
     out = _AtomicOutput(self.output_file)
     try:
-      stream = out.raw_stream()
+      stream = _CountingStream(out.f)
       if self.output_format == "npy":
         self.spools["values"].write_npy(stream)
       else:
@@ -721,7 +671,7 @@ class ArrayWriter(object):
           with archive.open("layers.npy", "w") as member:
             np.lib.format.write_array(
                 member, np.array(self.layer_indexes, dtype=np.int32))
-      out.commit()
+      out.close()
     except BaseException:
       out.abort()
       raise
@@ -808,25 +758,11 @@ def check_options(output_file, output_format, output_dtype, pooling,
 # ------------------------------------------------------------------------------------
 
 
-def _log_progress(progress, done):
-  """One 'Processed ... lines' line (rate and, with a known total, the ETA)."""
-  rate, eta = progress.measure(done)
-  if progress.total:
-    logging.info("Processed %d/%d lines (%.1f%%), %.1f lines/s, ETA %s", done,
-                 progress.total, 100.0 * done / progress.total, rate,
-                 common.format_duration(eta))
-  else:
-    logging.info("Processed %d lines, %.1f lines/s", done, rate)
-
-
 def extract(cfg, task, tokenizer, input_file, writer, max_seq_length, batch_size,
             init_checkpoint=None, dynamic_padding=False, bucket_window=1024,
             model=None, progress_seconds=10.0):
-  """Runs the whole extraction through `runner.predict`; returns the stats.
-
-  With dynamic padding results are put back into input order (at most one
-  window is held).
-  """
+  """Runs the whole extraction through `runner.predict`, writing in input
+  order (at most one window waits); returns the stats."""
   stats = ExtractionStats()
   errors = []
 
@@ -842,7 +778,6 @@ def extract(cfg, task, tokenizer, input_file, writer, max_seq_length, batch_size
       raise
 
   inv_vocab = tokenizer.inv_vocab
-  num_layers = len(task.layer_indexes)
   pending = {}
   next_id = 0
   start = time.time()
@@ -865,29 +800,32 @@ def extract(cfg, task, tokenizer, input_file, writer, max_seq_length, batch_size
         tokens = [inv_vocab[int(i)] for i in result["input_ids"][:n]]
         if task.pooling == "none":
           layer_outputs = [result["layer_output_%d" % j][:n]
-                           for j in range(num_layers)]
+                           for j in range(len(task.layer_indexes))]
           writer.write(next_id, tokens, layer_outputs=layer_outputs)
         else:
           writer.write(next_id, tokens, pooled=result["pooled"])
         stats.tokens += n
         next_id += 1
         if progress.due():
-          _log_progress(progress, next_id)
+          rate, eta = progress.measure(next_id)
+          if progress.total:
+            logging.info("Processed %d/%d lines (%.1f%%), %.1f lines/s, ETA %s",
+                         next_id, progress.total, 100.0 * next_id /
+                         progress.total, rate, common.format_duration(eta))
+          else:
+            logging.info("Processed %d lines, %.1f lines/s", next_id, rate)
     if pending:
       raise RuntimeError("Lines %s were predicted but never written." %
                          sorted(pending)[:5])
     writer.close()
-  except tf.errors.OpError:
+  except BaseException as e:
     writer.abort()
-    if errors:
+    if errors and isinstance(e, tf.errors.OpError):
       raise errors[0] from None
     raise
-  except BaseException:
-    writer.abort()
-    raise
-  stats.seconds = time.time() - start
+  seconds = time.time() - start
   logging.info("Done: %s; %.1f s, %.1f lines/s.", stats.summary(max_seq_length),
-               stats.seconds, stats.lines / max(stats.seconds, 1e-9))
+               seconds, stats.lines / max(seconds, 1e-9))
   if stats.lines == 0:
     logging.warning("--input_file=%s is empty: the output has no lines.",
                     input_file)
@@ -895,8 +833,6 @@ def extract(cfg, task, tokenizer, input_file, writer, max_seq_length, batch_size
 
 
 def main(_):
-  logging.set_verbosity(logging.INFO)
-
   _require_file("bert_config_file", FLAGS.bert_config_file)
   _require_file("vocab_file", FLAGS.vocab_file)
   if FLAGS.input_file != "-":

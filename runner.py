@@ -1,21 +1,10 @@
 # coding=utf-8
 """The one training / evaluation / prediction loop, replacing TPUEstimator.
 
-The original scripts handed five jobs to `TPUEstimator`: pick the device and split the
-batch, feed the TFRecords, run the train/eval/predict loop, save and restore
-checkpoints, and write summaries. This module does those jobs once, on
-`tf.distribute` and `tf.data`, for every script:
-
-  * `get_strategy`: the default device, `MirroredStrategy` over several local GPUs,
-    `MultiWorkerMirroredStrategy` when `TF_CONFIG` names several workers, or
-    `TPUStrategy` from the original TPU flags.
-  * `train`: `train_batch_size` is the global batch (as in the original);
-    `iterations_per_loop` steps run inside one `tf.function` call; checkpoints every
-    `save_checkpoints_steps` in the original name-based format; resumes from
-    `output_dir` (weights, Adam slots, global_step and the input position) or
-    initialises from `init_checkpoint` (weights only, step 0); TensorBoard summaries;
-    a progress line; a NaN/Inf guard.
-  * `evaluate` and `predict`.
+What the original scripts handed to `TPUEstimator` (devices, input, the loop,
+checkpoints, summaries) is done here once, on `tf.distribute` and `tf.data`:
+`get_strategy`, `train` (resumable, with the input position), `evaluate` and
+`predict`.
 
 A *task* (defined by each script) tells the loop what to compute:
 
@@ -30,8 +19,8 @@ An `input_fn(params)` returns a batched `tf.data.Dataset` of feature dicts, wher
 """
 
 import collections
+import itertools
 import json
-import math
 import os
 import re
 import sys
@@ -41,30 +30,24 @@ from absl import flags
 from absl import logging
 import numpy as np
 
-# TensorFlow's default CPU allocator hands every large tensor (a [B*S, 4H]
-# activation of BERT-Base is 50 MB) fresh pages from the system, which are
-# page-faulted and zeroed on each step; its BFC allocator keeps and reuses them
-# (elementwise ops on such tensors 4x faster, BERT-Base inference +13-18 % on a
-# 2-core CPU: docs/bench.md). TF reads this when it creates its CPU allocator,
-# at the first op, so setting it on import is early enough. Set
-# TF_CPU_ALLOCATOR_USE_BFC=false to keep TensorFlow's default.
+# TensorFlow's BFC CPU allocator reuses large buffers where its default one
+# page-faults fresh zeroed pages for each (BERT-Base inference +13-18 % on a
+# 2-core CPU: docs/bench.md). Read at the first op; =false keeps the default.
 os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
 
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 
 
-class _NoTensorFlowInfo(object):
+def _not_tensorflow_info(record):
   """Drops TensorFlow's own Python INFO lines (e.g. the saver's "Sharding
-  callback duration"): they are not the program's. Warnings pass."""
-
-  def filter(self, record):
-    return (record.levelno >= 30 or logging.level_debug() or
-            os.sep + "tensorflow" + os.sep not in record.pathname)
+  callback duration"); warnings pass."""
+  return (record.levelno >= 30 or logging.level_debug() or
+          os.sep + "tensorflow" + os.sep not in record.pathname)
 
 
 tf.get_logger().setLevel("WARNING")
-logging.get_absl_logger().addFilter(_NoTensorFlowInfo())
+logging.get_absl_logger().addFilter(_not_tensorflow_info)
 
 import checkpoints
 import common
@@ -109,8 +92,7 @@ def define_runtime_flags(iterations_per_loop=True, save_checkpoints_steps=True):
   if iterations_per_loop:
     flags.DEFINE_integer(
         "iterations_per_loop", 1000,
-        "How many steps to make in each estimator call: here, how many training "
-        "steps run inside one tf.function call.")
+        "How many steps to make in each estimator call (here: tf.function).")
   if save_checkpoints_steps:
     flags.DEFINE_integer("save_checkpoints_steps", 1000,
                          "How often to save the model checkpoint.")
@@ -124,64 +106,48 @@ def define_runtime_flags(iterations_per_loop=True, save_checkpoints_steps=True):
                     "Compile the train/eval/predict steps with XLA (jit_compile).")
   flags.DEFINE_bool(
       "xla_optimizer_update", None,
-      "Compile only the optimizer update with XLA (one fused pass per variable "
-      "instead of ~14 elementwise passes); implied by --use_xla. Values may "
-      "differ from the op-by-op update in the last bit (FMA contraction). "
-      "Unset: on where it measured faster (see `fastest_settings`).")
+      "Compile only the optimizer update with XLA (implied by --use_xla; "
+      "values may differ in the last bit). Unset: on where it measured faster.")
   flags.DEFINE_integer(
       "gradient_accumulation_steps", 1,
-      "Split each global batch into this many micro-batches and accumulate their "
-      "gradients before one optimizer step (same math, less memory).")
+      "Accumulate the gradients of this many micro-batches of each global "
+      "batch before one optimizer step (same math, less memory).")
   flags.DEFINE_integer("seed", None,
                        "Random seed for initialisation, dropout and data order.")
   flags.DEFINE_bool("deterministic", False,
                     "Use deterministic TensorFlow ops (bitwise reproducible runs).")
-  flags.DEFINE_integer(
-      "keep_checkpoint_max", 5,
-      "How many recent checkpoints to keep in output_dir (0 keeps all), as the "
-      "original RunConfig did.")
+  flags.DEFINE_integer("keep_checkpoint_max", 5,
+                       "How many recent checkpoints to keep (0: all).")
   flags.DEFINE_enum("optimizer", "adamw", ["adamw", "lamb"],
                     "adamw: the original AdamWeightDecayOptimizer; lamb: LAMB.")
   flags.DEFINE_bool("adam_bias_correction", False,
                     "Fix: apply Adam's bias correction (the original has none).")
   flags.DEFINE_bool(
       "continuous_warmup", False,
-      "Fix: start the linear decay at the end of warmup, so the learning rate "
-      "has no jump (the original decays from step 0).")
+      "Fix: start the decay at the end of warmup (the original: at step 0).")
   flags.DEFINE_integer(
       "log_steps", 100,
       "Print a progress line (and write summaries) at least every this many "
       "steps on CPU/GPU; on TPU once per iterations_per_loop.")
-  flags.DEFINE_bool(
-      "recompute", False,
-      "Recompute each encoder layer's activations in the backward pass "
-      "(gradient checkpointing): less memory, more compute.")
+  flags.DEFINE_bool("recompute", False,
+                    "Recompute activations in the backward pass (less memory).")
   flags.DEFINE_bool(
       "skip_case_check", False,
-      "Skip the check that --do_lower_case suits a released checkpoint "
-      "recognised by its directory name (for a renamed directory).")
+      "Skip checking --do_lower_case against a released checkpoint's name.")
   flags.DEFINE_bool(
       "verbose_init", False,
-      "Log one line per variable when weights are loaded from a checkpoint "
-      "(the original's '*INIT_FROM_CKPT*' lines) instead of one summary line.")
+      "Log one line per loaded variable (the original's '*INIT_FROM_CKPT*').")
   flags.DEFINE_bool(
       "fused_blocks", None,
-      "Run each encoder layer's attention core (scores, mask, softmax, "
-      "dropout, context) and its GELU as XLA-compiled fused kernels with "
-      "hand-written backward passes; the projections keep TensorFlow's "
-      "kernels. Same math: float32 values differ from the op-by-op path by "
-      "float rounding only. Unset: on where it measured faster on this kind "
-      "of CPU (see `fastest_settings`); --nofused_blocks forces op by op.")
+      "Run each encoder layer's attention core and GELU as XLA-compiled fused "
+      "kernels (same math up to float rounding). Unset: on where it measured "
+      "faster on this kind of CPU; --nofused_blocks forces op by op.")
   _use_grouped_help()
 
 
 class _GroupedHelpFlag(flags.BooleanFlag):
-  """`--help`: every flag the script accepts, grouped by where it is defined
-  (the script's own, a shared script's, these runtime flags); exit status 0.
-
-  absl's own `--help` lists only the main module's flags (the runtime flags
-  hid behind `--helpfull`) and exits 1.
-  """
+  """`--help`: every flag the script accepts, grouped by the module defining
+  it, exit status 0 (absl's lists only the main module's and exits 1)."""
 
   def __init__(self, name, short_name):
     super().__init__(name, False, "show this help", short_name=short_name,
@@ -190,31 +156,28 @@ class _GroupedHelpFlag(flags.BooleanFlag):
   def parse(self, argument):
     if not self._parse(argument):
       return
-    values = flags.FLAGS
     main = sys.argv[0]
     doc = (getattr(sys.modules.get("__main__"), "__doc__", None) or "").strip()
     if doc:
       print(doc)
-    modules = [m for m in values.flags_by_module_dict()
-               if m != main and not m.startswith(("absl", "tensorflow"))]
-    ordered = [main] + sorted(m for m in modules if m != __name__) + [__name__]
+    others = sorted(m for m in flags.FLAGS.flags_by_module_dict()
+                    if m not in (main, __name__) and
+                    not m.startswith(("absl", "tensorflow")))
     titles = {main: "Flags of %s" % os.path.basename(main),
               __name__: "Runtime flags (devices, checkpoints, speed; shared "
                         "by every script)"}
-    for module in ordered:
-      text = values.module_help(module)
-      if not text:
-        continue
-      _, _, body = text.lstrip("\n").partition("\n")
-      title = titles.get(module, "Flags of %s.py" % module)
-      print("\n%s:\n%s" % (title, body))
+    for module in [main] + others + [__name__]:
+      text = flags.FLAGS.module_help(module)
+      if text:
+        body = text.lstrip("\n").partition("\n")[2]
+        print("\n%s:\n%s" % (titles.get(module, "Flags of %s.py" % module),
+                              body))
     print("\n--helpfull also lists absl's and TensorFlow's own flags.")
     sys.stdout.flush()
     sys.exit(0)
 
 
 def _use_grouped_help():
-  """Replaces absl's --help/-? and --helpshort by `_GroupedHelpFlag`."""
   from absl import app  # pylint: disable=g-import-not-at-top
   app.define_help_flags()
   if isinstance(flags.FLAGS["help"], _GroupedHelpFlag):
@@ -227,13 +190,9 @@ def _use_grouped_help():
 
 
 class RunConfig(object):
-  """Everything the loop needs to know about devices, checkpoints and speed.
-
-  Each setting is the flag of the same name (`define_runtime_flags`), with the
-  flag's default; `strategy` (not a flag) imposes a tf.distribute strategy and
-  `workload` ("pretrain" or "finetune", not a flag) picks the fastest settings
-  for what is left unset (None): `fused_blocks`, `xla_optimizer_update`.
-  """
+  """The flags of `define_runtime_flags` (same names and defaults), plus
+  `strategy` (a tf.distribute strategy to impose) and `workload` ("pretrain" or
+  "finetune": whose fastest settings fill the unset ones)."""
 
   DEFAULTS = collections.OrderedDict([
       ("use_tpu", False), ("tpu_name", None), ("tpu_zone", None),
@@ -370,14 +329,7 @@ def _worker_count_from_tf_config():
 
 
 def get_strategy(cfg):
-  """Chooses the distribution strategy from the flags and the environment.
-
-  * `--use_tpu`: `TPUStrategy` through `TPUClusterResolver(tpu_name or master,
-    tpu_zone, gcp_project)`.
-  * `TF_CONFIG` with several workers: `MultiWorkerMirroredStrategy`.
-  * several visible GPUs: `MirroredStrategy`.
-  * otherwise the default strategy (one device).
-  """
+  """TPU (--use_tpu), several workers (TF_CONFIG) or GPUs, or one device."""
   if cfg.strategy is not None:
     return cfg.strategy
   key = (cfg.use_tpu, cfg.tpu_name, cfg.tpu_zone, cfg.gcp_project, cfg.master)
@@ -466,28 +418,28 @@ class _TrainState(object):
     return state
 
 
-def _load_weights(strategy, task, checkpoint_path=None, init_checkpoint=None,
-                  output_dir=None):
-  """Builds the task model and loads inference weights; returns (model, step, path)."""
-  with strategy.scope():
+def load_model(cfg, task, checkpoint_path=None, init_checkpoint=None):
+  """`task`'s model with weights from `checkpoint_path`, else the latest
+  checkpoint in `cfg.output_dir`, else `init_checkpoint`: (model, global_step,
+  checkpoint prefix or None), `model.load_report` the checkpoints.LoadReport."""
+  with get_strategy(cfg).scope():
     model = task.create_model()
-  named = collections.OrderedDict(model.named_variables())
   path = checkpoint_path
-  if path is None and output_dir:
-    path = checkpoints.latest_checkpoint(output_dir)
+  if path is None and cfg.output_dir:
+    path = checkpoints.latest_checkpoint(cfg.output_dir)
   step = 0
   if path:
     path = checkpoints.normalize_checkpoint_path(path)
-    report = checkpoints.init_from_checkpoint(named, path)
     step = _global_step_of(path)
   elif init_checkpoint:
     path = checkpoints.normalize_checkpoint_path(init_checkpoint)
-    report = checkpoints.init_from_checkpoint(named, path)
+  model.load_report = None
+  if path:
+    model.load_report = checkpoints.init_from_checkpoint(
+        collections.OrderedDict(model.named_variables()), path)
   else:
-    report = None
     logging.warning("No checkpoint in output_dir and no init_checkpoint: using "
                     "randomly initialised weights.")
-  model.load_report = report
   return model, step, path
 
 
@@ -518,7 +470,6 @@ def _check_resume_compatible(prefix, named_state):
         "checkpoints to start over.")
 
 
-# ------------------------------------------------------------------------------------
 def _script_module_name(depth):
   """absl's name for the module `depth` frames up (the script's path for
   __main__), so that a flag defined here for it is listed under it in --help."""
@@ -535,9 +486,8 @@ def define_flag(define, name, default, help_text, module_name=None):
 
 
 def define_finetuning_flags(max_seq_length_help=None):
-  """The flags the original fine-tuning scripts share (run_classifier's names,
-  defaults and help), owned by the calling script, then the runtime flags;
-  idempotent."""
+  """The original fine-tuning scripts' shared flags (owned by the calling
+  script), then the runtime flags; idempotent."""
   module_name = _script_module_name(1)
   d = lambda *args: define_flag(*args, module_name=module_name)
   d(flags.DEFINE_string, "bert_config_file", None,
@@ -572,45 +522,37 @@ def define_finetuning_flags(max_seq_length_help=None):
   d(flags.DEFINE_float, "warmup_proportion", 0.1,
     "Proportion of training to perform linear learning rate warmup for. "
     "E.g., 0.1 = 10% of training.")
-  # use_tpu, tpu_name, tpu_zone, gcp_project, master, num_tpu_cores,
-  # save_checkpoints_steps, iterations_per_loop and the shared new flags.
   if "use_tpu" not in flags.FLAGS:
-    define_runtime_flags(iterations_per_loop=True, save_checkpoints_steps=True)
+    define_runtime_flags()
 
 
+# ------------------------------------------------------------------------------------
 # Training.
 # ------------------------------------------------------------------------------------
 
 
-class _Progress(object):
+class _Progress(common.Progress):
   """Progress lines (steps/s, examples/s, ETA) and TensorBoard scalars."""
 
   def __init__(self, writer, first_step, last_step, batch_size):
+    super().__init__(last_step, start_done=first_step)
     self.writer = writer
-    self.last_step = last_step
     self.batch_size = batch_size
-    self.progress = common.Progress(last_step, start_done=first_step)
 
   def report(self, step, scalars):
-    steps_per_sec, eta = self.progress.measure(step)
+    steps_per_sec, eta = self.measure(step)
     examples_per_sec = steps_per_sec * self.batch_size
     parts = " ".join(f"{k}={_fmt(v)}" for k, v in scalars.items())
     logging.info("step %d/%d %s | %.3f steps/s, %.1f examples/s, ETA %s", step,
-                 self.last_step, parts, steps_per_sec, examples_per_sec,
+                 self.total, parts, steps_per_sec, examples_per_sec,
                  common.format_duration(eta))
     if self.writer is not None:
-      scalars = dict(scalars)
-      scalars["global_step/sec"] = steps_per_sec
-      scalars["examples/sec"] = examples_per_sec
-      write_scalars(self.writer, step, scalars)
+      write_scalars(self.writer, step, dict(scalars, **{
+          "global_step/sec": steps_per_sec, "examples/sec": examples_per_sec}))
 
 
 def write_scalars(writer, step, scalars):
-  """TensorBoard scalar summaries without importing tensorboard itself.
-
-  `tf.summary.write` with the scalars plugin's metadata is exactly what
-  TensorBoard's own `scalar` writes, so `tensorboard --logdir` shows the curves.
-  """
+  """TensorBoard scalars, as tensorboard's own `scalar` writes them."""
   with writer.as_default(step=step):
     for name, value in scalars.items():
       tf.summary.write(name, tf.constant(float(value), tf.float32),
@@ -626,11 +568,8 @@ def _fmt(v):
 @tf.autograph.experimental.do_not_convert
 def _split_micro_batches(features, num_micro):
   """[B, ...] features -> list of num_micro dicts of [B/num_micro, ...]."""
-  out = [dict() for _ in range(num_micro)]
-  for name, t in features.items():
-    for i, piece in enumerate(tf.split(t, num_micro, axis=0)):
-      out[i][name] = piece
-  return out
+  pieces = {k: tf.split(t, num_micro, axis=0) for k, t in features.items()}
+  return [{k: p[i] for k, p in pieces.items()} for i in range(num_micro)]
 
 
 class _Trainer(object):
@@ -652,7 +591,6 @@ class _Trainer(object):
         self.good_steps = tf.Variable(
             0, trainable=False, dtype=tf.int64,
             aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-    # gradients(features) -> (loss, logs, unclipped grads) of one micro-batch.
     self.gradients = tf.function(self._gradients_impl,
                                  jit_compile=bool(cfg.use_xla))
     self.train_loop = tf.function(self._train_loop)
@@ -683,15 +621,13 @@ class _Trainer(object):
     if accum == 1:
       loss, logs, grads = self.gradients(features)
     else:
-      loss, logs, grads = None, None, None
-      for micro in _split_micro_batches(features, accum):
+      micro_batches = _split_micro_batches(features, accum)
+      loss, logs, grads = self.gradients(micro_batches[0])
+      for micro in micro_batches[1:]:
         m_loss, m_logs, m_grads = self.gradients(micro)
-        if grads is None:
-          loss, logs, grads = m_loss, dict(m_logs), list(m_grads)
-        else:
-          loss += m_loss
-          logs = {k: logs[k] + v for k, v in m_logs.items()}
-          grads = [a + g for a, g in zip(grads, m_grads)]
+        loss += m_loss
+        logs = {k: logs[k] + v for k, v in m_logs.items()}
+        grads = [a + g for a, g in zip(grads, m_grads)]
       loss = loss / accum
       logs = {k: v / accum for k, v in logs.items()}
       grads = [g / accum for g in grads]
@@ -702,16 +638,12 @@ class _Trainer(object):
       loss, logs = ctx.all_reduce(tf.distribute.ReduceOp.MEAN, (loss, logs))
     grads, global_norm = tf.clip_by_global_norm(grads, 1.0)
     finite = tf.math.is_finite(global_norm)
-    loss_finite = tf.math.is_finite(loss)
     lr = self.state.schedule(self.state.global_step)
     ctx.merge_call(self._apply, args=(grads, finite))
-    logs = dict(logs)
-    logs["loss"] = loss
-    logs["learning_rate"] = lr
-    logs["global_norm"] = global_norm
+    logs = dict(logs, loss=loss, learning_rate=lr, global_norm=global_norm)
     # A non-finite loss (or, outside fp16, a non-finite gradient) stops training.
-    ok = loss_finite if self.fp16 else tf.logical_and(loss_finite, finite)
-    return logs, ok
+    ok = tf.math.is_finite(loss)
+    return logs, (ok if self.fp16 else tf.logical_and(ok, finite))
 
   def _apply(self, strategy, grads, finite):
     """Cross-replica: the optimizer update and the global_step increment."""
@@ -726,10 +658,10 @@ class _Trainer(object):
                                       global_step=state.global_step)
       return tf.constant(True)
 
+    tf.cond(finite, apply, lambda: tf.constant(False))
     if self.fp16:
       # Dynamic loss scaling: skip the update on overflow and halve the scale;
       # double it after 2000 good steps in a row.
-      tf.cond(finite, apply, lambda: tf.constant(False))
       self.good_steps.assign(tf.where(finite, self.good_steps + 1, 0))
       grow = self.good_steps >= 2000
       self.loss_scale.assign(
@@ -737,8 +669,6 @@ class _Trainer(object):
                    tf.maximum(self.loss_scale / 2.0, 1.0)))
       self.good_steps.assign(tf.where(grow, tf.zeros_like(self.good_steps),
                                       self.good_steps))
-    else:
-      tf.cond(finite, apply, lambda: tf.constant(False))
     state.global_step.assign_add(1)
 
   @property
@@ -747,23 +677,20 @@ class _Trainer(object):
 
   def make_iterator(self, input_fn):
     """An iterator over `input_fn`'s dataset, distributed as `train` does."""
-    per_replica = self.per_replica_batch
+    return iter(_distribute(self.strategy, input_fn, self.per_replica_batch))
 
-    def dataset_fn(ctx):
-      return input_fn({"batch_size": per_replica, "input_context": ctx})
-
-    return iter(self.strategy.distribute_datasets_from_function(dataset_fn))
-
-  def run_steps(self, iterator, num_steps=1):
-    """Runs `num_steps` training steps in one call; returns the last logs.
-
-    Raises:
-      UserError: the loss or the gradient norm became NaN/Inf.
-    """
+  def run_steps(self, iterator, num_steps=1, last_saved=None):
+    """Runs `num_steps` training steps in one call; returns the last logs
+    (UserError when the loss or the gradient norm became NaN/Inf)."""
     logs, ok = self.train_loop(iterator, tf.constant(num_steps, tf.int32))
     if not bool(ok):
-      raise UserError(_nan_message(int(self.state.global_step.numpy()) - 1,
-                                   None))
+      step = int(self.state.global_step.numpy()) - 1
+      raise UserError(
+          f"loss became NaN/Inf at step {step}; training stopped and the last "
+          f"good checkpoint ({last_saved or 'none'}) is kept. Likely causes: a "
+          "learning rate too high; token ids >= vocab_size (vocab.txt larger "
+          "than vocab_size in bert_config.json, or data made with another "
+          "vocab); fp16 overflow (try --mixed_precision=bf16 or fp32).")
     return logs
 
   def _one_step(self, iterator):
@@ -787,25 +714,24 @@ class _Trainer(object):
 
 def build_trainer(cfg, task, learning_rate, num_train_steps, num_warmup_steps,
                   train_batch_size=32):
-  """The training step that `train` runs, without checkpoints or summaries.
-
-  Builds the model, optimizer slots and global_step under the strategy scope
-  and the step functions exactly as `train` does (same `RunConfig` options:
-  XLA, mixed precision, gradient accumulation, recompute), for benchmarks,
-  tests and custom loops:
+  """The training step that `train` runs, without checkpoints or summaries
+  (for benchmarks, tests and custom loops):
 
       trainer = runner.build_trainer(cfg, task, 1e-4, 1000, 100, 32)
-      iterator = trainer.make_iterator(input_fn)
-      logs = trainer.run_steps(iterator, 10)   # dict of scalar tensors
+      logs = trainer.run_steps(trainer.make_iterator(input_fn), 10)
 
-  Returns:
-    The trainer: `.model`, `.state` (`named_weights`, `optimizer`,
-    `global_step`), `.strategy`, `.make_iterator(input_fn)`,
-    `.run_steps(iterator, n)`.
+  The trainer also has `.model`, `.strategy` and `.state` (`named_weights`,
+  `optimizer`, `global_step`).
   """
   setup_determinism(cfg)
   strategy = get_strategy(cfg)
-  per_replica = _check_batch(cfg, strategy, train_batch_size)
+  per_replica = _per_replica_batch(train_batch_size, strategy, "train_batch_size")
+  accum = cfg.gradient_accumulation_steps
+  if accum < 1 or per_replica % accum:
+    raise UserError(
+        f"--gradient_accumulation_steps={accum} must divide the per-replica batch "
+        f"({per_replica} = train_batch_size {train_batch_size} / "
+        f"{strategy.num_replicas_in_sync} replicas).")
   state = _TrainState(cfg, task, strategy, learning_rate, num_train_steps,
                       num_warmup_steps)
   return _Trainer(cfg, task, strategy, state, per_replica)
@@ -813,16 +739,11 @@ def build_trainer(cfg, task, learning_rate, num_train_steps, num_warmup_steps,
 
 def with_train_args(task, init_checkpoint, learning_rate, num_train_steps,
                     num_warmup_steps):
-  """What an original `model_fn_builder` gives in TF2: the task, with the loop's
-  arguments in `task.train_args`.
-
-  The original returned a `TPUEstimator` model_fn; tf.estimator is not in
-  TensorFlow 2.16+, and what the model_fn did is split between the task (model,
-  loss, metrics, predictions) and this loop:
+  """What an original `model_fn_builder` gives in TF2 (no tf.estimator): the
+  task, with the loop's arguments in `task.train_args`:
 
       task = run_classifier.model_fn_builder(...)
       runner.train(cfg, task, input_fn, train_batch_size=..., **task.train_args)
-      runner.evaluate(cfg, task, input_fn, eval_batch_size=...)
   """
   task.train_args = dict(init_checkpoint=init_checkpoint,
                          learning_rate=learning_rate,
@@ -838,9 +759,6 @@ def epoch_steps(num_examples, train_batch_size, num_train_epochs,
   if train_batch_size < 1:
     raise UserError("--train_batch_size=%d must be at least 1." %
                     train_batch_size)
-  if num_train_epochs <= 0:
-    raise UserError("--num_train_epochs=%s must be positive." %
-                    num_train_epochs)
   num_train_steps = int(num_examples / train_batch_size * num_train_epochs)
   if num_train_steps < 1:
     raise UserError(
@@ -868,10 +786,8 @@ def check_training_args(train_batch_size, learning_rate, num_train_steps):
 
 
 def prepare_output_dir(path, flag="output_dir"):
-  """Creates the output directory `path`; one line if it cannot be written.
-
-  Call it before any long work, so a bad --output_dir stops the run at once.
-  """
+  """Creates the output directory `path` (call it before any long work); one
+  line if it cannot be written."""
   if not path:
     raise UserError(f"--{flag} is required.")
   if tf.io.gfile.exists(path) and not tf.io.gfile.isdir(path):
@@ -889,42 +805,29 @@ def prepare_output_dir(path, flag="output_dir"):
   return path
 
 
-def _record_count(path, limit=None):
-  """Walks the record headers of TFRecord file `path` (without reading data).
-
-  Returns the number of records (at most `limit`); raises UserError when the
-  file ends inside a record (a truncated or corrupt file).
-  """
-  count = 0
+def _record_count(path):
+  """The number of records of TFRecord file `path`, from their headers."""
+  count, offset = 0, 0
   with tf.io.gfile.GFile(path, "rb") as f:
     size = f.size()
-    offset = 0
-    while offset < size and (limit is None or count < limit):
+    while offset < size:
       f.seek(offset)
       header = f.read(8)
-      if len(header) < 8:
-        break
-      length = int.from_bytes(header, "little")
-      offset += 8 + 4 + length + 4  # length, its CRC, data, the data's CRC
-      if offset > size:
-        break
+      # length, its CRC, data, the data's CRC
+      offset += 8 + 4 + int.from_bytes(header, "little") + 4
+      if len(header) < 8 or offset > size:
+        raise UserError(
+            f"{path} is truncated or is not a TFRecord file (it ends inside "
+            f"record {count + 1}): regenerate it (an interrupted copy or write "
+            "leaves such files).")
       count += 1
-    else:
-      return count
-  raise UserError(
-      f"{path} is truncated or is not a TFRecord file (it ends inside record "
-      f"{count + 1}): regenerate it (an interrupted copy or write leaves such "
-      "files).")
+  return count
 
 
 def check_tfrecords(paths, flag="input_file"):
-  """Checks that the TFRecord files `paths` are complete and hold records.
-
-  Every script that trains, evaluates or predicts from TFRecord files calls
-  this first: an input without records would otherwise repeat an empty
-  dataset forever, and a truncated one fail mid-run with TensorFlow's op
-  names. Returns the number of records.
-  """
+  """Checks, before any work, that the TFRecord files `paths` are complete and
+  hold records (else an empty input repeats forever, a truncated one fails
+  mid-run); returns the number of records."""
   total = 0
   for path in paths:
     if not tf.io.gfile.exists(path):
@@ -954,52 +857,20 @@ def _data_loss_error(e):
                    "regenerate it.")
 
 
-def _check_batch(cfg, strategy, train_batch_size):
-  """The per-replica batch; checks that it splits into the micro-batches."""
-  per_replica = _per_replica_batch(train_batch_size, strategy, "train_batch_size")
-  accum = cfg.gradient_accumulation_steps
-  if accum < 1 or per_replica % accum:
-    raise UserError(
-        f"--gradient_accumulation_steps={accum} must divide the per-replica batch "
-        f"({per_replica} = train_batch_size {train_batch_size} / "
-        f"{strategy.num_replicas_in_sync} replicas).")
-  return per_replica
-
-
-def _nan_message(step, last_good):
-  return (f"loss became NaN/Inf at step {step}; training stopped and the last good "
-          f"checkpoint ({last_good or 'none'}) is kept. Likely causes: a learning "
-          "rate too high; token ids >= vocab_size (vocab.txt larger than "
-          "vocab_size in bert_config.json, or data made with another vocab); fp16 "
-          "overflow (try --mixed_precision=bf16 or fp32).")
-
-
 def train(cfg, task, input_fn, num_train_steps, num_warmup_steps, learning_rate,
           init_checkpoint=None, train_batch_size=32, on_checkpoint=None):
-  """Trains `task` to `num_train_steps` (resuming from `cfg.output_dir`).
-
-  Args:
-    cfg: RunConfig.
-    task: the script's task object (see module docstring).
-    input_fn: `input_fn(params)` -> batched, repeated training dataset.
-    num_train_steps, num_warmup_steps, learning_rate: the original schedule.
-    init_checkpoint: weights to start from when output_dir has no checkpoint.
-    train_batch_size: the global batch size, as in the original flags.
-    on_checkpoint: optional callback(step, checkpoint_prefix) after each save.
-
-  Returns:
-    The final global step.
-  """
+  """Trains `task` to `num_train_steps`, resuming from `cfg.output_dir` (else
+  from `init_checkpoint`), on the global batch `train_batch_size` of the
+  repeated `input_fn`; `on_checkpoint(step, prefix)` runs after each save.
+  Returns the final global step."""
   check_training_args(train_batch_size, learning_rate, num_train_steps)
   prepare_output_dir(cfg.output_dir)
-  setup_determinism(cfg)
-  strategy = get_strategy(cfg)
+  trainer = build_trainer(cfg, task, learning_rate, num_train_steps,
+                          num_warmup_steps, train_batch_size)
+  strategy, state = trainer.strategy, trainer.state
   chief = _is_chief(strategy)
-  per_replica = _check_batch(cfg, strategy, train_batch_size)
+  per_replica = trainer.per_replica_batch
   accum = cfg.gradient_accumulation_steps
-
-  state = _TrainState(cfg, task, strategy, learning_rate, num_train_steps,
-                      num_warmup_steps)
   named_state = state.named_state()
 
   latest = checkpoints.latest_checkpoint(cfg.output_dir)
@@ -1040,7 +911,6 @@ def train(cfg, task, input_fn, num_train_steps, num_warmup_steps, learning_rate,
     if chief:
       _save_checkpoint(cfg, 0, named_state, input_state)
 
-  trainer = _Trainer(cfg, task, strategy, state, per_replica)
   writer = (tf.summary.create_file_writer(cfg.output_dir) if chief else None)
   logging.info("***** Training: steps %d -> %d, global batch %d (%d replicas x %d"
                "%s), %s *****", step, num_train_steps, train_batch_size,
@@ -1058,22 +928,18 @@ def train(cfg, task, input_fn, num_train_steps, num_warmup_steps, learning_rate,
   def interrupted():
     if not last_saved:
       return "no checkpoint was written yet; the same command starts over."
-    return (f"the last checkpoint is {last_saved} (step "
-            f"{_step_of_prefix(last_saved)}); run the same command to resume "
-            "from it.")
+    return (f"the last checkpoint is {last_saved}; run the same command to "
+            "resume from it.")
 
   common.set_interrupt_note(interrupted)
   while step < num_train_steps:
     next_save = (step // save_every + 1) * save_every
     n = min(per_call, num_train_steps - step, next_save - step)
     try:
-      logs, ok = trainer.train_loop(iterator, tf.constant(n, dtype=tf.int32))
+      logs = trainer.run_steps(iterator, n, last_saved)
     except tf.errors.DataLossError as e:
       raise _data_loss_error(e) from None
-    new_step = int(state.global_step.numpy())
-    if not bool(ok):
-      raise UserError(_nan_message(new_step - 1, last_saved))
-    step = new_step
+    step = int(state.global_step.numpy())
     logs = {k: v.numpy() for k, v in logs.items()}
     progress.report(step, logs)
     if step % save_every == 0 or step >= num_train_steps:
@@ -1090,16 +956,9 @@ def train(cfg, task, input_fn, num_train_steps, num_warmup_steps, learning_rate,
   return step
 
 
-def _step_of_prefix(prefix):
-  match = re.search(r"-(\d+)$", str(prefix))
-  return int(match.group(1)) if match else "?"
-
-
 def decode_record(record, name_to_features):
-  """Parses one serialized tf.train.Example; int64 features become int32.
-
-  tf.train.Example only stores int64, and the models (and TPUs) want int32.
-  """
+  """Parses one serialized tf.train.Example; int64 features (the only integer
+  type it stores) become int32, as the models and TPUs want."""
   example = tf.io.parse_single_example(record, name_to_features)
   return {name: tf.cast(t, tf.int32) if t.dtype == tf.int64 else t
           for name, t in example.items()}
@@ -1113,25 +972,24 @@ def shard_for_context(dataset, input_context):
   return dataset
 
 
-def _training_iterator(strategy, input_fn, per_replica, resume_step):
-  """The distributed training iterator and, where tf.data can save it, its state.
+def _distribute(strategy, input_fn, per_replica, skip_steps=0):
+  """`input_fn`'s dataset over the replicas, skipping `skip_steps` steps."""
 
-  Single-device iterators are checkpointed beside each model checkpoint, so a
-  resumed run continues exactly where the data stopped (shuffle buffers
-  included). Where the distributed iterator cannot be saved, a resumed run skips
-  the batches the finished steps consumed instead.
-  """
-  def dataset_fn(ctx, skip):
+  def dataset_fn(ctx):
     dataset = input_fn({"batch_size": per_replica, "input_context": ctx})
-    if skip:
+    if skip_steps:
       pipelines = ctx.num_input_pipelines if ctx else 1
-      batches = skip * max(1, strategy.num_replicas_in_sync // pipelines)
-      dataset = dataset.skip(batches)
+      dataset = dataset.skip(
+          skip_steps * max(1, strategy.num_replicas_in_sync // pipelines))
     return dataset
 
-  dataset = strategy.distribute_datasets_from_function(
-      lambda ctx: dataset_fn(ctx, 0))
-  iterator = iter(dataset)
+  return strategy.distribute_datasets_from_function(dataset_fn)
+
+
+def _training_iterator(strategy, input_fn, per_replica, resume_step):
+  """The training iterator and, where tf.data can save it (single device), its
+  state; without one, a resumed run skips the batches already consumed."""
+  iterator = iter(_distribute(strategy, input_fn, per_replica))
   try:
     return iterator, tf.train.Checkpoint(iterator=iterator)
   except (ValueError, TypeError):
@@ -1139,9 +997,7 @@ def _training_iterator(strategy, input_fn, per_replica, resume_step):
   if resume_step:
     logging.info("Skipping the %d steps' worth of input batches already consumed.",
                  resume_step)
-    dataset = strategy.distribute_datasets_from_function(
-        lambda ctx: dataset_fn(ctx, resume_step))
-    iterator = iter(dataset)
+    iterator = iter(_distribute(strategy, input_fn, per_replica, resume_step))
   return iterator, None
 
 
@@ -1151,12 +1007,8 @@ def _input_state_prefix(checkpoint_prefix):
 
 
 def _save_checkpoint(cfg, step, named_state, input_state):
-  """Writes the input position, then model.ckpt-<step>; returns the prefix.
-
-  The input position goes first: the `checkpoint` file only names a model
-  checkpoint once both are complete, so a process killed at any moment leaves
-  a resumable output_dir.
-  """
+  """Writes the input position, then model.ckpt-<step> (which the `checkpoint`
+  file names only once both are complete); returns the prefix."""
   prefix = os.path.join(cfg.output_dir, "model.ckpt-%d" % step)
   if input_state is not None:
     try:
@@ -1167,21 +1019,15 @@ def _save_checkpoint(cfg, step, named_state, input_state):
   prefix = checkpoints.save(cfg.output_dir, step, named_state,
                             cfg.keep_checkpoint_max)
   # Drop the input positions of checkpoints that are gone (and temp leftovers).
-  keep = {os.path.basename(p) for p in _listed_checkpoints(cfg.output_dir)}
+  listed = tf.train.get_checkpoint_state(cfg.output_dir)
+  keep = {os.path.basename(p) for p in
+          (listed.all_model_checkpoint_paths if listed else [])}
   directory = os.path.join(cfg.output_dir, "input_state")
   for path in tf.io.gfile.glob(os.path.join(directory, "model.ckpt-*")):
     base = os.path.basename(path).split(".index")[0].split(".data-")[0]
     if base not in keep:
-      if tf.io.gfile.isdir(path):
-        tf.io.gfile.rmtree(path)
-      else:
-        tf.io.gfile.remove(path)
+      common.remove(path)
   return prefix
-
-
-def _listed_checkpoints(directory):
-  state = tf.train.get_checkpoint_state(directory)
-  return list(state.all_model_checkpoint_paths) if state else []
 
 
 def _restore_input_position(input_state, checkpoint_prefix):
@@ -1205,23 +1051,16 @@ def _restore_input_position(input_state, checkpoint_prefix):
 
 def evaluate(cfg, task, input_fn, eval_batch_size, steps=None,
              checkpoint_path=None, init_checkpoint=None, model=None, global_step=None):
-  """Evaluates on `steps` batches (None: the whole dataset).
-
-  Weights come from `model` (already loaded), else `checkpoint_path`, else the
-  latest checkpoint in `cfg.output_dir`, else `init_checkpoint`.
-
-  Returns:
-    dict: every metric of `task.eval_metrics` (numerator sums / denominator sums
-    over all batches and replicas) plus `global_step`.
-  """
+  """Evaluates `model` (else `load_model`'s) on `steps` batches (None: all);
+  returns each metric of `task.eval_metrics` (summed numerators / summed
+  denominators) and `global_step`."""
   setup_determinism(cfg)
   strategy = get_strategy(cfg)
   if model is None:
-    model, global_step, _ = _load_weights(strategy, task, checkpoint_path,
-                                          init_checkpoint, cfg.output_dir)
-  per_replica = _per_replica_batch(eval_batch_size, strategy, "eval_batch_size")
-  dataset = strategy.distribute_datasets_from_function(
-      lambda ctx: input_fn({"batch_size": per_replica, "input_context": ctx}))
+    model, global_step, _ = load_model(cfg, task, checkpoint_path,
+                                       init_checkpoint)
+  dataset = _distribute(strategy, input_fn, _per_replica_batch(
+      eval_batch_size, strategy, "eval_batch_size"))
 
   def replica_fn(features):
     return task.eval_metrics(model, features)
@@ -1237,24 +1076,17 @@ def evaluate(cfg, task, input_fn, eval_batch_size, steps=None,
             for k, (n, d) in per_replica_metrics.items()}
 
   totals = collections.OrderedDict()
-  done = 0
   start = time.time()
-  batches = iter(dataset)
-  while steps is None or done < steps:
-    try:
-      features = next(batches)
-    except StopIteration:
-      break
-    except tf.errors.DataLossError as e:
-      raise _data_loss_error(e) from None
-    for k, (n, d) in eval_step(features).items():
-      n, d = float(n.numpy()), float(d.numpy())
-      prev = totals.get(k, (0.0, 0.0))
-      totals[k] = (prev[0] + n, prev[1] + d)
-    done += 1
-    if done % 100 == 0:
-      logging.info("Evaluated %d batches (%.1f batches/s)", done,
-                   done / max(time.time() - start, 1e-9))
+  try:
+    for done, features in enumerate(itertools.islice(dataset, steps), 1):
+      for k, (n, d) in eval_step(features).items():
+        prev = totals.get(k, (0.0, 0.0))
+        totals[k] = (prev[0] + float(n.numpy()), prev[1] + float(d.numpy()))
+      if done % 100 == 0:
+        logging.info("Evaluated %d batches (%.1f batches/s)", done,
+                     done / max(time.time() - start, 1e-9))
+  except tf.errors.DataLossError as e:
+    raise _data_loss_error(e) from None
   results = {k: (n / d if d else 0.0) for k, (n, d) in totals.items()}
   results["global_step"] = int(global_step or 0)
   if cfg.output_dir and _is_chief(strategy) and totals:
@@ -1272,11 +1104,9 @@ SEQUENCE_FEATURES = ("input_ids", "input_mask", "segment_ids", "input_type_ids",
 
 
 def bucket_length(length, max_length):
-  """The padded length of a batch whose longest example has `length` tokens.
-
-  A multiple of 8 up to 64, of 16 up to 128, of 32 up to 256, of 64 beyond (at
-  most ~22 distinct shapes up to 512, so few retraces), capped at `max_length`.
-  """
+  """The padded length of a batch whose longest example has `length` tokens: a
+  multiple of 8 up to 64, of 16 up to 128, of 32 up to 256, of 64 beyond (few
+  shapes, so few retraces), capped at `max_length`."""
   for limit, step in ((64, 8), (128, 16), (256, 32)):
     if length <= limit:
       break
@@ -1289,20 +1119,13 @@ def predict(cfg, task, input_fn, predict_batch_size, checkpoint_path=None,
             init_checkpoint=None, model=None, dynamic_padding=False,
             bucket_window=4096):
   """Yields one dict of numpy values per example, in input order.
-
-  With `dynamic_padding=True` (one replica), each window of `bucket_window`
-  examples is sorted by length (the number of nonzeros of `input_mask`) and
-  cut into batches whose sequence features (`task.sequence_features`, default
-  `SEQUENCE_FEATURES`) are padded only to `bucket_length(longest)`; results
-  still come back in input order. Per-example outputs equal the fixed-length
-  ones up to float rounding (padded keys are masked out of attention);
-  per-token outputs have the bucket length of the example's batch.
-  """
+  `dynamic_padding=True` (one replica) sorts each window of `bucket_window`
+  examples by length and cuts each batch's sequence features (and per-token
+  outputs) to `bucket_length(longest)`."""
   setup_determinism(cfg)
   strategy = get_strategy(cfg)
   if model is None:
-    model, _, _ = _load_weights(strategy, task, checkpoint_path, init_checkpoint,
-                                cfg.output_dir)
+    model, _, _ = load_model(cfg, task, checkpoint_path, init_checkpoint)
   dataset = input_fn({"batch_size": predict_batch_size, "input_context": None})
   replicas = strategy.num_replicas_in_sync
   if dynamic_padding and replicas > 1:
@@ -1383,22 +1206,11 @@ def _predict_bucketed(predict_step, dataset, batch_size, window, names):
     yield from run_window(pending)
 
 
-def load_model(cfg, task, checkpoint_path=None, init_checkpoint=None):
-  """Builds `task`'s model under the strategy and loads weights for inference.
-
-  Returns (model, global_step, checkpoint_prefix_or_None); `model.load_report` is the
-  checkpoints.LoadReport (None for random weights).
-  """
-  return _load_weights(get_strategy(cfg), task, checkpoint_path, init_checkpoint,
-                       cfg.output_dir)
-
-
 def write_eval_results(path, results, header="***** Eval results *****"):
   """Writes the original's eval_results.txt: sorted `key = value` lines."""
   logging.info(header)
-  lines = []
-  for key in sorted(results.keys()):
-    logging.info("  %s = %s", key, str(results[key]))
-    lines.append("%s = %s\n" % (key, str(results[key])))
+  lines = ["%s = %s\n" % (key, str(results[key])) for key in sorted(results)]
+  for line in lines:
+    logging.info("  %s", line.rstrip("\n"))
   common.write_text(path, lines)
   logging.info("Wrote %s.", path)
