@@ -104,10 +104,10 @@ def define_flags():
       "[SEP] included). cls: average the selected layers at the [CLS] "
       "position.")
   flags.DEFINE_bool(
-      "dynamic_padding", False,
+      "dynamic_padding", True,
       "Sort a window of lines by length and pad each batch only to a bucket "
       "length: the fixed-length output (up to float32 noise), much faster on "
-      "short lines.")
+      "short lines. --nodynamic_padding: the original's fixed-length batches.")
   flags.DEFINE_integer(
       "bucket_window", 1024,
       "With --dynamic_padding: how many lines are sorted by length together "

@@ -1129,8 +1129,8 @@ def predict(cfg, task, input_fn, predict_batch_size, checkpoint_path=None,
   dataset = input_fn({"batch_size": predict_batch_size, "input_context": None})
   replicas = strategy.num_replicas_in_sync
   if dynamic_padding and replicas > 1:
-    logging.warning("dynamic_padding is not supported with %d replicas: "
-                    "predicting at the fixed length.", replicas)
+    logging.info("Length-bucketed prediction needs one replica (%d here): "
+                 "predicting at the fixed length.", replicas)
     dynamic_padding = False
   if replicas > 1:
     # Each global batch is split across replicas in order, so concatenating the
