@@ -170,11 +170,14 @@ def _read_tsv_rows(input_file, quotechar=None):
   if not tf.io.gfile.exists(input_file):
     raise FileNotFoundError(
         "%s: file not found (check --data_dir and --task_name)" % input_file)
-  data = tokenization.read_file_bytes(input_file)
+  with tf.io.gfile.GFile(input_file, "rb") as f:
+    data = f.read().replace(b"\r", b"")
   try:
-    lines = tokenization.split_gfile_lines(data)
+    # Lines end at "\n" only, a last line without one counts (TF's readline).
+    lines = data.decode("utf-8").split("\n")
+    if lines[-1] == "":
+      lines.pop()
   except UnicodeDecodeError as e:
-    data = data.replace(b"\r", b"")  # What was decoded.
     column = e.start - data.rfind(b"\n", 0, e.start)
     raise ValueError(
         "%s: line %d: not valid UTF-8 (byte 0x%02x at column %d); re-save the "
