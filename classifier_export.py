@@ -372,7 +372,7 @@ def export_classifier(model, export_dir, vocab_file, do_lower_case,
   # without XLA. Same math (docs/modeling.md).
   bert = getattr(model, "bert", None)
   fused = getattr(bert, "fused_blocks", False)
-  if fused:
+  if fused is not False:
     bert.fused_blocks = False
   try:
     signatures = {
@@ -386,8 +386,8 @@ def export_classifier(model, export_dir, vocab_file, do_lower_case,
     with common.atomic_path(export_dir) as tmp_dir:
       tf.saved_model.save(module, tmp_dir, signatures=signatures)
   finally:
-    if fused:
-      bert.fused_blocks = True
+    if fused is not False:
+      bert.fused_blocks = fused
   logging.info("Exported the classifier SavedModel to %s (signatures "
                "serving_default on int32 ids, serving_text on strings)",
                export_dir)

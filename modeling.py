@@ -366,7 +366,8 @@ class EncoderOptions(collections.namedtuple(
     LayerNorm, softmax and outputs stay float32.
   recompute: activation checkpointing (`tf.recompute_grad`) of each layer.
   fused_blocks: XLA-fused attention core and GELU with hand-written backward
-    passes (same math; float32 values differ by rounding only).
+    passes (same math; float32 values differ by rounding only): True, False,
+    or "training" (fused in training calls, op by op in the others).
   Pass it whole: `BertModel(config, options=options)`.
   """
   __slots__ = ()
@@ -375,7 +376,11 @@ class EncoderOptions(collections.namedtuple(
               recompute=False, fused_blocks=False):
     return super(EncoderOptions, cls).__new__(
         cls, bool(use_one_hot_embeddings), tf.as_dtype(compute_dtype),
-        bool(recompute), bool(fused_blocks))
+        bool(recompute), _fused_setting(fused_blocks))
+
+
+def _fused_setting(value):
+  return value if value == "training" else bool(value)
 
 
 class BertModel(_NamedModule):
@@ -446,7 +451,7 @@ class BertModel(_NamedModule):
       raise ValueError("compute_dtype must be float32, bfloat16 or float16, "
                        "got %s" % self.compute_dtype.name)
     self.recompute = bool(recompute)
-    self.fused_blocks = bool(fused_blocks)
+    self.fused_blocks = _fused_setting(fused_blocks)
     self.scope = scope or "bert"
     cfg = self.config
     width = cfg.hidden_size
@@ -574,7 +579,10 @@ class BertModel(_NamedModule):
       layer_fn = _LayerCall(layer, seq_length, self.compute_dtype,
                             hidden_dropout, attention_dropout, attention_adder,
                             seeds[index] if seeds is not None else None,
-                            fused=self.fused_blocks, training=training)
+                            fused=(self.fused_blocks is True or
+                                   (self.fused_blocks == "training" and
+                                    isinstance(training, bool) and training)),
+                            training=training)
       if self.recompute:
         # Only the hidden state is an argument: the mask and the dropout seeds
         # are captured, so no gradient is computed for them.

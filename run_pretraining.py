@@ -465,8 +465,7 @@ def main(_):
   check_input_files(input_files, FLAGS.max_seq_length,
                     FLAGS.max_predictions_per_seq, bert_config.vocab_size)
 
-  cfg = runner.RunConfig.from_flags(FLAGS, output_dir=FLAGS.output_dir,
-                                    workload="pretrain")
+  cfg = runner.RunConfig.from_flags(FLAGS, output_dir=FLAGS.output_dir)
   task = PretrainingTask(bert_config, options=cfg.encoder_options)
 
   def make_input_fn(files, is_training):

@@ -191,8 +191,7 @@ def _use_grouped_help():
 
 class RunConfig(object):
   """The flags of `define_runtime_flags` (same names and defaults), plus
-  `strategy` (a tf.distribute strategy to impose) and `workload` ("pretrain" or
-  "finetune": whose fastest settings fill the unset ones)."""
+  `strategy` (a tf.distribute strategy to impose)."""
 
   DEFAULTS = collections.OrderedDict([
       ("use_tpu", False), ("tpu_name", None), ("tpu_zone", None),
@@ -204,7 +203,7 @@ class RunConfig(object):
       ("deterministic", False), ("optimizer", "adamw"),
       ("adam_bias_correction", False), ("continuous_warmup", False),
       ("log_steps", 100), ("recompute", False), ("fused_blocks", None),
-      ("strategy", None), ("workload", "finetune")])
+      ("strategy", None)])
 
   def __init__(self, output_dir, **settings):
     unknown = sorted(set(settings) - set(self.DEFAULTS))
@@ -240,12 +239,13 @@ class RunConfig(object):
     """A setting's value, with None (unset) resolved by `fastest_settings`."""
     value = getattr(self, name)
     if value is None:
-      value = fastest_settings(self.workload, self.use_tpu)[name]
+      value = fastest_settings(self.use_tpu)[name]
       if (name, value) not in _LOGGED_AUTO:
         _LOGGED_AUTO.add((name, value))
-        logging.info("--%s unset: %s (the faster here: %s CPU, %s)", name,
-                     "on" if value else "off", cpu_kind(), self.workload)
-    return bool(value)
+        logging.info("--%s unset: %s (the faster on this %s CPU)", name,
+                     {True: "on", False: "off", "training": "on in training "
+                      "steps, off when predicting"}[value], cpu_kind())
+    return value if value == "training" else bool(value)
 
   @property
   def encoder_options(self):
@@ -260,19 +260,19 @@ class RunConfig(object):
 # unset, to what measured faster on this kind of machine (bench/, docs/bench.md).
 # ------------------------------------------------------------------------------------
 
-# (cpu kind, workload) -> settings. Measured with bench/bench_ours.py, BERT-Mini,
-# in-process or back to back, medians:
-# * avx2 (2-core AMD EPYC, 26 Nov): --fused_blocks 1.13-1.36x on every row;
-#   --xla_optimizer_update faster on W2/W3 (docs/bench.md, XLA_AUTO of then).
-# * avx512 (2-core Xeon with AVX512_BF16 and AMX, 5 Dec): --fused_blocks
-#   slower on inference (W1 173.7 vs 191.4 seq/s fp32) and fine-tuning (W2 45.7
-#   vs 48.6 ex/s), faster on the pretraining step (W3 31.2 vs 29.6 ex/s).
+# CPU kind -> settings; "training" = fused in training steps, op by op when
+# predicting. Measured with bench/bench_ab.py (in-process, interleaved; ratio
+# of medians, fused / op by op) and bench/bench_ours.py:
+# * avx2 (2-core AMD EPYC, 26 Nov): --fused_blocks 1.13-1.36x on every Mini row
+#   (1.22x Base W1); --xla_optimizer_update faster on W2/W3 (docs/bench.md).
+# * avx512 (2-core Xeon, AVX512_BF16 + AMX, 5 Dec): --fused_blocks 1.04x Mini W2
+#   fp32, 1.19x Mini W2 bf16, 1.03x Mini W3, 1.04x Base W2 fp32, but 0.92x Mini
+#   W1 fp32, 0.83x Mini W1 bf16, 0.94x Base W1 fp32, 0.86x Base W1 bf16;
+#   --xla_optimizer_update 1.07x Mini W2 and W3.
 # Other CPUs, GPUs and TPUs were not measured: the op-by-op path.
 _FASTEST = {
-    ("avx2", "finetune"): dict(fused_blocks=True, xla_optimizer_update=True),
-    ("avx2", "pretrain"): dict(fused_blocks=True, xla_optimizer_update=True),
-    ("avx512", "finetune"): dict(fused_blocks=False, xla_optimizer_update=True),
-    ("avx512", "pretrain"): dict(fused_blocks=True, xla_optimizer_update=True),
+    "avx2": dict(fused_blocks=True, xla_optimizer_update=True),
+    "avx512": dict(fused_blocks="training", xla_optimizer_update=True),
 }
 _OP_BY_OP = dict(fused_blocks=False, xla_optimizer_update=False)
 _LOGGED_AUTO = set()
@@ -296,12 +296,11 @@ def cpu_kind():
   return "other"
 
 
-def fastest_settings(workload, use_tpu=False):
-  """The defaults of `fused_blocks` and `xla_optimizer_update` for a workload
-  ("pretrain" or "finetune", which includes prediction) on this machine."""
+def fastest_settings(use_tpu=False):
+  """The defaults of `fused_blocks` and `xla_optimizer_update` here."""
   if use_tpu or tf.config.list_physical_devices("GPU"):
     return dict(_OP_BY_OP)
-  return dict(_FASTEST.get((cpu_kind(), workload), _OP_BY_OP))
+  return dict(_FASTEST.get(cpu_kind(), _OP_BY_OP))
 
 
 def setup_determinism(cfg):

@@ -39,7 +39,7 @@ def _setting(text):
 
 
 def build(workload, size, dtype, values):
-  cfg = bench_ours.run_config(workload, dtype, values["use_xla"], False,
+  cfg = bench_ours.run_config(dtype, values["use_xla"], False,
                               values["xla_optimizer_update"],
                               values["fused_blocks"])
   task = bench_ours.make_task(workload, size, cfg)

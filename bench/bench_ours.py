@@ -31,7 +31,7 @@ usage:
 
 `auto` (the default of each) runs what the scripts run with their default
 flags: no `--use_xla`, and `--fused_blocks` / `--xla_optimizer_update` as
-`runner.fastest_settings` picks them for this CPU kind and workload; `on`/`off`
+`runner.fastest_settings` picks them for this CPU kind; `on`/`off`
 force a setting (`--use_xla on` implies the XLA-compiled optimizer update). The benchlib plan
 runs W3 in fp32 only; `--bf16_w3` adds the W3 bf16 row.
 """
@@ -72,15 +72,14 @@ def bert_config(size):
       initializer_range=0.02)
 
 
-def run_config(workload, dtype, use_xla, recompute, xla_optimizer_update=None,
+def run_config(dtype, use_xla, recompute, xla_optimizer_update=None,
                fused_blocks=None):
   """The scripts' RunConfig; None leaves a setting to the scripts' default."""
   return runner.RunConfig(
       output_dir=None, mixed_precision=dtype, use_xla=use_xla,
       xla_optimizer_update=xla_optimizer_update, seed=bl.SEED,
       recompute=recompute, fused_blocks=fused_blocks, iterations_per_loop=1,
-      log_steps=1,
-      workload="pretrain" if workload == "W3_pretrain" else "finetune")
+      log_steps=1)
 
 
 def features_of(workload, raw):
@@ -162,7 +161,7 @@ def make_bench(options):
   def bench(workload, size, dtype, warmup, steps):
     forced = {"auto": None, "on": True, "off": False}
     use_xla = bool(forced[options.use_xla])
-    cfg = run_config(workload, dtype, use_xla, options.recompute,
+    cfg = run_config(dtype, use_xla, options.recompute,
                      forced[options.xla_optimizer_update],
                      forced[options.fused_blocks])
     xla_update = use_xla or cfg.setting("xla_optimizer_update")

@@ -79,8 +79,7 @@ CPU_FLAGS="$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' \
   | grep -xE 'avx2|avx512f|avx512_bf16|avx512_fp16|avx512_vnni|amx_bf16|amx_tile|amx_int8' | tr '\n' ' ')"
 echo "# cpu features: ${CPU_FLAGS:-none of avx2/avx512/amx}" | tee -a "$LOG" >&2
 ( cd "$ROOT" && python3 -c 'import runner
-for w in ("finetune", "pretrain"):
-  print("# ours, script defaults (%s CPU, %s): %s" % (runner.cpu_kind(), w, runner.fastest_settings(w)))' ) \
+print("# ours, script defaults (%s CPU): %s" % (runner.cpu_kind(), runner.fastest_settings()))' ) \
   2>/dev/null | tee -a "$LOG" >&2
 if [ -n "${PEAK_FROM:-}" ]; then
   # A sitting split in parts: reuse the peak measured by its first part.

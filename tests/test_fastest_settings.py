@@ -41,32 +41,61 @@ def test_cpu_kind_reads_the_cpu_features(monkeypatch):
   assert runner.cpu_kind() == "avx2"
 
 
-@pytest.mark.parametrize("kind,workload,fused,xla_update", [
-    ("avx2", "finetune", True, True),
-    ("avx2", "pretrain", True, True),
-    ("avx512", "finetune", False, True),
-    ("avx512", "pretrain", True, True),
-    ("other", "finetune", False, False),
-    ("other", "pretrain", False, False),
+@pytest.mark.parametrize("kind,fused,xla_update", [
+    ("avx2", True, True),
+    ("avx512", "training", True),
+    ("other", False, False),
 ])
-def test_unset_settings_resolve_per_cpu_kind_and_workload(
-    monkeypatch, kind, workload, fused, xla_update):
+def test_unset_settings_resolve_per_cpu_kind(monkeypatch, kind, fused,
+                                             xla_update):
   monkeypatch.setenv("BERT_CPU_KIND", kind)
-  cfg = runner.RunConfig(None, workload=workload)
+  cfg = runner.RunConfig(None)
   assert cfg.fused_blocks is None and cfg.xla_optimizer_update is None
-  assert cfg.setting("fused_blocks") is fused
+  assert cfg.setting("fused_blocks") == fused
   assert cfg.setting("xla_optimizer_update") is xla_update
-  assert cfg.encoder_options.fused_blocks is fused
+  assert cfg.encoder_options.fused_blocks == fused
   # TPUs run the op-by-op path whatever the host CPU.
-  tpu = runner.RunConfig(None, workload=workload, use_tpu=True)
+  tpu = runner.RunConfig(None, use_tpu=True)
   assert tpu.setting("fused_blocks") is False
   # A value given wins over the table.
   for forced in (True, False):
-    cfg = runner.RunConfig(None, workload=workload, fused_blocks=forced,
+    cfg = runner.RunConfig(None, fused_blocks=forced,
                            xla_optimizer_update=forced)
     assert cfg.setting("fused_blocks") is forced
     assert cfg.encoder_options.fused_blocks is forced
     assert cfg.setting("xla_optimizer_update") is forced
+
+
+def test_fused_in_training_only_switches_per_call(monkeypatch):
+  """"training": the fused kernels in training calls, op by op otherwise
+  (the forward equals the op-by-op model bitwise when predicting)."""
+  config = modeling.BertConfig(vocab_size=50, hidden_size=32,
+                               num_hidden_layers=2, num_attention_heads=4,
+                               intermediate_size=64, hidden_dropout_prob=0.0,
+                               attention_probs_dropout_prob=0.0)
+  ids = tf.constant(np.random.RandomState(0).randint(0, 50, (2, 8)), tf.int32)
+  models = {}
+  for mode in (False, True, "training"):
+    tf.random.set_seed(4)
+    models[mode] = modeling.BertModel(
+        config, options=modeling.EncoderOptions(fused_blocks=mode))
+  calls = []
+  real = modeling.fused_attention
+
+  def spy(*args, **kwargs):
+    calls.append(1)
+    return real(*args, **kwargs)
+
+  monkeypatch.setattr(modeling, "fused_attention", spy)
+  predict = models["training"](ids, training=False).sequence_output.numpy()
+  assert not calls
+  np.testing.assert_array_equal(
+      predict, models[False](ids, training=False).sequence_output.numpy())
+  train = models["training"](ids, training=True).sequence_output.numpy()
+  assert calls
+  np.testing.assert_allclose(
+      train, models[True](ids, training=True).sequence_output.numpy(),
+      atol=1e-6)
 
 
 def test_flags_default_to_unset_and_can_be_forced():
@@ -99,15 +128,18 @@ def test_default_encoder_matches_the_op_by_op_path(monkeypatch):
   outputs = {}
   for kind in ("avx2", "avx512", "other"):
     monkeypatch.setenv("BERT_CPU_KIND", kind)
-    for workload in ("finetune", "pretrain"):
-      options = runner.RunConfig(None, workload=workload).encoder_options
-      tf.random.set_seed(1)
-      model = modeling.BertModel(config, options=options)
+    options = runner.RunConfig(None).encoder_options
+    tf.random.set_seed(1)
+    model = modeling.BertModel(config, options=options)
+    for training in (False, True):  # Dropout 0.1: training differs, so
+      if training:                   # only its shape and finiteness count.
+        out = model(ids, mask, training=True)
+        assert np.isfinite(out.sequence_output.numpy()).all()
+        continue
       out = model(ids, mask, training=False)
-      outputs[(kind, workload, options.fused_blocks)] = (
+      outputs[(kind, options.fused_blocks)] = (
           out.sequence_output.numpy(), out.pooled_output.numpy())
-  reference = outputs[("other", "finetune", False)]
-  assert {key[2] for key in outputs} == {True, False}
+  reference = outputs[("other", False)]
   for key, (seq, pooled) in outputs.items():
     np.testing.assert_allclose(seq, reference[0], atol=2e-5, err_msg=str(key))
     np.testing.assert_allclose(pooled, reference[1], atol=2e-5,
