@@ -115,8 +115,8 @@ def define_flags():
       "Predict even when the checkpoint has no cls/squad head (it would be "
       "randomly initialised); by default that is refused.")
 
-  runner.define_finetuning_flags()
-  delattr(FLAGS, "eval_batch_size")  # --do_eval here runs no model.
+  # --do_eval here scores predictions.json: no eval batches.
+  runner.define_finetuning_flags(skip=("eval_batch_size",))
 
 
 def _flag_value(name, default):

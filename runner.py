@@ -484,11 +484,15 @@ def define_flag(define, name, default, help_text, module_name=None):
            module_name=module_name or _script_module_name(1))
 
 
-def define_finetuning_flags(max_seq_length_help=None):
+def define_finetuning_flags(max_seq_length_help=None, skip=()):
   """The original fine-tuning scripts' shared flags (owned by the calling
-  script), then the runtime flags; idempotent."""
+  script) but those named in `skip`, then the runtime flags; idempotent."""
   module_name = _script_module_name(1)
-  d = lambda *args: define_flag(*args, module_name=module_name)
+
+  def d(define, name, *args):
+    if name not in skip:
+      define_flag(define, name, *args, module_name=module_name)
+
   d(flags.DEFINE_string, "bert_config_file", None,
     "The config json file corresponding to the pre-trained BERT model. "
     "This specifies the model architecture.")
