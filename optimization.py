@@ -195,7 +195,7 @@ class AdamWeightDecayOptimizer(tf.Module):
             "apply_gradients takes (grads, named_variables) or an iterable of "
             "(gradient, variable) pairs such as zip(grads, tvars).")
       named_variables = collections.OrderedDict(
-          (_original_name(var), var) for _, var in pairs)
+          (modeling.original_variable_name(var), var) for _, var in pairs)
       grads = [grad for grad, _ in pairs]
     names = list(named_variables.keys())
     if isinstance(grads, collections.abc.Mapping):
@@ -355,12 +355,6 @@ def _trust_ratio(param, update):
   u_norm = tf.norm(update)
   return tf.where(tf.logical_and(w_norm > 0.0, u_norm > 0.0),
                   w_norm / tf.where(u_norm > 0.0, u_norm, 1.0), 1.0)
-
-
-def _original_name(var):
-  """A variable's original checkpoint name (`__` in TF2 names read as `/`)."""
-  name = AdamWeightDecayOptimizer._get_variable_name(var.name)
-  return name.replace("__", "/")
 
 
 def _graph_train_op(loss, optimizer):

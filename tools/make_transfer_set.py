@@ -27,6 +27,10 @@ also occur in MRPC (either order) are left out.
 import argparse
 import os
 import random
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import common  # pylint: disable=g-import-not-at-top
 
 
 def read_pairs(path, column_a, column_b):
@@ -71,11 +75,10 @@ def main():
   pairs = build(args.glue_dir, args.max_examples, args.seed)
   os.makedirs(args.output_dir, exist_ok=True)
   path = os.path.join(args.output_dir, "train.tsv")
-  with open(path + ".tmp", "w", encoding="utf-8") as f:
+  with common.atomic_write(path) as f:
     f.write("Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n")
     for i, (a, b) in enumerate(pairs):
       f.write("-\tt%d\tt%d\t%s\t%s\n" % (2 * i, 2 * i + 1, a, b))
-  os.replace(path + ".tmp", path)
   print("wrote %d pairs to %s" % (len(pairs), path))
 
 
