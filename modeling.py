@@ -365,9 +365,12 @@ class EncoderOptions(collections.namedtuple(
   compute_dtype: matmul dtype (float32, bfloat16, float16); variables,
     LayerNorm, softmax and outputs stay float32.
   recompute: activation checkpointing (`tf.recompute_grad`) of each layer.
-  fused_blocks: XLA-fused attention core and GELU with hand-written backward
-    passes (same math; float32 values differ by rounding only): True, False,
-    or "training" (fused in training calls, op by op in the others).
+  fused_blocks: XLA-fused kernels (same math; float32 values differ by
+    rounding only). True: the attention core and the GELU as XLA kernels with
+    hand-written backward passes, in every call. "epilogues": those in
+    training calls; in the others, each output projection's bias, residual add
+    and LayerNorm as one XLA kernel (and, below float32, the Q/K/V bias folded
+    into its matmul). False: op by op.
   Pass it whole: `BertModel(config, options=options)`.
   """
   __slots__ = ()
@@ -380,7 +383,7 @@ class EncoderOptions(collections.namedtuple(
 
 
 def _fused_setting(value):
-  return value if value == "training" else bool(value)
+  return value if value == "epilogues" else bool(value)
 
 
 class BertModel(_NamedModule):
@@ -556,8 +559,20 @@ class BertModel(_NamedModule):
                         [seq_length, -1])
     embeddings = tf.reshape(word + token_type, [batch_size, seq_length, width])
     embeddings += tf.expand_dims(position, 0)
-    embedding_output = dropout(self.embeddings_layer_norm(embeddings),
-                               hidden_dropout)
+    # Prediction calls with "epilogues": the LayerNorms as XLA kernels that
+    # also give the next matmul its input (`low`, see `_fused_norm`).
+    epilogues = self.fused_blocks == "epilogues" and not training
+    low_pad = _BIAS_PAD if epilogues and self.compute_dtype != tf.float32 else 0
+    if epilogues:
+      norm = self.embeddings_layer_norm
+      hidden, low = _fused_norm((tf.reshape(embeddings, [-1, width]),),
+                                norm.gamma, norm.beta, self.compute_dtype,
+                                low_pad)
+      embedding_output = tf.reshape(hidden, [batch_size, seq_length, width])
+    else:
+      embedding_output = dropout(self.embeddings_layer_norm(embeddings),
+                                 hidden_dropout)
+      hidden = tf.reshape(embedding_output, [-1, width])
 
     # --- Attention mask addend, built once: [B, 1, 1, S] (broadcast over the
     # heads and the query axis; equal to the original's [B, 1, F, K] adder).
@@ -565,7 +580,6 @@ class BertModel(_NamedModule):
                    tf.float32)
     attention_adder = (1.0 - mask) * -10000.0
 
-    hidden = tf.reshape(embedding_output, [-1, width])
     all_layer_outputs = []
     # With recompute, dropout masks come from stateless ops with per-layer
     # seeds drawn here, so that a recomputed layer reuses its masks.
@@ -580,9 +594,14 @@ class BertModel(_NamedModule):
                             hidden_dropout, attention_dropout, attention_adder,
                             seeds[index] if seeds is not None else None,
                             fused=(self.fused_blocks is True or
-                                   (self.fused_blocks == "training" and
-                                    isinstance(training, bool) and training)),
+                                   (self.fused_blocks == "epilogues" and
+                                    training)),
                             training=training)
+      if epilogues:
+        hidden, low = layer_fn.predict_with_epilogues(hidden, low, low_pad)
+        all_layer_outputs.append(
+            tf.reshape(hidden, [batch_size, seq_length, width]))
+        continue
       if self.recompute:
         # Only the hidden state is an argument: the mask and the dropout seeds
         # are captured, so no gradient is computed for them.
@@ -692,6 +711,33 @@ class _LayerCall(object):
     self.attention_adder = attention_adder
     self.seeds = seeds
 
+  def predict_with_epilogues(self, hidden, low, low_pad):
+    """The layer without dropout through the XLA epilogues: `hidden` float32
+    [B*S, H], `low` the compute-dtype copy the Q/K/V matmul reads (with
+    `low_pad` extra columns, the first of ones, when the bias is folded into
+    the kernel). Returns the same pair for the next layer."""
+    layer = self.layer
+    cdt = self.compute_dtype
+    kernel = tf.concat([_cast(layer.query.kernel, cdt),
+                        _cast(layer.key.kernel, cdt),
+                        _cast(layer.value.kernel, cdt)], axis=1)
+    bias = tf.concat([_cast(layer.query.bias, cdt),
+                      _cast(layer.key.bias, cdt),
+                      _cast(layer.value.bias, cdt)], axis=0)
+    if low_pad:
+      kernel = tf.concat([kernel, bias[tf.newaxis],
+                          tf.zeros([low_pad - 1, kernel.shape[1]], cdt)], 0)
+      qkv = tf.matmul(low, kernel)
+    else:
+      qkv = tf.nn.bias_add(tf.matmul(low, kernel), bias)
+    context = _attention(qkv, self.attention_adder, layer.num_heads,
+                         layer.size_per_head, self.seq_length, lambda p: p)
+    attention_output, attention_low = _epilogue(
+        context, layer.attention_output, hidden, layer.attention_layer_norm, 0)
+    intermediate_output = layer.intermediate(attention_low)
+    return _epilogue(intermediate_output, layer.output_dense, attention_output,
+                     layer.output_layer_norm, low_pad)
+
   def _dropout(self, x, rate, site):
     if not rate:
       return x
@@ -752,6 +798,43 @@ class _LayerCall(object):
     layer_output = _cast(layer.output_dense(intermediate_output), tf.float32)
     layer_output = self._dropout(layer_output, self.hidden_dropout, 2)
     return layer.output_layer_norm(layer_output + attention_output)
+
+
+# ------------------------------------------------------------------------------
+# XLA epilogues (fused_blocks="epilogues", prediction calls): what follows an
+# output projection (bias, residual add, LayerNorm, the cast for the next
+# matmul) as one XLA kernel after a bias-free oneDNN matmul. On the AVX-512 +
+# AMX host (5 Dec, bench/bench_ab.py, ratio of medians against op by op):
+# W1 bf16 1.20x Mini, 1.12x Base; fp32 1.00-1.02x. Below float32 the Q/K/V
+# bias rides in the matmul as a kernel row against a column of ones (TF's
+# fused bf16 MatMul+BiasAdd costs 1.2-1.5x the bare matmul here, the extra
+# K columns 0.7-0.75x of that); _BIAS_PAD columns measured best.
+# ------------------------------------------------------------------------------
+
+_BIAS_PAD = 32
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _fused_norm(parts, gamma, beta, low_dtype, low_pad):
+  """LayerNorm of the sum of `parts` (cast to float32; broadcasting), and the
+  result cast to `low_dtype` with `low_pad` extra columns [1, 0, ..., 0]."""
+  total = _cast(parts[0], tf.float32)
+  for part in parts[1:]:
+    total += _cast(part, tf.float32)
+  out = layer_norm(total, beta=beta, gamma=gamma)
+  low = _cast(out, low_dtype)
+  if low_pad:
+    rows = tf.shape(low)[0]
+    low = tf.concat([low, tf.ones([rows, 1], low_dtype),
+                     tf.zeros([rows, low_pad - 1], low_dtype)], axis=1)
+  return out, low
+
+
+def _epilogue(x, dense, residual, norm, low_pad):
+  """`_fused_norm` of x @ kernel + bias + residual (a dropout-free call)."""
+  y = tf.matmul(x, _cast(dense.kernel, x.dtype))
+  return _fused_norm((y, dense.bias, residual), norm.gamma, norm.beta, x.dtype,
+                     low_pad)
 
 
 def _attention(qkv, attention_adder, num_heads, size_per_head, seq_length,

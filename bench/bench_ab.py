@@ -31,6 +31,9 @@ def _setting(text):
             "use_xla": False}
   for part in filter(None, text.split(",")):
     name, value = part.split("=")
+    if name == "fused_blocks" and value not in ("on", "off"):
+      values[name] = value
+      continue
     if name not in values or value not in ("on", "off"):
       raise SystemExit("bench_ab.py: bad setting %r (name=on|off, names %s)"
                        % (part, ", ".join(values)))

@@ -43,7 +43,7 @@ def test_cpu_kind_reads_the_cpu_features(monkeypatch):
 
 @pytest.mark.parametrize("kind,fused,xla_update", [
     ("avx2", True, True),
-    ("avx512", "training", True),
+    ("avx512", "epilogues", True),
     ("other", False, False),
 ])
 def test_unset_settings_resolve_per_cpu_kind(monkeypatch, kind, fused,
@@ -66,19 +66,29 @@ def test_unset_settings_resolve_per_cpu_kind(monkeypatch, kind, fused,
     assert cfg.setting("xla_optimizer_update") is forced
 
 
-def test_fused_in_training_only_switches_per_call(monkeypatch):
-  """"training": the fused kernels in training calls, op by op otherwise
-  (the forward equals the op-by-op model bitwise when predicting)."""
+def test_epilogues_switch_per_call(monkeypatch):
+  """"epilogues": the fused blocks in training calls; predicting, the XLA
+  epilogues, whose every output (embeddings, each layer, pooled) equals the
+  op-by-op model's up to float32 rounding, and in bfloat16 (the Q/K/V bias
+  then folded into its matmul) up to bfloat16 rounding."""
   config = modeling.BertConfig(vocab_size=50, hidden_size=32,
                                num_hidden_layers=2, num_attention_heads=4,
                                intermediate_size=64, hidden_dropout_prob=0.0,
                                attention_probs_dropout_prob=0.0)
-  ids = tf.constant(np.random.RandomState(0).randint(0, 50, (2, 8)), tf.int32)
+  rng = np.random.RandomState(0)
+  ids = tf.constant(rng.randint(0, 50, (2, 8)), tf.int32)
+  mask = tf.constant([[1] * 8, [1] * 5 + [0] * 3], tf.int32)
   models = {}
-  for mode in (False, True, "training"):
-    tf.random.set_seed(4)
-    models[mode] = modeling.BertModel(
-        config, options=modeling.EncoderOptions(fused_blocks=mode))
+  for dtype in (tf.float32, tf.bfloat16):
+    for mode in (False, True, "epilogues"):
+      tf.random.set_seed(4)
+      models[dtype, mode] = modeling.BertModel(
+          config, options=modeling.EncoderOptions(compute_dtype=dtype,
+                                                  fused_blocks=mode))
+      for variable in models[dtype, mode].trainable_variables:
+        if variable.name.endswith("bias:0") or "beta" in variable.name:
+          variable.assign(tf.random.normal(variable.shape, stddev=0.1,
+                                           seed=len(variable.name)))
   calls = []
   real = modeling.fused_attention
 
@@ -87,14 +97,26 @@ def test_fused_in_training_only_switches_per_call(monkeypatch):
     return real(*args, **kwargs)
 
   monkeypatch.setattr(modeling, "fused_attention", spy)
-  predict = models["training"](ids, training=False).sequence_output.numpy()
-  assert not calls
-  np.testing.assert_array_equal(
-      predict, models[False](ids, training=False).sequence_output.numpy())
-  train = models["training"](ids, training=True).sequence_output.numpy()
+  for dtype, atol in ((tf.float32, 2e-5), (tf.bfloat16, 1e-2)):
+    got = models[dtype, "epilogues"](ids, mask, training=False)
+    want = models[dtype, False](ids, mask, training=False)
+    assert not calls
+    pairs = [(got.embedding_output, want.embedding_output),
+             (got.pooled_output, want.pooled_output)]
+    pairs += list(zip(got.all_encoder_layers, want.all_encoder_layers))
+    for mine, theirs in pairs:
+      assert mine.dtype == tf.float32
+      np.testing.assert_allclose(mine.numpy(), theirs.numpy(), atol=atol)
+  # bfloat16 vs float32 op by op: the epilogue path is no further off.
+  exact = models[tf.float32, False](ids, mask, training=False).sequence_output
+  for mode in (False, "epilogues"):
+    low = models[tf.bfloat16, mode](ids, mask, training=False).sequence_output
+    assert np.abs(low.numpy() - exact.numpy()).max() < 1e-2
+  train = models[tf.float32, "epilogues"](ids, training=True)
   assert calls
   np.testing.assert_allclose(
-      train, models[True](ids, training=True).sequence_output.numpy(),
+      train.sequence_output.numpy(),
+      models[tf.float32, True](ids, training=True).sequence_output.numpy(),
       atol=1e-6)
 
 

@@ -302,16 +302,18 @@ def test_recompute_with_dropout_reuses_masks(monkeypatch):
 
 
 # ------------------------------------------------------------- fused blocks
+@pytest.mark.parametrize("mode", [True, "epilogues"])
 @pytest.mark.parametrize("case", ["minilm", "tiny"])
-def test_fused_blocks_forward_parity(case):
-  """fused_blocks=True meets the reference tolerances. On the tiny model it
+def test_fused_blocks_forward_parity(case, mode):
+  """fused_blocks=True (and "epilogues", whose prediction calls run the XLA
+  epilogues) meets the reference tolerances. On the tiny model it
   equals the default op-by-op path to float rounding (<= 2e-6 relative to the
   values); MiniLM's six layers amplify rounding (fused vs default 7.8e-5 at
   values up to 10.5, as re-running the original with other threads moves it
   by 1.2e-4), so there only the reference tolerance is stated."""
   ref = np.load(require(FORWARD / ("%s_outputs.npz" % case)))
   inputs = _inputs(case)
-  fused = _loaded_model(case, fused_blocks=True)(*inputs)
+  fused = _loaded_model(case, fused_blocks=mode)(*inputs)
   _check_parity(case, fused, ref)
   if case == "tiny":
     plain = _loaded_model(case)(*inputs)
@@ -415,16 +417,17 @@ def test_fused_gelu_matches_gelu_and_its_gradient():
   assert np.abs(tf.cast(bf16, tf.float32).numpy() - plain.numpy()).max() <= 0.05
 
 
-def test_fused_blocks_bf16_and_dynamic_shapes():
+@pytest.mark.parametrize("mode", [True, "epilogues"])
+def test_fused_blocks_bf16_and_dynamic_shapes(mode):
   """bf16 compute through the fused kernels stays within the bf16 tolerance
   of the float32 reference; unknown batch and length compile per shape."""
   ref = np.load(require(FORWARD / "minilm_outputs.npz"))
-  model = _loaded_model("minilm", compute_dtype=tf.bfloat16, fused_blocks=True)
+  model = _loaded_model("minilm", compute_dtype=tf.bfloat16, fused_blocks=mode)
   seq = model(*_inputs("minilm")).sequence_output.numpy()
   assert np.abs(seq - ref["sequence_output"]).max() <= 0.5
   assert np.abs(seq - ref["sequence_output"]).mean() <= 0.03
 
-  tiny = _loaded_model("tiny", fused_blocks=True)
+  tiny = _loaded_model("tiny", fused_blocks=mode)
   ids, mask, segs = _inputs("tiny")
 
   @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)] * 3)
