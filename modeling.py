@@ -367,10 +367,10 @@ class EncoderOptions(collections.namedtuple(
   recompute: activation checkpointing (`tf.recompute_grad`) of each layer.
   fused_blocks: XLA-fused kernels (same math; float32 values differ by
     rounding only). True: the attention core and the GELU as XLA kernels with
-    hand-written backward passes, in every call. "epilogues": those in
-    training calls; in the others, each output projection's bias, residual add
-    and LayerNorm as one XLA kernel (and, below float32, the Q/K/V bias folded
-    into its matmul). False: op by op.
+    hand-written backward passes. "epilogues": besides, each output
+    projection's bias, dropout, residual add and LayerNorm as one XLA kernel
+    (and, below float32, biases folded into their matmuls); when predicting
+    the attention core and GELU then stay op by op. False: op by op.
   Pass it whole: `BertModel(config, options=options)`.
   """
   __slots__ = ()
@@ -559,11 +559,17 @@ class BertModel(_NamedModule):
                         [seq_length, -1])
     embeddings = tf.reshape(word + token_type, [batch_size, seq_length, width])
     embeddings += tf.expand_dims(position, 0)
-    # Prediction calls with "epilogues": the LayerNorms as XLA kernels that
-    # also give the next matmul its input (`low`, see `_fused_norm`).
-    epilogues = self.fused_blocks == "epilogues" and not training
+    # "epilogues": the LayerNorms as XLA kernels that also give the next
+    # matmul its input (`low`, see `_fused_norm`); not under recompute.
+    epilogues = (self.fused_blocks == "epilogues" and
+                 not (training and self.recompute))
     low_pad = _BIAS_PAD if epilogues and self.compute_dtype != tf.float32 else 0
-    if epilogues:
+    if epilogues and training:
+      embedding_output = dropout(self.embeddings_layer_norm(embeddings),
+                                 hidden_dropout)
+      hidden = tf.reshape(embedding_output, [-1, width])
+      low = _low_copy(hidden, self.compute_dtype, low_pad)
+    elif epilogues:
       norm = self.embeddings_layer_norm
       hidden, low = _fused_norm((tf.reshape(embeddings, [-1, width]),),
                                 norm.gamma, norm.beta, self.compute_dtype,
@@ -598,7 +604,7 @@ class BertModel(_NamedModule):
                                     training)),
                             training=training)
       if epilogues:
-        hidden, low = layer_fn.predict_with_epilogues(hidden, low, low_pad)
+        hidden, low = layer_fn.with_epilogues(hidden, low, low_pad)
         all_layer_outputs.append(
             tf.reshape(hidden, [batch_size, seq_length, width]))
         continue
@@ -711,11 +717,12 @@ class _LayerCall(object):
     self.attention_adder = attention_adder
     self.seeds = seeds
 
-  def predict_with_epilogues(self, hidden, low, low_pad):
-    """The layer without dropout through the XLA epilogues: `hidden` float32
-    [B*S, H], `low` the compute-dtype copy the Q/K/V matmul reads (with
-    `low_pad` extra columns, the first of ones, when the bias is folded into
-    the kernel). Returns the same pair for the next layer."""
+  def with_epilogues(self, hidden, low, low_pad):
+    """The layer through the XLA epilogues (and, in training, the fused
+    blocks): `hidden` float32 [B*S, H], `low` the compute-dtype copy the Q/K/V
+    matmul reads (with `low_pad` extra columns, the first of ones, when the
+    bias is folded into the kernel). Returns the same pair for the next
+    layer."""
     layer = self.layer
     cdt = self.compute_dtype
     kernel = tf.concat([_cast(layer.query.kernel, cdt),
@@ -724,19 +731,53 @@ class _LayerCall(object):
     bias = tf.concat([_cast(layer.query.bias, cdt),
                       _cast(layer.key.bias, cdt),
                       _cast(layer.value.bias, cdt)], axis=0)
-    if low_pad:
-      kernel = tf.concat([kernel, bias[tf.newaxis],
-                          tf.zeros([low_pad - 1, kernel.shape[1]], cdt)], 0)
-      qkv = tf.matmul(low, kernel)
+    qkv = _matmul_with_bias(low, kernel, bias, low_pad)
+    if self.training:
+      keep = None
+      if self.attention_dropout:
+        batch_size = tf.shape(qkv)[0] // self.seq_length
+        keep = self._keep_mask(
+            [batch_size, layer.num_heads, self.seq_length, self.seq_length],
+            self.attention_dropout, 0)
+      context = fused_attention(qkv, self.attention_adder, layer.num_heads,
+                                layer.size_per_head, self.attention_dropout,
+                                keep, training=True)
     else:
-      qkv = tf.nn.bias_add(tf.matmul(low, kernel), bias)
-    context = _attention(qkv, self.attention_adder, layer.num_heads,
-                         layer.size_per_head, self.seq_length, lambda p: p)
-    attention_output, attention_low = _epilogue(
-        context, layer.attention_output, hidden, layer.attention_layer_norm, 0)
-    intermediate_output = layer.intermediate(attention_low)
-    return _epilogue(intermediate_output, layer.output_dense, attention_output,
-                     layer.output_layer_norm, low_pad)
+      context = _attention(qkv, self.attention_adder, layer.num_heads,
+                           layer.size_per_head, self.seq_length, lambda p: p)
+    # Predicting, the FFN's MatMul + BiasAdd + GELU is one oneDNN call (the
+    # remapper's fusion, faster than the bare matmul and an XLA GELU); in
+    # training the GELU is the fused block's, so the bias rides in the matmul.
+    ffn_pad = low_pad if self.training else 0
+    attention_output, attention_low = self._epilogue(
+        context, layer.attention_output, hidden, layer.attention_layer_norm,
+        ffn_pad, 1)
+    if self.training:
+      intermediate = layer.intermediate
+      intermediate_output = _matmul_with_bias(
+          attention_low, _cast(intermediate.kernel, cdt),
+          _cast(intermediate.bias, cdt), ffn_pad)
+      if intermediate.activation is gelu:
+        intermediate_output = fused_gelu(intermediate_output)
+      elif intermediate.activation is not None:
+        intermediate_output = intermediate.activation(intermediate_output)
+    else:
+      intermediate_output = layer.intermediate(attention_low)
+    return self._epilogue(intermediate_output, layer.output_dense,
+                          attention_output, layer.output_layer_norm, low_pad, 2)
+
+  def _epilogue(self, x, dense, residual, norm, low_pad, site):
+    """LayerNorm(dropout(x @ kernel + bias) + residual) and its `low` copy."""
+    y = tf.matmul(x, _cast(dense.kernel, x.dtype))
+    if not self.training:
+      return _fused_norm((y, dense.bias, residual), norm.gamma, norm.beta,
+                         x.dtype, low_pad)
+    keep = None
+    if self.hidden_dropout:
+      keep = self._keep_mask(tf.shape(residual), self.hidden_dropout, site)
+    return fused_norm_for_training(y, dense.bias, residual, norm.gamma,
+                                   norm.beta, keep, self.hidden_dropout,
+                                   low_pad)
 
   def _dropout(self, x, rate, site):
     if not rate:
@@ -801,14 +842,17 @@ class _LayerCall(object):
 
 
 # ------------------------------------------------------------------------------
-# XLA epilogues (fused_blocks="epilogues", prediction calls): what follows an
-# output projection (bias, residual add, LayerNorm, the cast for the next
-# matmul) as one XLA kernel after a bias-free oneDNN matmul. On the AVX-512 +
-# AMX host (5 Dec, bench/bench_ab.py, ratio of medians against op by op):
-# W1 bf16 1.20x Mini, 1.12x Base; fp32 1.00-1.02x. Below float32 the Q/K/V
-# bias rides in the matmul as a kernel row against a column of ones (TF's
-# fused bf16 MatMul+BiasAdd costs 1.2-1.5x the bare matmul here, the extra
-# K columns 0.7-0.75x of that); _BIAS_PAD columns measured best.
+# XLA epilogues (fused_blocks="epilogues"): what follows an output projection
+# (bias, dropout in training, residual add, LayerNorm, the cast for the next
+# matmul) as one XLA kernel after a bias-free oneDNN matmul; in training with a
+# hand-written backward, also one XLA kernel. Below float32 the Q/K/V bias (and
+# in training the FFN bias) rides in its matmul as a kernel row against a
+# column of ones: TF's fused bf16 MatMul+BiasAdd costs 1.2-1.5x the bare matmul
+# on the AVX-512 + AMX host, the padded one 0.7-0.75x of that; _BIAS_PAD
+# columns measured best. In-process A/B there (5 Dec, bench/bench_ab.py, ratio
+# of medians): predicting, against op by op, W1 bf16 1.29x Mini, 1.12x Base,
+# fp32 1.01-1.02x; training, against the fused blocks alone, W2 1.08x Mini
+# fp32, 1.22x Mini bf16, 1.04x Base fp32, W3 1.06x Mini.
 # ------------------------------------------------------------------------------
 
 _BIAS_PAD = 32
@@ -830,11 +874,77 @@ def _fused_norm(parts, gamma, beta, low_dtype, low_pad):
   return out, low
 
 
-def _epilogue(x, dense, residual, norm, low_pad):
-  """`_fused_norm` of x @ kernel + bias + residual (a dropout-free call)."""
-  y = tf.matmul(x, _cast(dense.kernel, x.dtype))
-  return _fused_norm((y, dense.bias, residual), norm.gamma, norm.beta, x.dtype,
-                     low_pad)
+def _low_copy(hidden, low_dtype, low_pad):
+  """`hidden` cast to `low_dtype` with the `low_pad` columns of `_fused_norm`."""
+  low = _cast(hidden, low_dtype)
+  if low_pad:
+    rows = tf.shape(low)[0]
+    low = tf.concat([low, tf.ones([rows, 1], low_dtype),
+                     tf.zeros([rows, low_pad - 1], low_dtype)], axis=1)
+  return low
+
+
+def _matmul_with_bias(low, kernel, bias, low_pad):
+  """low @ kernel + bias; with `low_pad`, the bias as a row of the kernel."""
+  if not low_pad:
+    return tf.nn.bias_add(tf.matmul(low, kernel), bias)
+  kernel = tf.concat([kernel, bias[tf.newaxis],
+                      tf.zeros([low_pad - 1, kernel.shape[1]], kernel.dtype)],
+                     axis=0)
+  return tf.matmul(low, kernel)
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _fused_norm_forward(y, bias, residual, gamma, beta, keep, rate, low_pad):
+  z = _cast(y, tf.float32) + bias
+  if keep is not None:
+    z = tf.where(keep, z * (1.0 / (1.0 - rate)), tf.zeros_like(z))
+  z += residual
+  mean, variance = tf.nn.moments(z, axes=[-1], keepdims=True)
+  rstd = tf.math.rsqrt(variance + 1e-12)
+  normed = (z - mean) * rstd
+  out = normed * gamma + beta
+  return out, _low_copy(out, y.dtype, low_pad), normed, rstd
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _fused_norm_backward(dout, dlow, normed, rstd, gamma, keep, rate,
+                         y_dtype):
+  width = get_shape_list(normed)[-1]
+  if dlow is not None:
+    dout += _cast(dlow[:, :width], tf.float32)
+  dgamma = tf.reduce_sum(dout * normed, axis=0)
+  dbeta = tf.reduce_sum(dout, axis=0)
+  dnormed = dout * gamma
+  dz = rstd * (dnormed - tf.reduce_mean(dnormed, axis=-1, keepdims=True) -
+               normed * tf.reduce_mean(dnormed * normed, axis=-1,
+                                       keepdims=True))
+  dy = dz
+  if keep is not None:
+    dy = tf.where(keep, dz * (1.0 / (1.0 - rate)), tf.zeros_like(dz))
+  return _cast(dy, y_dtype), tf.reduce_sum(dy, axis=0), dz, dgamma, dbeta
+
+
+def fused_norm_for_training(y, bias, residual, gamma, beta, keep, rate,
+                            low_pad):
+  """LayerNorm(dropout(y + bias) + residual) in float32 with its `low` copy
+  (see `_fused_norm`), forward and hand-written backward each one XLA
+  kernel; `keep` (bool, like `residual`, or None) drops at `rate`."""
+  rate = float(rate) if keep is not None else 0.0
+
+  @tf.custom_gradient
+  def norm(y, bias, residual, gamma, beta):
+    out, low, normed, rstd = _fused_norm_forward(
+        y, bias, residual, gamma, beta, keep, rate, low_pad)
+
+    def grad(dout, dlow):
+      return _fused_norm_backward(dout, dlow, normed, rstd, gamma, keep, rate,
+                                  y.dtype)
+
+    return (out, low), grad
+
+  return norm(y, tf.convert_to_tensor(bias), residual,
+              tf.convert_to_tensor(gamma), tf.convert_to_tensor(beta))
 
 
 def _attention(qkv, attention_adder, num_heads, size_per_head, seq_length,

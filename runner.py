@@ -141,9 +141,9 @@ def define_runtime_flags(iterations_per_loop=True, save_checkpoints_steps=True):
       "fused_blocks", None,
       "Run each encoder layer's attention core and GELU as XLA-compiled fused "
       "kernels (same math up to float rounding). Unset: what measured faster "
-      "on this kind of CPU (on AVX-512: fused in training steps, XLA "
-      "LayerNorm epilogues when predicting); --nofused_blocks forces op by "
-      "op.")
+      "on this kind of CPU (on AVX-512 also the XLA LayerNorm epilogues, "
+      "with the fused blocks in training steps only); --nofused_blocks forces "
+      "op by op.")
   _use_grouped_help()
 
 
@@ -245,8 +245,8 @@ class RunConfig(object):
       if (name, value) not in _LOGGED_AUTO:
         _LOGGED_AUTO.add((name, value))
         logging.info("--%s unset: %s (the faster on this %s CPU)", name,
-                     {True: "on", False: "off", "epilogues": "on in training "
-                      "steps, XLA epilogues when predicting"}[value],
+                     {True: "on", False: "off", "epilogues": "XLA epilogues, "
+                      "and the fused blocks in training steps"}[value],
                      cpu_kind())
     return value if value == "epilogues" else bool(value)
 
@@ -263,17 +263,18 @@ class RunConfig(object):
 # unset, to what measured faster on this kind of machine (bench/, docs/bench.md).
 # ------------------------------------------------------------------------------------
 
-# CPU kind -> settings; "epilogues" = the fused blocks in training steps, the
-# XLA epilogues (modeling.py) when predicting. Measured with bench/bench_ab.py (in-process, interleaved; ratio
+# CPU kind -> settings; "epilogues" = the XLA epilogues (modeling.py) in every
+# call, with the fused blocks in training steps. Measured with bench/bench_ab.py (in-process, interleaved; ratio
 # of medians, fused / op by op) and bench/bench_ours.py:
 # * avx2 (2-core AMD EPYC, 26 Nov): --fused_blocks 1.13-1.36x on every Mini row
 #   (1.22x Base W1); --xla_optimizer_update faster on W2/W3 (docs/bench.md).
 # * avx512 (2-core Xeon, AVX512_BF16 + AMX, 5 Dec): --fused_blocks 1.04x Mini W2
 #   fp32, 1.19x Mini W2 bf16, 1.03x Mini W3, 1.04x Base W2 fp32, but 0.92x Mini
 #   W1 fp32, 0.83x Mini W1 bf16, 0.94x Base W1 fp32, 0.86x Base W1 bf16;
-#   --xla_optimizer_update 1.07x Mini W2 and W3. The XLA epilogues when
-#   predicting, against op by op (5 Dec): W1 bf16 1.20x Mini, 1.12x Base;
-#   fp32 1.02x Mini, 1.01x Base.
+#   --xla_optimizer_update 1.07x Mini W2 and W3. The XLA epilogues, predicting
+#   against op by op: W1 bf16 1.29x Mini, 1.12x Base, fp32 1.01-1.02x;
+#   training against the fused blocks alone: W2 1.08x Mini fp32, 1.22x Mini
+#   bf16, 1.04x Base fp32, W3 1.06x Mini.
 # Other CPUs, GPUs and TPUs were not measured: the op-by-op path.
 _FASTEST = {
     "avx2": dict(fused_blocks=True, xla_optimizer_update=True),
