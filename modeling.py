@@ -788,12 +788,14 @@ class _LayerCall(object):
     return tf.nn.dropout(x, rate=rate)
 
   def _keep_mask(self, shape, rate, site):
-    """The boolean keep mask `_dropout` would draw, for the fused kernels."""
+    """The boolean keep mask of dropout at `rate`, for the fused kernels:
+    with `seeds` the one `_dropout` would draw; else a fresh one."""
     if self.seeds is not None:
       uniform = tf.random.stateless_uniform(shape, seed=self.seeds[site])
-    else:
-      uniform = tf.random.uniform(shape)
-    return uniform >= rate
+      return uniform >= rate
+    seed = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32)
+    return _draw_keep_mask(tf.stack(shape) if isinstance(shape, list)
+                           else shape, seed, rate)
 
   @tf.autograph.experimental.do_not_convert
   def __call__(self, hidden):
@@ -872,6 +874,15 @@ def _fused_norm(parts, gamma, beta, low_dtype, low_pad):
     low = tf.concat([low, tf.ones([rows, 1], low_dtype),
                      tf.zeros([rows, low_pad - 1], low_dtype)], axis=1)
   return out, low
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _draw_keep_mask(shape, seed, rate):
+  """uniform >= rate, drawn with XLA's threefry: 2.5x TF's RandomUniform on
+  the AVX-512 host ([16, 4, 128, 128]: 0.9 ms against 2.4; XLA's Philox took
+  200 ms); training steps with fused blocks 1.02x (Mini W2 fp32), 1.08x (bf16)
+  in-process A/B."""
+  return tf.random.stateless_uniform(shape, seed, alg="threefry") >= rate
 
 
 def _low_copy(hidden, low_dtype, low_pad):

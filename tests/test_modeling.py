@@ -728,3 +728,20 @@ def test_epilogues_training_gradients():
       got = tf.convert_to_tensor(got).numpy()
       assert np.abs(want - got).max() <= tol * max(1.0, np.abs(want).max()), (
           name, tol)
+
+
+def test_fused_dropout_masks_keep_the_rate():
+  """The fused kernels' masks (XLA threefry) keep 1 - rate of the values,
+  independently per draw: a fresh seed each call."""
+  shape = tf.constant([64, 4, 32, 32])
+  keep = modeling._draw_keep_mask(shape, tf.constant([3, 4]), 0.1).numpy()
+  assert keep.shape == (64, 4, 32, 32) and keep.dtype == bool
+  assert abs(keep.mean() - 0.9) < 0.005
+  again = modeling._draw_keep_mask(shape, tf.constant([3, 4]), 0.1).numpy()
+  np.testing.assert_array_equal(keep, again)
+  other = modeling._draw_keep_mask(shape, tf.constant([3, 5]), 0.1).numpy()
+  assert abs((keep == other).mean() - (0.9 ** 2 + 0.1 ** 2)) < 0.005
+  call = modeling._LayerCall(None, 32, tf.float32, 0.1, 0.1, None, None)
+  first = call._keep_mask([256, 64], 0.25, 1).numpy()
+  second = call._keep_mask([256, 64], 0.25, 1).numpy()
+  assert abs(first.mean() - 0.75) < 0.02 and (first != second).any()
