@@ -9,7 +9,8 @@ and their ratio; this is how `runner.fastest_settings` was decided.
   python3 bench/bench_ab.py --workload W1_infer --size base --dtype fp32 \
       --a fused_blocks=on --b fused_blocks=off [--rounds 5 --steps 3]
 
-A setting is `name=on|off` for fused_blocks, xla_optimizer_update or use_xla.
+A setting is `name=on|off` for fused_blocks, xla_optimizer_update or use_xla,
+or `fused_blocks=epilogues` (the AVX-512 default, modeling.py).
 """
 
 import argparse
@@ -31,7 +32,7 @@ def _setting(text):
             "use_xla": False}
   for part in filter(None, text.split(",")):
     name, value = part.split("=")
-    if name == "fused_blocks" and value not in ("on", "off"):
+    if name == "fused_blocks" and value == "epilogues":
       values[name] = value
       continue
     if name not in values or value not in ("on", "off"):
