@@ -76,9 +76,11 @@ class _DeterministicTask(run_classifier.ClassifierTask):
     return super().compute_loss(model, features, False)
 
 
-def _task(cfg, dropout=0.0):
+def _task(cfg, dropout=0.0, keep_fused=False):
   cls = _DeterministicTask if not dropout else run_classifier.ClassifierTask
-  options = cfg.encoder_options._replace(fused_blocks=False)
+  options = cfg.encoder_options
+  if not keep_fused:
+    options = options._replace(fused_blocks=False)
   return cls(_config(dropout), ["0", "1"], options=options)
 
 
@@ -189,9 +191,10 @@ def test_bucket_length():
 # ------------------------------------------------------------------- training
 
 
-def _trainer(cfg, steps=3, dropout=0.0, feats=None, num_train_steps=100):
+def _trainer(cfg, steps=3, dropout=0.0, feats=None, num_train_steps=100,
+             keep_fused=False):
   tf.random.set_seed(11)
-  task = _task(cfg, dropout)
+  task = _task(cfg, dropout, keep_fused)
   trainer = runner.build_trainer(cfg, task, learning_rate=1e-3,
                                  num_train_steps=num_train_steps,
                                  num_warmup_steps=2,
@@ -265,3 +268,22 @@ def test_xla_training_with_dropout_and_recompute_runs():
                            dropout=0.1)
   assert all(np.isfinite(float(l["loss"])) for l in logs)
   assert int(trainer.state.global_step.numpy()) == 2
+
+
+@pytest.mark.parametrize("use_xla", [False, True])
+def test_epilogues_training_follows_the_op_by_op_path(use_xla):
+  """Three steps with fused_blocks="epilogues" (fused blocks + the XLA
+  epilogues' hand-written backward; nested in the XLA-compiled step with
+  --use_xla) follow the op-by-op trajectory; with dropout they run."""
+  ref, ref_logs = _trainer(_cfg())
+  cfg = _cfg(use_xla=use_xla, fused_blocks="epilogues")
+  fast, fast_logs = _trainer(cfg, keep_fused=True)
+  assert fast.task.options.fused_blocks == "epilogues"
+  for a, b in zip(ref_logs, fast_logs):
+    assert float(b["loss"]) == pytest.approx(float(a["loss"]), abs=1e-5)
+  want, got = _weights(ref), _weights(fast)
+  for name in want:
+    np.testing.assert_allclose(got[name], want[name], atol=1e-5, rtol=1e-4,
+                               err_msg=name)
+  _, logs = _trainer(cfg, steps=2, dropout=0.1, keep_fused=True)
+  assert all(np.isfinite(float(l["loss"])) for l in logs)
