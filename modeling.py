@@ -725,26 +725,7 @@ class _LayerCall(object):
     layer."""
     layer = self.layer
     cdt = self.compute_dtype
-    kernel = tf.concat([_cast(layer.query.kernel, cdt),
-                        _cast(layer.key.kernel, cdt),
-                        _cast(layer.value.kernel, cdt)], axis=1)
-    bias = tf.concat([_cast(layer.query.bias, cdt),
-                      _cast(layer.key.bias, cdt),
-                      _cast(layer.value.bias, cdt)], axis=0)
-    qkv = _matmul_with_bias(low, kernel, bias, low_pad)
-    if self.training:
-      keep = None
-      if self.attention_dropout:
-        batch_size = tf.shape(qkv)[0] // self.seq_length
-        keep = self._keep_mask(
-            [batch_size, layer.num_heads, self.seq_length, self.seq_length],
-            self.attention_dropout, 0)
-      context = fused_attention(qkv, self.attention_adder, layer.num_heads,
-                                layer.size_per_head, self.attention_dropout,
-                                keep, training=True)
-    else:
-      context = _attention(qkv, self.attention_adder, layer.num_heads,
-                           layer.size_per_head, self.seq_length, lambda p: p)
+    context = self._context(self._qkv(low, low_pad))
     # Predicting, the FFN's MatMul + BiasAdd + GELU is one oneDNN call (the
     # remapper's fusion, faster than the bare matmul and an XLA GELU); in
     # training the GELU is the fused block's, so the bias rides in the matmul.
@@ -797,37 +778,42 @@ class _LayerCall(object):
     return _draw_keep_mask(tf.stack(shape) if isinstance(shape, list)
                            else shape, seed, rate)
 
-  @tf.autograph.experimental.do_not_convert
-  def __call__(self, hidden):
+  def _qkv(self, x, low_pad=0):
+    """The fused Q/K/V projection: one [B*S, H] x [H, 3H] matmul. The three
+    variables stay separate (original names); only their values are joined."""
     layer = self.layer
     cdt = self.compute_dtype
-    num_heads = layer.num_heads
-    size_per_head = layer.size_per_head
-    seq_length = self.seq_length
-
-    # Fused Q/K/V projection: one [B*S, H] x [H, 3H] matmul. The three
-    # variables stay separate (original names); only their values are joined.
-    x = _cast(hidden, cdt)
     kernel = tf.concat([_cast(layer.query.kernel, cdt),
                         _cast(layer.key.kernel, cdt),
                         _cast(layer.value.kernel, cdt)], axis=1)
     bias = tf.concat([_cast(layer.query.bias, cdt),
                       _cast(layer.key.bias, cdt),
                       _cast(layer.value.bias, cdt)], axis=0)
-    qkv = tf.nn.bias_add(tf.matmul(x, kernel), bias)
+    return _matmul_with_bias(_cast(x, cdt), kernel, bias, low_pad)
+
+  def _context(self, qkv):
+    """The attention core with its dropout: fused kernels or op by op."""
+    layer = self.layer
     if self.fused:
       keep = None
       if self.attention_dropout:
-        batch_size = tf.shape(qkv)[0] // seq_length
-        keep = self._keep_mask([batch_size, num_heads, seq_length, seq_length],
-                               self.attention_dropout, 0)
-      context = fused_attention(qkv, self.attention_adder, num_heads,
-                                size_per_head, self.attention_dropout, keep,
-                                training=self.training)
-    else:
-      context = _attention(
-          qkv, self.attention_adder, num_heads, size_per_head, seq_length,
-          lambda probs: self._dropout(probs, self.attention_dropout, 0))
+        batch_size = tf.shape(qkv)[0] // self.seq_length
+        keep = self._keep_mask(
+            [batch_size, layer.num_heads, self.seq_length, self.seq_length],
+            self.attention_dropout, 0)
+      return fused_attention(qkv, self.attention_adder, layer.num_heads,
+                             layer.size_per_head, self.attention_dropout, keep,
+                             training=self.training)
+    return _attention(
+        qkv, self.attention_adder, layer.num_heads, layer.size_per_head,
+        self.seq_length,
+        lambda probs: self._dropout(probs, self.attention_dropout, 0))
+
+  @tf.autograph.experimental.do_not_convert
+  def __call__(self, hidden):
+    layer = self.layer
+    cdt = self.compute_dtype
+    context = self._context(self._qkv(hidden))
 
     attention_output = _cast(layer.attention_output(context), tf.float32)
     attention_output = self._dropout(attention_output, self.hidden_dropout, 1)

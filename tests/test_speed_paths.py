@@ -237,9 +237,9 @@ def test_xla_optimizer_update_alone_matches_default():
                                err_msg=name)
 
 
-def test_xla_training_step_matches_default():
+def _assert_follows_default(fast, fast_logs):
+  """Three steps of `fast` follow the default path's losses and weights."""
   ref, ref_logs = _trainer(_cfg())
-  fast, fast_logs = _trainer(_cfg(use_xla=True))
   for a, b in zip(ref_logs, fast_logs):
     assert float(b["loss"]) == pytest.approx(float(a["loss"]), abs=1e-5)
   want, got = _weights(ref), _weights(fast)
@@ -247,6 +247,10 @@ def test_xla_training_step_matches_default():
     np.testing.assert_allclose(got[name], want[name], atol=1e-5, rtol=1e-4,
                                err_msg=name)
   assert int(fast.state.global_step.numpy()) == 3
+
+
+def test_xla_training_step_matches_default():
+  _assert_follows_default(*_trainer(_cfg(use_xla=True)))
 
 
 @pytest.mark.parametrize("use_xla", [False, True])
@@ -275,15 +279,9 @@ def test_epilogues_training_follows_the_op_by_op_path(use_xla):
   """Three steps with fused_blocks="epilogues" (fused blocks + the XLA
   epilogues' hand-written backward; nested in the XLA-compiled step with
   --use_xla) follow the op-by-op trajectory; with dropout they run."""
-  ref, ref_logs = _trainer(_cfg())
   cfg = _cfg(use_xla=use_xla, fused_blocks="epilogues")
   fast, fast_logs = _trainer(cfg, keep_fused=True)
   assert fast.task.options.fused_blocks == "epilogues"
-  for a, b in zip(ref_logs, fast_logs):
-    assert float(b["loss"]) == pytest.approx(float(a["loss"]), abs=1e-5)
-  want, got = _weights(ref), _weights(fast)
-  for name in want:
-    np.testing.assert_allclose(got[name], want[name], atol=1e-5, rtol=1e-4,
-                               err_msg=name)
+  _assert_follows_default(fast, fast_logs)
   _, logs = _trainer(cfg, steps=2, dropout=0.1, keep_fused=True)
   assert all(np.isfinite(float(l["loss"])) for l in logs)
