@@ -1175,6 +1175,8 @@ def predict(cfg, task, input_fn, predict_batch_size, checkpoint_path=None,
       n = len(next(iter(outputs.values())))
       for i in range(n):
         yield {k: v[i] for k, v in outputs.items()}
+  except GeneratorExit:  # An abandoned generator (even at interpreter exit,
+    raise                # when `tf` may already be gone): nothing to report.
   except tf.errors.DataLossError as e:
     raise _data_loss_error(e) from None
 
