@@ -264,8 +264,9 @@ class RunConfig(object):
 # ------------------------------------------------------------------------------------
 
 # CPU kind -> settings; "epilogues" = the XLA epilogues (modeling.py) in every
-# call, with the fused blocks in training steps. Measured with bench/bench_ab.py (in-process, interleaved; ratio
-# of medians, fused / op by op) and bench/bench_ours.py:
+# call, with the fused blocks in training steps. Measured with
+# bench/bench_ab.py (in-process, interleaved; ratio of medians, fused / op by
+# op) and bench/bench_ours.py:
 # * avx2 (2-core AMD EPYC, 26 Nov): --fused_blocks 1.13-1.36x on every Mini row
 #   (1.22x Base W1); --xla_optimizer_update faster on W2/W3 (docs/bench.md).
 # * avx512 (2-core Xeon, AVX512_BF16 + AMX, 5 Dec): --fused_blocks 1.04x Mini W2
