@@ -144,6 +144,12 @@ def define_runtime_flags(iterations_per_loop=True, save_checkpoints_steps=True):
       "on this kind of CPU (on AVX-512 also the XLA LayerNorm epilogues, "
       "with the fused blocks in training steps only); --nofused_blocks forces "
       "op by op.")
+  flags.DEFINE_bool(
+      "constant_kernels", None,
+      "Predicting and evaluating, trace the matmul kernels into the step as "
+      "constants of the compute dtype (same values; oneDNN then uses its "
+      "blocked kernels with the weights reordered once). Unset: on where it "
+      "measured faster (AVX-512 CPUs, below fp32, without --use_xla).")
   _use_grouped_help()
 
 
@@ -205,7 +211,7 @@ class RunConfig(object):
       ("deterministic", False), ("optimizer", "adamw"),
       ("adam_bias_correction", False), ("continuous_warmup", False),
       ("log_steps", 100), ("recompute", False), ("fused_blocks", None),
-      ("strategy", None)])
+      ("constant_kernels", None), ("strategy", None)])
 
   def __init__(self, output_dir, **settings):
     unknown = sorted(set(settings) - set(self.DEFAULTS))
@@ -246,8 +252,11 @@ class RunConfig(object):
         _LOGGED_AUTO.add((name, value))
         logging.info("--%s unset: %s (the faster on this %s CPU)", name,
                      {True: "on", False: "off", "epilogues": "XLA epilogues, "
-                      "and the fused blocks in training steps"}[value],
+                      "and the fused blocks in training steps",
+                      "below_fp32": "on below fp32 without --use_xla"}[value],
                      cpu_kind())
+      if value == "below_fp32":
+        value = self.compute_dtype != tf.float32 and not self.use_xla
     return value if value == "epilogues" else bool(value)
 
   @property
@@ -278,10 +287,13 @@ class RunConfig(object):
 #   bf16, 1.04x Base fp32, W3 1.06x Mini.
 # Other CPUs, GPUs and TPUs were not measured: the op-by-op path.
 _FASTEST = {
-    "avx2": dict(fused_blocks=True, xla_optimizer_update=True),
-    "avx512": dict(fused_blocks="epilogues", xla_optimizer_update=True),
+    "avx2": dict(fused_blocks=True, xla_optimizer_update=True,
+                 constant_kernels=False),
+    "avx512": dict(fused_blocks="epilogues", xla_optimizer_update=True,
+                   constant_kernels="below_fp32"),
 }
-_OP_BY_OP = dict(fused_blocks=False, xla_optimizer_update=False)
+_OP_BY_OP = dict(fused_blocks=False, xla_optimizer_update=False,
+                 constant_kernels=False)
 _LOGGED_AUTO = set()
 
 
@@ -304,7 +316,8 @@ def cpu_kind():
 
 
 def fastest_settings(use_tpu=False):
-  """The defaults of `fused_blocks` and `xla_optimizer_update` here."""
+  """The defaults of `fused_blocks`, `xla_optimizer_update` and
+  `constant_kernels` here."""
   if use_tpu or tf.config.list_physical_devices("GPU"):
     return dict(_OP_BY_OP)
   return dict(_FASTEST.get(cpu_kind(), _OP_BY_OP))
@@ -1072,8 +1085,11 @@ def evaluate(cfg, task, input_fn, eval_batch_size, steps=None,
   dataset = _distribute(strategy, input_fn, _per_replica_batch(
       eval_batch_size, strategy, "eval_batch_size"))
 
+  constant_kernels = cfg.setting("constant_kernels")
+
   def replica_fn(features):
-    return task.eval_metrics(model, features)
+    with modeling.constant_kernels(constant_kernels):
+      return task.eval_metrics(model, features)
 
   if cfg.use_xla:
     replica_fn = tf.function(replica_fn, jit_compile=True)
@@ -1147,8 +1163,12 @@ def predict(cfg, task, input_fn, predict_batch_size, checkpoint_path=None,
     # replicas' results restores the input order.
     dataset = strategy.experimental_distribute_dataset(dataset)
 
+  constant_kernels = cfg.setting("constant_kernels")
+
   def replica_fn(features):
-    return task.predict(model, features)
+    # Traced per call of `predict`, so constant kernels hold today's weights.
+    with modeling.constant_kernels(constant_kernels):
+      return task.predict(model, features)
 
   if cfg.use_xla:
     replica_fn = tf.function(replica_fn, jit_compile=True,

@@ -9,8 +9,9 @@ and their ratio; this is how `runner.fastest_settings` was decided.
   python3 bench/bench_ab.py --workload W1_infer --size base --dtype fp32 \
       --a fused_blocks=on --b fused_blocks=off [--rounds 5 --steps 3]
 
-A setting is `name=on|off` for fused_blocks, xla_optimizer_update or use_xla,
-or `fused_blocks=epilogues` (the AVX-512 default, modeling.py).
+A setting is `name=on|off` for fused_blocks, xla_optimizer_update, use_xla or
+constant_kernels, or `fused_blocks=epilogues` (the AVX-512 default,
+modeling.py); several joined by commas.
 """
 
 import argparse
@@ -29,7 +30,7 @@ import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 def _setting(text):
   values = {"fused_blocks": None, "xla_optimizer_update": None,
-            "use_xla": False}
+            "use_xla": False, "constant_kernels": None}
   for part in filter(None, text.split(",")):
     name, value = part.split("=")
     if name == "fused_blocks" and value == "epilogues":
@@ -45,7 +46,8 @@ def _setting(text):
 def build(workload, size, dtype, values):
   cfg = bench_ours.run_config(dtype, values["use_xla"], False,
                               values["xla_optimizer_update"],
-                              values["fused_blocks"])
+                              values["fused_blocks"],
+                              values["constant_kernels"])
   task = bench_ours.make_task(workload, size, cfg)
   feats = bench_ours.features_of(workload, bl.make_inputs(workload, size))
   make = (bench_ours.predict_step_fn if workload == "W1_infer" else
@@ -73,9 +75,11 @@ def main():
     for _ in range(args.warmup + 1):
       step()
     steps[label] = step
-    print("%s: %s -> fused_blocks=%s xla_optimizer_update=%s" % (
-        label, text, cfg.setting("fused_blocks"),
-        cfg.setting("xla_optimizer_update")), flush=True)
+    print("%s: %s -> fused_blocks=%s xla_optimizer_update=%s "
+          "constant_kernels=%s" % (
+              label, text, cfg.setting("fused_blocks"),
+              cfg.setting("xla_optimizer_update"),
+              cfg.setting("constant_kernels")), flush=True)
   times = {"A": [], "B": []}
   for _ in range(args.rounds):
     for label in ("A", "B"):

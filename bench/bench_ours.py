@@ -27,10 +27,11 @@ usage:
   python3 bench/bench_ours.py [--quick] [--sizes mini,base]
       [--workloads W1_infer,W2_finetune,W3_pretrain] [--dtypes fp32,bf16]
       [--bf16_w3] [--use_xla auto|on|off] [--xla_optimizer_update auto|on|off]
-      [--fused_blocks auto|on|off] [--recompute] [--warmup N] [--steps N] [--threads 2] [--out FILE]
+      [--fused_blocks auto|on|off] [--constant_kernels auto|on|off] [--recompute] [--warmup N] [--steps N] [--threads 2] [--out FILE]
 
 `auto` (the default of each) runs what the scripts run with their default
-flags: no `--use_xla`, and `--fused_blocks` / `--xla_optimizer_update` as
+flags: no `--use_xla`, and `--fused_blocks` / `--xla_optimizer_update` /
+`--constant_kernels` as
 `runner.fastest_settings` picks them for this CPU kind; `on`/`off`
 force a setting (`--use_xla on` implies the XLA-compiled optimizer update). The benchlib plan
 runs W3 in fp32 only; `--bf16_w3` adds the W3 bf16 row.
@@ -73,12 +74,13 @@ def bert_config(size):
 
 
 def run_config(dtype, use_xla, recompute, xla_optimizer_update=None,
-               fused_blocks=None):
+               fused_blocks=None, constant_kernels=None):
   """The scripts' RunConfig; None leaves a setting to the scripts' default."""
   return runner.RunConfig(
       output_dir=None, mixed_precision=dtype, use_xla=use_xla,
       xla_optimizer_update=xla_optimizer_update, seed=bl.SEED,
-      recompute=recompute, fused_blocks=fused_blocks, iterations_per_loop=1,
+      recompute=recompute, fused_blocks=fused_blocks,
+      constant_kernels=constant_kernels, iterations_per_loop=1,
       log_steps=1)
 
 
@@ -163,7 +165,8 @@ def make_bench(options):
     use_xla = bool(forced[options.use_xla])
     cfg = run_config(dtype, use_xla, options.recompute,
                      forced[options.xla_optimizer_update],
-                     forced[options.fused_blocks])
+                     forced[options.fused_blocks],
+                     forced[options.constant_kernels])
     xla_update = use_xla or cfg.setting("xla_optimizer_update")
     fused = cfg.setting("fused_blocks")
     runner.setup_determinism(cfg)
@@ -180,7 +183,9 @@ def make_bench(options):
     notes = [
         f"use_xla={use_xla}" + (
             f", xla_optimizer_update={xla_update}" if workload != "W1_infer"
-            else "") + f", fused_blocks={fused} (cpu kind "
+            else "") + f", fused_blocks={fused}" + (
+            f", constant_kernels={cfg.setting('constant_kernels')}"
+            if workload == "W1_infer" else "") + " (cpu kind "
         f"{runner.cpu_kind()})",
         f"mixed_precision={dtype}" + (
             " (bf16 matmuls, fp32 accumulation, fp32 variables; LayerNorm, "
@@ -213,6 +218,8 @@ def main(argv=None):
                       choices=["auto", "on", "off"])
   parser.add_argument("--fused_blocks", default="auto",
                       choices=["auto", "on", "off"])
+  parser.add_argument("--constant_kernels", default="auto",
+                      choices=["auto", "on", "off"])
   parser.add_argument("--recompute", action="store_true")
   parser.add_argument("--bf16_w3", action="store_true",
                       help="also run W3_pretrain in bf16 (not in the plan)")
@@ -239,6 +246,8 @@ def main(argv=None):
       parts.append(f"xla_optimizer_update={options.xla_optimizer_update}")
     if options.fused_blocks != "auto":
       parts.append(f"fused_blocks={options.fused_blocks}")
+    if options.constant_kernels != "auto":
+      parts.append(f"constant_kernels={options.constant_kernels}")
     if options.recompute:
       parts.append("recompute")
     variant = ",".join(parts)
