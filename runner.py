@@ -284,7 +284,9 @@ class RunConfig(object):
 #   --xla_optimizer_update 1.07x Mini W2 and W3. The XLA epilogues, predicting
 #   against op by op: W1 bf16 1.29x Mini, 1.12x Base, fp32 1.01-1.02x;
 #   training against the fused blocks alone: W2 1.08x Mini fp32, 1.22x Mini
-#   bf16, 1.04x Base fp32, W3 1.06x Mini.
+#   bf16, 1.04x Base fp32, W3 1.06x Mini. --constant_kernels (prediction and
+#   evaluation), on / off: W1 bf16 1.46x Mini, 1.51x Base; fp32 1.01x Mini,
+#   0.96x Base, so only below fp32 ("below_fp32"; not under --use_xla).
 # Other CPUs, GPUs and TPUs were not measured: the op-by-op path.
 _FASTEST = {
     "avx2": dict(fused_blocks=True, xla_optimizer_update=True,
