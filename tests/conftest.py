@@ -25,3 +25,15 @@ def require(path):
     pytest.skip(f"{path} not found: the reference data in ../shared is absent "
                 "(set BERT_SHARED_DIR to point at it)")
   return path
+
+
+def assert_bert_outputs_close(got, want, atol):
+  """Every output of two `modeling.BertOutputs` (embeddings, each layer,
+  pooled) is float32 and within `atol` of the other's."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  pairs = [(got.embedding_output, want.embedding_output),
+           (got.pooled_output, want.pooled_output)]
+  pairs += list(zip(got.all_encoder_layers, want.all_encoder_layers))
+  for mine, theirs in pairs:
+    assert mine.dtype == theirs.dtype == "float32"
+    np.testing.assert_allclose(mine.numpy(), theirs.numpy(), atol=atol)

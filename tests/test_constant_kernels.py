@@ -10,14 +10,11 @@ float32, so within bfloat16 rounding of LayerNorm outputs, 1e-2), for every
 `fused_blocks` path. The constants are really constants (no kernel variable
 is captured), a new trace sees new weights, and a training call refuses.
 """
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import ROOT
+from conftest import assert_bert_outputs_close
 import modeling
 import run_classifier
 import runner
@@ -73,12 +70,7 @@ def test_constant_kernels_compute_what_the_variables_do(dtype, atol, mode):
   model = _model(dtype, mode)
   forward, constant_forward = _functions(model)
   want, got = forward(ids, mask), constant_forward(ids, mask)
-  pairs = [(got.pooled_output, want.pooled_output),
-           (got.embedding_output, want.embedding_output)]
-  pairs += list(zip(got.all_encoder_layers, want.all_encoder_layers))
-  for mine, theirs in pairs:
-    assert mine.dtype == tf.float32
-    np.testing.assert_allclose(mine.numpy(), theirs.numpy(), atol=atol)
+  assert_bert_outputs_close(got, want, atol)
   # The kernels are constants of the compute dtype, not variable reads.
   assert len(_kernel_names(model, forward, ids, mask)) == 2 * 6 + 1
   assert _kernel_names(model, constant_forward, ids, mask) == []
@@ -174,17 +166,3 @@ def test_runner_predict_and_evaluate_with_constant_kernels():
     assert results[True][1][key] == pytest.approx(results[False][1][key],
                                                   abs=2e-2), key
 
-
-def test_flag_defaults_to_unset_and_can_be_forced():
-  script = (
-      "import sys; sys.path.insert(0, %r)\n"
-      "from absl import flags\n"
-      "import runner\n"
-      "runner.define_runtime_flags()\n"
-      "F = flags.FLAGS\n"
-      "for argv in ([], ['--constant_kernels'], ['--noconstant_kernels']):\n"
-      "  F.unparse_flags(); F(['x'] + argv)\n"
-      "  print(runner.RunConfig.from_flags(F).constant_kernels)\n" % str(ROOT))
-  out = subprocess.run([sys.executable, "-c", script], capture_output=True,
-                       text=True, check=True).stdout.split("\n")
-  assert out[:3] == ["None", "True", "False"]

@@ -14,6 +14,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import ROOT
+from conftest import assert_bert_outputs_close
 import modeling
 import runner
 
@@ -101,12 +102,7 @@ def test_epilogues_switch_per_call(monkeypatch):
     got = models[dtype, "epilogues"](ids, mask, training=False)
     want = models[dtype, False](ids, mask, training=False)
     assert not calls
-    pairs = [(got.embedding_output, want.embedding_output),
-             (got.pooled_output, want.pooled_output)]
-    pairs += list(zip(got.all_encoder_layers, want.all_encoder_layers))
-    for mine, theirs in pairs:
-      assert mine.dtype == tf.float32
-      np.testing.assert_allclose(mine.numpy(), theirs.numpy(), atol=atol)
+    assert_bert_outputs_close(got, want, atol)
   # bfloat16 vs float32 op by op: the epilogue path is no further off.
   exact = models[tf.float32, False](ids, mask, training=False).sequence_output
   for mode in (False, "epilogues"):
@@ -128,13 +124,16 @@ def test_flags_default_to_unset_and_can_be_forced():
       "runner.define_runtime_flags()\n"
       "F = flags.FLAGS\n"
       "for argv in ([], ['--fused_blocks'], ['--nofused_blocks'],\n"
-      "             ['--xla_optimizer_update=false']):\n"
+      "             ['--xla_optimizer_update=false'], ['--constant_kernels'],\n"
+      "             ['--noconstant_kernels']):\n"
       "  F.unparse_flags(); F(['x'] + argv)\n"
       "  cfg = runner.RunConfig.from_flags(F)\n"
-      "  print(cfg.fused_blocks, cfg.xla_optimizer_update)\n" % str(ROOT))
+      "  print(cfg.fused_blocks, cfg.xla_optimizer_update,\n"
+      "        cfg.constant_kernels)\n" % str(ROOT))
   out = subprocess.run([sys.executable, "-c", script], capture_output=True,
                        text=True, check=True).stdout.split("\n")
-  assert out[:4] == ["None None", "True None", "False None", "None False"]
+  assert out[:6] == ["None None None", "True None None", "False None None",
+                     "None False None", "None None True", "None None False"]
 
 
 def test_default_encoder_matches_the_op_by_op_path(monkeypatch):
