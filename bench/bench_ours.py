@@ -130,7 +130,11 @@ def make_task(workload, size, cfg):
 
 
 def predict_step_fn(cfg, task, feats, batch):
-  """One W1 step = one batch through the `runner.predict` generator."""
+  """One W1 step = one batch through the `runner.predict` generator, in the
+  steady state of a long prediction job: with `--constant_kernels` the runner
+  switches to constant kernels after CONSTANT_KERNELS_AFTER_BATCHES batches,
+  here at once (the switch's one slower trace is part of the warm-up)."""
+  runner.CONSTANT_KERNELS_AFTER_BATCHES = 0
   model, _, _ = runner.load_model(cfg, task)
   outputs = runner.predict(cfg, task, repeated_input_fn(feats), batch,
                            model=model)

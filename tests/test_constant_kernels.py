@@ -133,7 +133,9 @@ def test_unset_resolves_per_cpu_kind_and_dtype(monkeypatch, kind, dtype,
       "constant_kernels") is False
 
 
-def test_runner_predict_and_evaluate_with_constant_kernels():
+def test_runner_predict_and_evaluate_with_constant_kernels(monkeypatch):
+  """The runner switches to constant kernels after CONSTANT_KERNELS_AFTER_BATCHES
+  batches (here 1 of 2), tracing that step once; the outputs agree."""
   feats = {
       "input_ids": np.random.RandomState(1).randint(1, 50, (6, 8)),
       "input_mask": np.array([[1] * 8] * 3 + [[1] * 4 + [0] * 4] * 3),
@@ -147,6 +149,15 @@ def test_runner_predict_and_evaluate_with_constant_kernels():
     return tf.data.Dataset.from_tensor_slices(feats).batch(
         params["batch_size"])
 
+  traced = []
+  real = modeling.constant_kernels
+
+  def spy(enabled=True):
+    traced.append(enabled)
+    return real(enabled)
+
+  monkeypatch.setattr(modeling, "constant_kernels", spy)
+  monkeypatch.setattr(runner, "CONSTANT_KERNELS_AFTER_BATCHES", 1)
   results = {}
   for forced in (False, True):
     cfg = runner.RunConfig(None, seed=3, mixed_precision="bf16",
@@ -161,8 +172,33 @@ def test_runner_predict_and_evaluate_with_constant_kernels():
         cfg, task, input_fn, 4, model=model, dynamic_padding=True)])
     metrics = runner.evaluate(cfg, task, input_fn, 4, model=model)
     results[forced] = probabilities, metrics
+    # Bucketed batches of lengths 8 and 4: one constant trace for both.
+    assert traced.count(True) == (2 if forced else 0), traced
   np.testing.assert_allclose(results[True][0], results[False][0], atol=1e-2)
   for key in ("eval_loss", "eval_accuracy"):
     assert results[True][1][key] == pytest.approx(results[False][1][key],
                                                   abs=2e-2), key
 
+
+
+def test_short_jobs_keep_the_variable_step(monkeypatch):
+  """Fewer batches than CONSTANT_KERNELS_AFTER_BATCHES: no constant trace."""
+  traced = []
+  real = modeling.constant_kernels
+  monkeypatch.setattr(modeling, "constant_kernels",
+                      lambda enabled=True: traced.append(enabled) or
+                      real(enabled))
+  cfg = runner.RunConfig(None, seed=3, mixed_precision="bf16",
+                         constant_kernels=True)
+  task = run_classifier.ClassifierTask(modeling.BertConfig(**CONFIG),
+                                       ["0", "1"], options=cfg.encoder_options)
+  model = task.create_model()
+  feats = {"input_ids": np.ones((3, 8), np.int32),
+           "input_mask": np.ones((3, 8), np.int32),
+           "segment_ids": np.zeros((3, 8), np.int32),
+           "label_ids": np.zeros(3, np.int32),
+           "is_real_example": np.ones(3, np.int32)}
+  out = list(runner.predict(
+      cfg, task, lambda p: tf.data.Dataset.from_tensor_slices(feats).batch(
+          p["batch_size"]), 2, model=model))
+  assert len(out) == 3 and traced and not any(traced)
