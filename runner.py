@@ -1084,7 +1084,7 @@ def _restore_input_position(input_state, checkpoint_prefix):
 CONSTANT_KERNELS_AFTER_BATCHES = 64
 
 
-def _forward_step(cfg, make_step, reduce_retracing):
+def _forward_step(cfg, make_step, reduce_retracing, replicas):
   """A callable running `make_step(constant_kernels)(features)` compiled:
   with constant kernels off, one `tf.function`; on, that one for the first
   CONSTANT_KERNELS_AFTER_BATCHES batches, then one traced once (for any batch
@@ -1092,6 +1092,10 @@ def _forward_step(cfg, make_step, reduce_retracing):
   variable_step = tf.function(make_step(False), jit_compile=None,
                               reduce_retracing=reduce_retracing)
   if not cfg.setting("constant_kernels"):
+    return variable_step
+  if replicas > 1:  # Replica threads trace outside the context's reach.
+    logging.info("--constant_kernels needs one replica (%d here): the "
+                 "kernels stay variable reads.", replicas)
     return variable_step
   state = {"batches": 0, "step": None}
 
@@ -1148,7 +1152,8 @@ def evaluate(cfg, task, input_fn, eval_batch_size, steps=None,
 
     return eval_step
 
-  eval_step = _forward_step(cfg, make_step, reduce_retracing=False)
+  eval_step = _forward_step(cfg, make_step, reduce_retracing=False,
+                            replicas=strategy.num_replicas_in_sync)
 
   totals = collections.OrderedDict()
   start = time.time()
@@ -1222,7 +1227,8 @@ def predict(cfg, task, input_fn, predict_batch_size, checkpoint_path=None,
                                reduce_retracing=True)
     return lambda features: strategy.run(replica_fn, args=(features,))
 
-  predict_step = _forward_step(cfg, make_step, reduce_retracing=True)
+  predict_step = _forward_step(cfg, make_step, reduce_retracing=True,
+                               replicas=replicas)
 
   try:
     if dynamic_padding:
