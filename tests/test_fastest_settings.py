@@ -91,13 +91,14 @@ def test_epilogues_switch_per_call(monkeypatch):
           variable.assign(tf.random.normal(variable.shape, stddev=0.1,
                                            seed=len(variable.name)))
   calls = []
-  real = modeling.fused_attention
+  for name in ("fused_attention", "attention_for_training"):
+    real = getattr(modeling, name)
 
-  def spy(*args, **kwargs):
-    calls.append(1)
-    return real(*args, **kwargs)
+    def spy(*args, real=real, name=name, **kwargs):
+      calls.append(name)
+      return real(*args, **kwargs)
 
-  monkeypatch.setattr(modeling, "fused_attention", spy)
+    monkeypatch.setattr(modeling, name, spy)
   for dtype, atol in ((tf.float32, 2e-5), (tf.bfloat16, 1e-2)):
     got = models[dtype, "epilogues"](ids, mask, training=False)
     want = models[dtype, False](ids, mask, training=False)
@@ -109,7 +110,7 @@ def test_epilogues_switch_per_call(monkeypatch):
     low = models[tf.bfloat16, mode](ids, mask, training=False).sequence_output
     assert np.abs(low.numpy() - exact.numpy()).max() < 1e-2
   train = models[tf.float32, "epilogues"](ids, training=True)
-  assert calls
+  assert calls == ["attention_for_training"] * 2
   np.testing.assert_allclose(
       train.sequence_output.numpy(),
       models[tf.float32, True](ids, training=True).sequence_output.numpy(),

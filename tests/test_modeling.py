@@ -349,8 +349,12 @@ def test_fused_blocks_same_gradients_with_dropout(monkeypatch):
              float(results[1][0])) > 1e-3
 
 
-def test_fused_attention_against_numpy():
-  """The fused attention core and its gradient, against float64 numpy."""
+@pytest.mark.parametrize("training_form", ["fused_attention",
+                                           "attention_for_training"])
+def test_fused_attention_against_numpy(training_form):
+  """The fused attention core and its gradient, against float64 numpy: the
+  all-XLA form (fused_blocks=True) and the one with TF's batched matmuls
+  (fused_blocks="epilogues" in training)."""
   rng = np.random.RandomState(7)
   batch, seq, heads, size = 2, 5, 3, 4
   width = heads * size
@@ -373,9 +377,14 @@ def test_fused_attention_against_numpy():
   x = tf.constant(qkv)
   with tf.GradientTape() as tape:
     tape.watch(x)
-    context = modeling.fused_attention(
-        x, tf.constant(adder.astype(np.float32)), heads, size, 0.25,
-        tf.constant(keep), training=True)
+    if training_form == "fused_attention":
+      context = modeling.fused_attention(
+          x, tf.constant(adder.astype(np.float32)), heads, size, 0.25,
+          tf.constant(keep), training=True)
+    else:
+      context = modeling.attention_for_training(
+          x, tf.constant(adder.astype(np.float32)), heads, size, seq, 0.25,
+          tf.constant(keep))
     loss = tf.reduce_sum(context * tf.constant(dcontext.astype(np.float32)))
   grad = tape.gradient(loss, x).numpy()
   want = numpy_attention(qkv.astype(np.float64))
