@@ -287,6 +287,8 @@ class RunConfig(object):
 #   bf16, 1.04x Base fp32, W3 1.06x Mini. --constant_kernels (prediction and
 #   evaluation), on / off: W1 bf16 1.46x Mini, 1.51x Base; fp32 1.01x Mini,
 #   0.96x Base, so only below fp32 ("below_fp32"; not under --use_xla).
+#   6 Dec: the epilogues' training attention core with TF's batched matmuls
+#   against the all-XLA one: W2 bf16 1.11x Mini, 1.12x Base (modeling.py).
 # Other CPUs, GPUs and TPUs were not measured: the op-by-op path.
 _FASTEST = {
     "avx2": dict(fused_blocks=True, xla_optimizer_update=True,
