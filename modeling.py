@@ -753,7 +753,9 @@ class _EncoderLayer(_NamedModule):
 class _LayerCall(object):
   """Forward of one `_EncoderLayer` on the 2-D [B*S, H] layout, a plain
   callable for `tf.recompute_grad` (with `seeds`, dropout is stateless so the
-  recomputation draws the same masks)."""
+  recomputation draws the same masks). `fused`: False (op by op), True (the
+  all-XLA fused blocks) or "epilogues" (training: the fused GELU and
+  `attention_for_training`)."""
 
   def __init__(self, layer, seq_length, compute_dtype, hidden_dropout,
                attention_dropout, attention_adder, seeds, fused=False,
