@@ -278,6 +278,9 @@ class RunConfig(object):
 # op) and bench/bench_ours.py:
 # * avx2 (2-core AMD EPYC, 26 Nov): --fused_blocks 1.13-1.36x on every Mini row
 #   (1.22x Base W1); --xla_optimizer_update faster on W2/W3 (docs/bench.md).
+#   The epilogues came later and were not measured there; the AVX-512 host
+#   restricted to AVX2 kernels favours them (1.02-1.12x on fp32 rows) but
+#   does not reproduce that host's fused / op-by-op ratios, so no switch.
 # * avx512 (2-core Xeon, AVX512_BF16 + AMX, 5 Dec): --fused_blocks 1.04x Mini W2
 #   fp32, 1.19x Mini W2 bf16, 1.03x Mini W3, 1.04x Base W2 fp32, but 0.92x Mini
 #   W1 fp32, 0.83x Mini W1 bf16, 0.94x Base W1 fp32, 0.86x Base W1 bf16;
